@@ -1,0 +1,43 @@
+# Everything a developer needs from a fresh clone: `make run` and `make test`.
+.DEFAULT_GOAL := all
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck format bench all clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/asyncbatch run data/batch_config.json -j 4 -o data/batch_report.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check asyncbatch tests bench
+	$(BIN)/ruff format --check asyncbatch tests bench
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format asyncbatch tests bench
+	$(BIN)/ruff check --fix asyncbatch tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+all: lint test
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
