@@ -1,0 +1,68 @@
+"""asyncbatch: run a batch of file jobs concurrently and report what happened.
+
+The public API is imported lazily (PEP 562), so ``asyncbatch --version`` and other
+commands that run no batch do not pay for anyio, aiofiles and pydantic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from asyncbatch.errors import (
+    AsyncbatchError,
+    ConfigError,
+    JobError,
+    OutputError,
+)
+
+if TYPE_CHECKING:
+    from asyncbatch.config import BatchConfig, Job, load_config
+    from asyncbatch.registry import ActionRegistry, ActionSpec, action
+    from asyncbatch.report import JobResult, Report, Summary
+    from asyncbatch.runner import run_batch
+
+try:
+    __version__ = version("asyncbatch")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+_LAZY = {
+    "ActionRegistry": "asyncbatch.registry",
+    "ActionSpec": "asyncbatch.registry",
+    "BatchConfig": "asyncbatch.config",
+    "Job": "asyncbatch.config",
+    "JobResult": "asyncbatch.report",
+    "Report": "asyncbatch.report",
+    "Summary": "asyncbatch.report",
+    "action": "asyncbatch.registry",
+    "load_config": "asyncbatch.config",
+    "run_batch": "asyncbatch.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asyncbatch' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "ActionRegistry",
+    "ActionSpec",
+    "AsyncbatchError",
+    "BatchConfig",
+    "ConfigError",
+    "Job",
+    "JobError",
+    "JobResult",
+    "OutputError",
+    "Report",
+    "Summary",
+    "__version__",
+    "action",
+    "load_config",
+    "run_batch",
+]

@@ -1,0 +1,273 @@
+"""The ``asyncbatch`` command: parse options, call the library, map the Report to
+an exit code. Standard output carries JSON only; everything for people goes to
+standard error. Heavy modules are imported inside the commands, so ``--version``
+starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from asyncbatch import __version__
+from asyncbatch.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:
+    from asyncbatch.registry import ActionSpec
+    from asyncbatch.report import JobResult, Report
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Run a batch of file jobs described in a config file, concurrently, and report.",
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"asyncbatch {__version__}")
+        raise typer.Exit()
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter("must be greater than 0")
+    return value
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """asyncbatch: config-driven concurrent batch runner."""
+
+
+@app.command()
+def run(
+    config: Annotated[
+        str | None,
+        typer.Argument(
+            help="Config file (.json, .toml, .yaml/.yml) or '-' for JSON on stdin. "
+            "Default: asyncbatch.{toml,yaml,yml,json} in the current directory.",
+            show_default=False,
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "-j", "--max-concurrency", min=1, help="At most N jobs at once [config, else 4]."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the JSON report there.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(callback=_positive, help="Default per-job timeout in seconds (> 0)."),
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option(min=0, help="Default retries per failed job.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Unknown actions are config errors.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless a job fails.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="A line on stderr per finished job.")
+    ] = False,
+) -> None:
+    """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
+    or was cancelled) or 2 (usage or config error; nothing ran)."""
+    import functools
+
+    import anyio
+
+    from asyncbatch.config import load_config
+    from asyncbatch.plan import dry_run_plan
+    from asyncbatch.report import check_output_writable, write_report
+    from asyncbatch.runner import run_batch
+
+    source = config if config is not None else _discover_config()
+    try:
+        batch = load_config(source, strict=strict)
+    except ConfigError as exc:
+        if dry_run:
+            _print_json({"valid": False, "errors": exc.problems})
+        _fail_config(exc)
+    for warning in batch.warnings:
+        _err(f"warning: {warning}")
+    try:
+        if output is not None:
+            check_output_writable(output)
+    except OutputError as exc:
+        _exit_error(str(exc))
+    if dry_run:
+        _print_json(dry_run_plan(batch))
+        raise typer.Exit(EXIT_OK)
+
+    on_job_done = _print_job_line if verbose else None
+    report = anyio.run(
+        functools.partial(
+            run_batch,
+            batch,
+            max_concurrency=max_concurrency,
+            default_timeout=timeout,
+            default_retries=retries,
+            on_job_done=on_job_done,
+        ),
+        backend="asyncio",
+    )
+    if output is not None:
+        try:
+            write_report(report, output)
+        except OSError as exc:
+            _err(f"error: cannot write report {output}: {exc.strerror or exc}")
+    _print_json(report.summary.to_dict())
+    _print_end_of_run(report, quiet=quiet)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@app.command("actions")
+def list_actions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the available actions (built-ins and plugins) and their parameters."""
+    from asyncbatch.registry import default_registry
+
+    registry = default_registry()
+    registry.load_plugins()
+    for warning in registry.plugin_warnings:
+        _err(f"warning: {warning}")
+    described = [_describe_action(spec) for spec in registry]
+    if as_json:
+        _print_json(described)
+        return
+    for entry in described:
+        typer.echo(f"{entry['name']}  ({entry['origin']})")
+        if entry["description"]:
+            typer.echo(f"    {entry['description']}")
+        if not entry["params"]:
+            typer.echo("    params: none")
+        for param in entry["params"]:
+            need = "required" if param["required"] else f"default {json.dumps(param['default'])}"
+            text = f"    {param['name']}: {param['type']}, {need}"
+            typer.echo(f"{text}. {param['description']}" if param["description"] else text)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the config format (for editors' "$schema")."""
+    from asyncbatch.registry import default_registry
+    from asyncbatch.schema import config_schema
+
+    _print_json(config_schema(default_registry()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="asyncbatch")
+
+
+def _discover_config() -> str:
+    from asyncbatch.config import DISCOVERED_NAMES, find_config
+
+    found = find_config(Path.cwd())
+    if found is None:
+        _exit_error(f"no config given and none of {', '.join(DISCOVERED_NAMES)} in {Path.cwd()}")
+    return str(found)
+
+
+def _describe_action(spec: ActionSpec) -> dict[str, Any]:
+    params: list[dict[str, Any]] = []
+    if spec.params is not None:
+        model_schema = spec.params.model_json_schema()
+        required = set(model_schema.get("required", []))
+        for name, prop in model_schema.get("properties", {}).items():
+            params.append(
+                {
+                    "name": name,
+                    "type": _type_name(prop),
+                    "required": name in required,
+                    "default": prop.get("default"),
+                    "description": prop.get("description", ""),
+                }
+            )
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "origin": spec.origin,
+        "params": params,
+    }
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "enum" in prop:
+        return "one of " + ", ".join(str(value) for value in prop["enum"])
+    if "anyOf" in prop:
+        return " | ".join(_type_name(option) for option in prop["anyOf"])
+    return str(prop.get("type", "any"))
+
+
+def _print_job_line(result: JobResult) -> None:
+    took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
+    detail = (
+        json.dumps(result.result)
+        if result.error is None
+        else f"{result.error['type']}: {result.error['message']}"
+    )
+    _err(f"{result.status:<9} {result.name}{took}: {detail}")
+
+
+def _print_end_of_run(report: Report, *, quiet: bool) -> None:
+    """Counts and wall time, then the jobs that did not succeed."""
+    problems = [job for job in report.jobs if job.status != "succeeded"]
+    failing = any(job.status in ("failed", "cancelled") for job in problems)
+    if quiet and not failing:
+        return
+    summary = report.summary
+    _err(
+        f"{summary.succeeded} succeeded, {summary.failed} failed, {summary.skipped} skipped, "
+        f"{summary.cancelled} cancelled in {report.duration_ms / 1000:.2f} s"
+    )
+    for job in problems:
+        error = job.error or {"type": "?", "message": ""}
+        _err(f"  {job.status.upper():<9} {job.name}: {error['type']}: {error['message']}")
+
+
+def _fail_config(exc: ConfigError) -> NoReturn:
+    for problem in exc.problems:
+        where = f"{exc.source}: " if exc.source else ""
+        _err(f"error: {where}{problem}")
+    _err("error: the config is invalid; nothing was run")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _exit_error(message: str) -> NoReturn:
+    _err(f"error: {message}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message + "\n")

@@ -1,0 +1,471 @@
+"""Read a JSON/TOML/YAML config, validate it, and expand it into runnable jobs.
+
+Every problem is collected and raised at once as one :class:`ConfigError`, each
+located the way the user would point at it (``jobs[2].params.pattern: ...``), so a
+config is fixed in one pass. Nothing here opens an input: globs list directories,
+which is all ``--dry-run`` may do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import glob
+import json
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from asyncbatch.errors import ConfigError, UnknownAction
+from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
+
+DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
+_GLOB_CHARS = re.compile(r"[*?[]")
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Retries = Annotated[int, Field(ge=0, le=1000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Defaults(_Model):
+    """Values a job gets when it does not set its own."""
+
+    timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
+    retries: Retries | None = Field(None, description="Extra attempts after a failure.")
+
+
+class JobConfig(_Model):
+    """One job as written in the config."""
+
+    name: str = Field(min_length=1, description="Unique job name.")
+    action: str = Field(min_length=1, description="Registered action name, or 'module:function'.")
+    input: str = Field(
+        min_length=1,
+        pattern=r"^[^\x00]*$",
+        description="Input file, relative to the config's directory; may be a glob.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters, validated by the action's model."
+    )
+    depends_on: list[str] = Field(
+        default_factory=list, description="Jobs that must succeed before this one starts."
+    )
+    timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
+    retries: Retries | None = Field(None, description="Extra attempts after a failure.")
+    limits: list[str] = Field(
+        default_factory=list, description="Named limits this job holds a slot of."
+    )
+
+
+class BatchFile(_Model):
+    """The whole config file."""
+
+    schema_: str | None = Field(None, alias="$schema", description="Ignored; for editors.")
+    max_concurrency: int | None = Field(None, ge=1, description="Actions in flight at once.")
+    defaults: Defaults = Field(default_factory=Defaults)
+    limits: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Named pools of slots: name -> size."
+    )
+    jobs: list[JobConfig]
+
+
+@dataclass(slots=True)
+class Job:
+    """One runnable job, after glob expansion and params validation."""
+
+    name: str
+    action: str
+    input: str
+    path: Path
+    params: Any
+    spec: ActionSpec | None
+    group: str
+    depends_on: tuple[str, ...] = ()
+    timeout: float | None = None
+    retries: int | None = None
+    limits: tuple[str, ...] = ()
+    start_error: Exception | None = None
+    """Known before the job starts: unknown action, a glob that matched nothing."""
+    raw_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BatchConfig:
+    """A validated config, ready for :func:`asyncbatch.run_batch`."""
+
+    source: str
+    base_dir: Path
+    jobs: list[Job]
+    max_concurrency: int | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+    limits: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_config(directory: Path) -> Path | None:
+    """The config ``run`` uses without an argument, as make finds its Makefile."""
+    for name in DISCOVERED_NAMES:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    source: str | os.PathLike[str],
+    *,
+    registry: ActionRegistry | None = None,
+    strict: bool = False,
+    stdin: TextIO | None = None,
+) -> BatchConfig:
+    """Read, validate and expand a config; raise :class:`ConfigError` listing
+    every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (paths then
+    resolve against the current directory)."""
+    registry = registry or default_registry()
+    label = os.fspath(source)
+    if label == "-":
+        text = (stdin or sys.stdin).read()
+        raw = _parse(text, ".json", label)
+        base_dir = Path.cwd()
+    else:
+        path = Path(label)
+        raw = _parse(_read_text(path, label), path.suffix.lower(), label)
+        base_dir = path.absolute().parent
+    return _build(raw, label, base_dir, registry, strict)
+
+
+def _read_text(path: Path, label: str) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(["no such file"], source=label) from None
+    except IsADirectoryError:
+        raise ConfigError(["is a directory, not a config file"], source=label) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read: {exc.strerror or exc}"], source=label) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"line {line}: not valid UTF-8"], source=label) from None
+
+
+def _parse(text: str, suffix: str, label: str) -> Any:
+    """Parse by extension; a syntax error names its line and column."""
+    try:
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_unique_keys)
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            return yaml.load(text, Loader=_UniqueKeyLoader)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"], source=label
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], source=label) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{where}{exc.problem or exc.context}"], source=label) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"invalid YAML: {exc}"], source=label) from None
+    except _DuplicateKey as exc:
+        raise ConfigError([str(exc)], source=label) from None
+    except RecursionError:
+        raise ConfigError(["nested too deeply"], source=label) from None
+    raise ConfigError(
+        [
+            f"cannot tell the format from {suffix or 'no extension'!r}: "
+            "use .json, .toml, .yaml or .yml"
+        ],
+        source=label,
+    )
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON object hook: a repeated key is an error, not a silent overwrite."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate key {key!r} in an object")
+        result[key] = value
+    return result
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML SafeLoader that rejects duplicate keys (with their line)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise _DuplicateKey(f"line {line}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _build(
+    raw: Any, label: str, base_dir: Path, registry: ActionRegistry, strict: bool
+) -> BatchConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
+    problems: list[str] = []
+    raw_jobs = raw.get("jobs")
+    try:
+        header = BatchFile.model_validate(
+            {**raw, "jobs": []} if isinstance(raw_jobs, list) else raw
+        )
+    except ValidationError as exc:
+        problems.extend(_locate(exc, "", BatchFile))
+        header = None
+    if not isinstance(raw_jobs, list):
+        raise ConfigError(problems, source=label)
+
+    warnings: list[str] = []
+    entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
+    for index, raw_job in enumerate(raw_jobs):
+        where = f"jobs[{index}]"
+        try:
+            job = JobConfig.model_validate(raw_job)
+        except ValidationError as exc:
+            problems.extend(_locate(exc, where, JobConfig))
+            continue
+        spec, params = _resolve_action(job, where, base_dir, registry, strict, problems, warnings)
+        entries.append((index, job, spec, params))
+
+    problems.extend(_check_names(entries))
+    raw_limits = raw.get("limits")
+    declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
+    problems.extend(_check_limits(entries, declared))
+    jobs = _expand(entries, base_dir)
+    problems.extend(_check_dependencies(entries, jobs))
+    if problems or header is None:
+        raise ConfigError(problems, source=label)
+    warnings.extend(registry.plugin_warnings)
+    return BatchConfig(
+        source=label,
+        base_dir=base_dir,
+        jobs=jobs,
+        max_concurrency=header.max_concurrency,
+        defaults=header.defaults,
+        limits=dict(header.limits),
+        warnings=warnings,
+    )
+
+
+def _resolve_action(
+    job: JobConfig,
+    where: str,
+    base_dir: Path,
+    registry: ActionRegistry,
+    strict: bool,
+    problems: list[str],
+    warnings: list[str],
+) -> tuple[ActionSpec | None, Any]:
+    """The job's action spec and validated params (problems and warnings appended)."""
+    try:
+        spec = registry.resolve(job.action, base_dir)
+    except (ImportError, TypeError) as exc:
+        problems.append(f"{where}.action: cannot use {job.action!r}: {exc}")
+        return None, None
+    if spec is None:
+        known = [s.name for s in registry]
+        hint = _did_you_mean(job.action, known)
+        if strict:
+            problems.append(f"{where}.action: unknown action {job.action!r}{hint}")
+        else:
+            warnings.append(
+                f"{where} ({job.name}): unknown action {job.action!r}{hint}; the job is skipped"
+            )
+        return None, None
+    try:
+        return spec, spec.validate_params(job.params)
+    except ValidationError as exc:
+        problems.extend(_locate(exc, f"{where}.params", spec.params))
+        return spec, None
+
+
+def _check_names(entries: Sequence[tuple[int, JobConfig, Any, Any]]) -> Iterable[str]:
+    first_seen: dict[str, int] = {}
+    for index, job, _, _ in entries:
+        if job.name in first_seen:
+            first = first_seen[job.name]
+            yield f"jobs[{index}].name: duplicate name {job.name!r} (also jobs[{first}])"
+        else:
+            first_seen[job.name] = index
+
+
+def _check_limits(
+    entries: Sequence[tuple[int, JobConfig, Any, Any]], declared: dict[str, Any]
+) -> Iterable[str]:
+    for index, job, _, _ in entries:
+        for k, limit in enumerate(job.limits):
+            if limit not in declared:
+                names = ", ".join(sorted(declared)) or "none"
+                yield f"jobs[{index}].limits[{k}]: unknown limit {limit!r} (declared: {names})"
+
+
+def _expand(
+    entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]], base_dir: Path
+) -> list[Job]:
+    """One Job per config job, or per matching regular file for a glob input."""
+    jobs: list[Job] = []
+    for _, config_job, spec, params in entries:
+        start_error: Exception | None = None
+        if spec is None:
+            start_error = UnknownAction(action=config_job.action)
+        common = {
+            "action": config_job.action,
+            "params": params,
+            "spec": spec,
+            "group": config_job.name,
+            "timeout": config_job.timeout,
+            "retries": config_job.retries,
+            "limits": tuple(config_job.limits),
+            "raw_params": config_job.params,
+        }
+        pattern = config_job.input
+        if _GLOB_CHARS.search(pattern):
+            matches = _glob_files(pattern, base_dir)
+            if matches:
+                for shown in matches:
+                    jobs.append(
+                        Job(
+                            name=f"{config_job.name}[{shown}]",
+                            input=shown,
+                            path=base_dir / shown,
+                            start_error=start_error,
+                            **common,
+                        )
+                    )
+                continue
+            start_error = start_error or FileNotFoundError(errno.ENOENT, "no file matches", pattern)
+        jobs.append(
+            Job(
+                name=config_job.name,
+                input=pattern,
+                path=base_dir / pattern,
+                start_error=start_error,
+                **common,
+            )
+        )
+    return jobs
+
+
+def _glob_files(pattern: str, base_dir: Path) -> list[str]:
+    """Sorted regular files matching ``pattern`` (``**`` recursive), as paths
+    relative to ``base_dir``, or absolute for an absolute pattern."""
+    if os.path.isabs(pattern):
+        found = glob.glob(pattern, recursive=True)
+    else:
+        found = glob.glob(pattern, root_dir=base_dir, recursive=True)
+    return sorted(match for match in found if (base_dir / match).is_file())
+
+
+def _check_dependencies(
+    entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job]
+) -> list[str]:
+    """Resolve ``depends_on`` to expanded job names; unknown names and cycles are
+    problems naming the jobs involved."""
+    problems: list[str] = []
+    expansions: dict[str, list[str]] = {}
+    group_of: dict[str, str] = {}
+    for job in jobs:
+        expansions.setdefault(job.group, []).append(job.name)
+        group_of[job.name] = job.group
+    for name in list(expansions):
+        group_of.setdefault(name, name)
+    graph: dict[str, set[str]] = {}
+    resolved: dict[str, tuple[str, ...]] = {}
+    for index, config_job, _, _ in entries:
+        targets: list[str] = []
+        edges: set[str] = set()
+        for k, dep in enumerate(config_job.depends_on):
+            if dep in expansions:
+                targets.extend(expansions[dep])
+            elif dep in group_of:
+                targets.append(dep)
+            else:
+                hint = _did_you_mean(dep, list(expansions))
+                problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
+                continue
+            edges.add(group_of[dep])
+        graph[config_job.name] = edges
+        resolved[config_job.name] = tuple(dict.fromkeys(targets))
+    problems.extend(_find_cycles(graph))
+    for job in jobs:
+        job.depends_on = resolved[job.group]
+    return problems
+
+
+def _find_cycles(graph: dict[str, set[str]]) -> list[str]:
+    """Kahn's algorithm; whatever cannot be ordered lies on or behind a cycle,
+    and each cycle is reported once as ``a -> b -> a``."""
+    pending = {name: len(deps) for name, deps in graph.items()}
+    users: dict[str, list[str]] = {name: [] for name in graph}
+    for name, deps in graph.items():
+        for dep in deps:
+            users[dep].append(name)
+    ready = [name for name, count in pending.items() if count == 0]
+    while ready:
+        done = ready.pop()
+        for user in users[done]:
+            pending[user] -= 1
+            if pending[user] == 0:
+                ready.append(user)
+    stuck = {name for name, count in pending.items() if count > 0}
+    problems: list[str] = []
+    while stuck:
+        path = [min(stuck)]
+        while True:
+            nxt = min(dep for dep in graph[path[-1]] if dep in stuck)
+            if nxt in path:
+                cycle = [*path[path.index(nxt) :], nxt]
+                problems.append("depends_on: dependency cycle: " + " -> ".join(cycle))
+                break
+            path.append(nxt)
+        stuck.difference_update(path)
+        stuck = {name for name in stuck if any(dep in stuck for dep in graph[name])}
+    return problems
+
+
+def _locate(exc: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
+    """pydantic errors as ``prefix.loc: message`` lines."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = prefix
+        for part in error["loc"]:
+            location += f"[{part}]" if isinstance(part, int) else f".{part}" if location else part
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+            if model is not None and len(error["loc"]) == 1:
+                allowed = [f.alias or name for name, f in model.model_fields.items()]
+                message += _did_you_mean(str(error["loc"][0]), allowed)
+                message += f" (allowed: {', '.join(allowed)})"
+        problems.append(f"{location or 'top level'}: {message}")
+    return problems
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,159 @@
+"""The exception tree and the SPEC's ``error.type`` vocabulary.
+
+::
+
+    AsyncbatchError                 anything asyncbatch raises on purpose
+    ├── ConfigError                 the config cannot run: every problem, located (exit 2)
+    ├── OutputError                 the report cannot be written where asked (exit 2)
+    └── JobError                    one job's failure; ``error_type`` is its report type
+        ├── NotARegularFile         input is a directory, FIFO, device or socket
+        ├── LineTooLong             a line-oriented action met a line over its bound
+        ├── OutsideRoot             input resolves outside ``--root``
+        ├── Timeout                 an attempt ran past its timeout
+        ├── UnknownAction           the job names no registered action (skipped)
+        ├── DependencyFailed        a dependency did not succeed (skipped)
+        └── Cancelled               the run stopped before the job finished
+
+Actions raise whatever they like; :func:`describe_error` is the one place that
+turns an exception into the ``{"type", "message"}`` pair of the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import ClassVar
+
+ERROR_TYPES = (
+    "FileNotFoundError",
+    "PermissionError",
+    "NotARegularFile",
+    "LineTooLong",
+    "OutsideRoot",
+    "Timeout",
+    "UnknownAction",
+    "DependencyFailed",
+    "Cancelled",
+    "ActionError",
+)
+
+
+class AsyncbatchError(Exception):
+    """Base of every error asyncbatch raises on purpose."""
+
+
+class ConfigError(AsyncbatchError):
+    """The config is invalid. Raised by ``load_config`` with every problem found,
+    each a ``"location: message"`` line, so the user fixes them all in one go."""
+
+    def __init__(self, problems: Sequence[str], *, source: str = "") -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__("\n".join(f"{where}{problem}" for problem in self.problems))
+
+
+class OutputError(AsyncbatchError):
+    """The report (or another output) cannot be written where the user asked.
+    Checked before any job starts, so an hour of work never ends in this."""
+
+    def __init__(self, *, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: {reason}")
+
+
+class JobError(AsyncbatchError):
+    """A job's own failure, reported under ``error_type`` in the report."""
+
+    error_type: ClassVar[str] = "ActionError"
+
+
+class NotARegularFile(JobError):
+    """Raised by the built-in actions, after ``stat`` and before any open, when the
+    input is not a regular file, so a FIFO or a device can never hang the run."""
+
+    error_type = "NotARegularFile"
+
+    def __init__(self, *, path: str, kind: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: is a {kind}, not a regular file")
+
+
+class LineTooLong(JobError):
+    """Raised by line-oriented actions (``search_pattern``) when one line exceeds
+    ``limit`` bytes: failing beats exhausting memory."""
+
+    error_type = "LineTooLong"
+
+    def __init__(self, *, path: str, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        super().__init__(f"{path}: a line is longer than {limit} bytes")
+
+
+class OutsideRoot(JobError):
+    """The input resolves outside the directory given with ``--root``."""
+
+    error_type = "OutsideRoot"
+
+    def __init__(self, *, path: str, root: str) -> None:
+        self.path = path
+        self.root = root
+        super().__init__(f"{path}: resolves outside the root {root}")
+
+
+class Timeout(JobError):
+    """An attempt ran past its timeout. Ours, distinct from the builtin
+    ``TimeoutError`` an action may raise for its own reasons."""
+
+    error_type = "Timeout"
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"timed out after {seconds:g} s")
+
+
+class UnknownAction(JobError):
+    """The job names an action nobody registered; the job is skipped."""
+
+    error_type = "UnknownAction"
+
+    def __init__(self, *, action: str) -> None:
+        self.action = action
+        super().__init__(f"unknown action {action!r}")
+
+
+class DependencyFailed(JobError):
+    """A job this one depends on did not succeed; this one is skipped."""
+
+    error_type = "DependencyFailed"
+
+    def __init__(self, *, dependency: str, status: str) -> None:
+        self.dependency = dependency
+        super().__init__(f"dependency {dependency!r} {status}")
+
+
+class Cancelled(JobError):
+    """The run was halted (fail-fast, signal) before this job finished."""
+
+    error_type = "Cancelled"
+
+    def __init__(self, *, reason: str = "the run was stopped") -> None:
+        super().__init__(reason)
+
+
+def describe_error(exc: BaseException) -> dict[str, str]:
+    """Map an exception to the report's ``{"type", "message"}``.
+
+    ``OSError`` messages name the file (as the user wrote it when the action
+    passes it along) without Python's ``[Errno 2]`` noise."""
+    if isinstance(exc, JobError):
+        return {"type": exc.error_type, "message": str(exc)}
+    if isinstance(exc, FileNotFoundError | PermissionError):
+        kind = type(exc).__name__
+        reason = exc.strerror.lower() if exc.strerror else kind
+        reason = reason.replace("no such file or directory", "no such file")
+        name = os.fsdecode(exc.filename) if exc.filename is not None else None
+        return {"type": kind, "message": f"{name}: {reason}" if name else str(exc)}
+    message = str(exc) or type(exc).__name__
+    return {"type": "ActionError", "message": f"{type(exc).__name__}: {message}"}

@@ -1,0 +1,45 @@
+"""The ``--dry-run`` plan: what would run, and what would go wrong, without
+opening a single input (``stat`` only)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from asyncbatch.config import BatchConfig, Job
+from asyncbatch.errors import describe_error
+
+
+def dry_run_plan(config: BatchConfig) -> dict[str, Any]:
+    """SPEC 8: ``{"valid", "total_jobs", "jobs": [{name, action, input, depends_on,
+    warnings}]}``."""
+    return {
+        "valid": True,
+        "total_jobs": len(config.jobs),
+        "jobs": [
+            {
+                "name": job.name,
+                "action": job.action,
+                "input": job.input,
+                "depends_on": list(job.depends_on),
+                "warnings": _job_warnings(job),
+            }
+            for job in config.jobs
+        ],
+    }
+
+
+def _job_warnings(job: Job) -> list[str]:
+    if job.start_error is not None:
+        error = describe_error(job.start_error)
+        return [f"{error['type']}: {error['message']}"]
+    try:
+        mode = os.stat(job.path).st_mode
+    except FileNotFoundError:
+        return [f"FileNotFoundError: {job.input}: no such file"]
+    except OSError as exc:
+        return [f"{type(exc).__name__}: {job.input}: {exc.strerror or exc}"]
+    if not stat.S_ISREG(mode):
+        return [f"NotARegularFile: {job.input}: not a regular file"]
+    return []
