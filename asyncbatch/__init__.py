@@ -1,14 +1,16 @@
 """asyncbatch: run a batch of file jobs concurrently and report what happened.
 
 The public API is imported lazily (PEP 562), so ``asyncbatch --version`` and other
-commands that run no batch do not pay for anyio, aiofiles and pydantic.
+commands that run no batch do not pay for anyio, aiofiles and pydantic. Helpers are
+imported under private names: every public name here is in ``__all__``.
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from asyncbatch.errors import (
     AsyncbatchError,
@@ -17,15 +19,15 @@ from asyncbatch.errors import (
     OutputError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job, load_config
     from asyncbatch.registry import ActionRegistry, ActionSpec, action
     from asyncbatch.report import JobResult, Report, Summary
     from asyncbatch.runner import run_batch
 
 try:
-    __version__ = version("asyncbatch")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _version("asyncbatch")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 _LAZY = {
@@ -42,11 +44,16 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'asyncbatch' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(_importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so ``dir()`` and completion show the whole API."""
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -11,20 +11,18 @@ from __future__ import annotations
 import difflib
 import errno
 import glob
-import json
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from asyncbatch.errors import ConfigError, UnknownAction
+from asyncbatch.formats import parse_config, read_config_text
 from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
@@ -136,91 +134,13 @@ def load_config(
     label = os.fspath(source)
     if label == "-":
         text = (stdin or sys.stdin).read()
-        raw = _parse(text, ".json", label)
+        raw = parse_config(text, ".json", label)
         base_dir = Path.cwd()
     else:
         path = Path(label)
-        raw = _parse(_read_text(path, label), path.suffix.lower(), label)
+        raw = parse_config(read_config_text(path, label), path.suffix.lower(), label)
         base_dir = path.absolute().parent
     return _build(raw, label, base_dir, registry, strict)
-
-
-def _read_text(path: Path, label: str) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(["no such file"], source=label) from None
-    except IsADirectoryError:
-        raise ConfigError(["is a directory, not a config file"], source=label) from None
-    except OSError as exc:
-        raise ConfigError([f"cannot read: {exc.strerror or exc}"], source=label) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError([f"line {line}: not valid UTF-8"], source=label) from None
-
-
-def _parse(text: str, suffix: str, label: str) -> Any:
-    """Parse by extension; a syntax error names its line and column."""
-    try:
-        if suffix == ".json":
-            return json.loads(text, object_pairs_hook=_unique_keys)
-        if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            return yaml.load(text, Loader=_UniqueKeyLoader)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"], source=label
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"invalid TOML: {exc}"], source=label) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError([f"{where}{exc.problem or exc.context}"], source=label) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"invalid YAML: {exc}"], source=label) from None
-    except _DuplicateKey as exc:
-        raise ConfigError([str(exc)], source=label) from None
-    except RecursionError:
-        raise ConfigError(["nested too deeply"], source=label) from None
-    raise ConfigError(
-        [
-            f"cannot tell the format from {suffix or 'no extension'!r}: "
-            "use .json, .toml, .yaml or .yml"
-        ],
-        source=label,
-    )
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """JSON object hook: a repeated key is an error, not a silent overwrite."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(f"duplicate key {key!r} in an object")
-        result[key] = value
-    return result
-
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML SafeLoader that rejects duplicate keys (with their line)."""
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                line = key_node.start_mark.line + 1
-                raise _DuplicateKey(f"line {line}: duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
 def _build(
@@ -242,12 +162,16 @@ def _build(
 
     warnings: list[str] = []
     entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
+    invalid_names: set[str] = set()
     for index, raw_job in enumerate(raw_jobs):
         where = f"jobs[{index}]"
         try:
             job = JobConfig.model_validate(raw_job)
         except ValidationError as exc:
             problems.extend(_locate(exc, where, JobConfig))
+            _check_invalid_job(raw_job, exc, where, base_dir, registry, strict, problems)
+            if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
+                invalid_names.add(raw_job["name"])
             continue
         spec, params = _resolve_action(job, where, base_dir, registry, strict, problems, warnings)
         entries.append((index, job, spec, params))
@@ -257,7 +181,8 @@ def _build(
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     problems.extend(_check_limits(entries, declared))
     jobs = _expand(entries, base_dir)
-    problems.extend(_check_dependencies(entries, jobs))
+    problems.extend(_check_expanded_names(jobs))
+    problems.extend(_check_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
         raise ConfigError(problems, source=label)
     warnings.extend(registry.plugin_warnings)
@@ -270,6 +195,29 @@ def _build(
         limits=dict(header.limits),
         warnings=warnings,
     )
+
+
+def _check_invalid_job(
+    raw_job: Any,
+    exc: ValidationError,
+    where: str,
+    base_dir: Path,
+    registry: ActionRegistry,
+    strict: bool,
+    problems: list[str],
+) -> None:
+    """A job that failed validation still has its action and params checked when
+    those two are sound, so that every problem is reported at once."""
+    bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    if not isinstance(raw_job, dict) or bad & {"action", "params"}:
+        return
+    partial = JobConfig.model_construct(
+        name=str(raw_job.get("name")),
+        action=raw_job["action"],
+        input="",
+        params=raw_job.get("params", {}),
+    )
+    _resolve_action(partial, where, base_dir, registry, strict, problems, [])
 
 
 def _resolve_action(
@@ -371,6 +319,19 @@ def _expand(
     return jobs
 
 
+def _check_expanded_names(jobs: list[Job]) -> Iterable[str]:
+    """A glob expansion named like another job (``logs[a.log]``) would make the
+    report ambiguous."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        other = seen.setdefault(job.name, job)
+        if other is not job and job.group != other.group:
+            yield (
+                f"jobs: {job.name!r} is the name of a glob expansion of {job.group!r} "
+                f"and also of a job from {other.group!r}; rename one of them"
+            )
+
+
 def _glob_files(pattern: str, base_dir: Path) -> list[str]:
     """Sorted regular files matching ``pattern`` (``**`` recursive), as paths
     relative to ``base_dir``, or absolute for an absolute pattern."""
@@ -382,10 +343,11 @@ def _glob_files(pattern: str, base_dir: Path) -> list[str]:
 
 
 def _check_dependencies(
-    entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job]
+    entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job], invalid_names: set[str]
 ) -> list[str]:
     """Resolve ``depends_on`` to expanded job names; unknown names and cycles are
-    problems naming the jobs involved."""
+    problems naming the jobs involved. A job in ``invalid_names`` exists (its own
+    problems are reported already), so naming it is no further problem."""
     problems: list[str] = []
     expansions: dict[str, list[str]] = {}
     group_of: dict[str, str] = {}
@@ -404,6 +366,8 @@ def _check_dependencies(
                 targets.extend(expansions[dep])
             elif dep in group_of:
                 targets.append(dep)
+            elif dep in invalid_names:
+                continue
             else:
                 hint = _did_you_mean(dep, list(expansions))
                 problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
@@ -444,7 +408,11 @@ def _find_cycles(graph: dict[str, set[str]]) -> list[str]:
                 break
             path.append(nxt)
         stuck.difference_update(path)
-        stuck = {name for name in stuck if any(dep in stuck for dep in graph[name])}
+        while True:  # drop what only waited on the nodes just removed, transitively
+            behind = {name for name in stuck if not any(dep in stuck for dep in graph[name])}
+            if not behind:
+                break
+            stuck -= behind
     return problems
 
 
@@ -458,12 +426,25 @@ def _locate(exc: ValidationError, prefix: str, model: type[BaseModel] | None) ->
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-            if model is not None and len(error["loc"]) == 1:
-                allowed = [f.alias or name for name, f in model.model_fields.items()]
-                message += _did_you_mean(str(error["loc"][0]), allowed)
-                message += f" (allowed: {', '.join(allowed)})"
+            owner = _model_at(model, error["loc"][:-1])
+            if owner is not None:
+                allowed = [f.alias or name for name, f in owner.model_fields.items()]
+                message += _did_you_mean(str(error["loc"][-1]), allowed)
+                message += f" (allowed: {', '.join(allowed)})" if allowed else " (takes none)"
         problems.append(f"{location or 'top level'}: {message}")
     return problems
+
+
+def _model_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model that validated the object at ``loc`` inside ``model`` (None when
+    the path goes through anything but model-typed fields)."""
+    for part in loc:
+        field_info = model.model_fields.get(part) if model is not None else None
+        annotation = field_info.annotation if field_info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:

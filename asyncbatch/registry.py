@@ -65,7 +65,9 @@ class ActionRegistry:
         """Register the decorated async function as action ``name``."""
 
         def decorator(func: F) -> F:
-            self.register(ActionSpec(name, func, params, origin=func.__module__))
+            module = func.__module__
+            origin = "builtin" if module.startswith("asyncbatch.") else module
+            self.register(ActionSpec(name, func, params, origin=origin))
             return func
 
         return decorator
@@ -94,15 +96,18 @@ class ActionRegistry:
         """Register every ``asyncbatch.actions`` entry point, once.
 
         A broken plugin is recorded in ``plugin_warnings`` and never takes the
-        built-ins (or the other plugins) down with it."""
+        built-ins (or the other plugins) down with it. A plugin never replaces an
+        action already registered (built-in or ``@action`` in user code)."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
         for entry in entry_points(group=ENTRY_POINT_GROUP):
-            if entry.name in self._specs and self._specs[entry.name].origin == "builtin":
+            taken = self._specs.get(entry.name)
+            if taken is not None:
+                owner = "a built-in" if taken.origin == "builtin" else f"{taken.origin}"
                 self.plugin_warnings.append(
                     f"plugin action {entry.name!r} ({entry.value}) ignored: "
-                    "a built-in has that name"
+                    f"{owner} already has that name"
                 )
                 continue
             try:
@@ -127,7 +132,7 @@ class ActionRegistry:
         if not module_name or not attr:
             raise ImportError(f"{name!r} is not of the form 'module:function'")
         func = _import_attribute(module_name, attr, base_dir)
-        return _spec_for_function(name, func, origin=f"module {module_name}")
+        return _spec_for_function(name, func, origin=f"module {module_name}", known=self)
 
 
 registry = ActionRegistry(plugins=True)
@@ -143,11 +148,14 @@ def default_registry() -> ActionRegistry:
     return registry
 
 
-def _spec_for_function(name: str, func: object, *, origin: str) -> ActionSpec:
-    """Wrap an imported object as a spec, reusing its ``@action`` params model."""
+def _spec_for_function(
+    name: str, func: object, *, origin: str, known: ActionRegistry | None = None
+) -> ActionSpec:
+    """Wrap an imported object as a spec, reusing the params model it was
+    registered with (in ``known``, else in the default registry)."""
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"{name!r} is not an async function")
-    for spec in registry:
+    for spec in [*(known or ()), *registry]:
         if spec.func is func:
             return ActionSpec(name, spec.func, spec.params, origin=origin)
     return ActionSpec(name, func, None, origin=origin)

@@ -49,7 +49,11 @@ async def run_batch(
     over both. ``on_job_done`` is called with each result as its job ends. Usable
     from any running asyncio program (it starts no event loop of its own).
     """
-    limit = max_concurrency or config.max_concurrency or DEFAULT_CONCURRENCY
+    limit = (
+        max_concurrency
+        if max_concurrency is not None
+        else config.max_concurrency or DEFAULT_CONCURRENCY
+    )
     if limit < 1:
         raise ValueError("max_concurrency must be at least 1")
     scheduler = _Scheduler(
@@ -241,10 +245,11 @@ class _Scheduler:
 
 
 def _check_result(result: object) -> None:
-    """An action must return a JSON-serialisable dict: the report depends on it."""
+    """An action must return a JSON-serialisable dict: the report depends on it.
+    NaN and infinities are refused too: they are not JSON (RFC 8259)."""
     if not isinstance(result, dict):
         raise TypeError(f"action returned {type(result).__name__}, expected a dict")
     try:
-        json.dumps(result)
+        json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"action result is not JSON-serialisable: {exc}") from None

@@ -24,10 +24,13 @@ def config_schema(registry: ActionRegistry) -> dict[str, Any]:
             continue
         params = spec.params.model_json_schema(ref_template="#/$defs/{model}")
         definitions.update(params.pop("$defs", {}))
+        then: dict[str, Any] = {"properties": {"params": params}}
+        if params.get("required"):
+            then["required"] = ["params"]  # load_config rejects it missing, too
         rules.append(
             {
                 "if": {"properties": {"action": {"const": spec.name}}, "required": ["action"]},
-                "then": {"properties": {"params": params}},
+                "then": then,
             }
         )
     job = definitions["JobConfig"]
