@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from asyncbatch.errors import ConfigError, UnknownAction
 from asyncbatch.formats import parse_config, read_config_text
+from asyncbatch.graph import find_cycles
 from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
@@ -375,44 +376,12 @@ def _check_dependencies(
             edges.add(group_of[dep])
         graph[config_job.name] = edges
         resolved[config_job.name] = tuple(dict.fromkeys(targets))
-    problems.extend(_find_cycles(graph))
+    position = {config_job.name: index for index, config_job, _, _ in entries}
+    for cycle in find_cycles(graph):
+        where = f"jobs[{position[cycle[0]]}].depends_on"
+        problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
     for job in jobs:
         job.depends_on = resolved[job.group]
-    return problems
-
-
-def _find_cycles(graph: dict[str, set[str]]) -> list[str]:
-    """Kahn's algorithm; whatever cannot be ordered lies on or behind a cycle,
-    and each cycle is reported once as ``a -> b -> a``."""
-    pending = {name: len(deps) for name, deps in graph.items()}
-    users: dict[str, list[str]] = {name: [] for name in graph}
-    for name, deps in graph.items():
-        for dep in deps:
-            users[dep].append(name)
-    ready = [name for name, count in pending.items() if count == 0]
-    while ready:
-        done = ready.pop()
-        for user in users[done]:
-            pending[user] -= 1
-            if pending[user] == 0:
-                ready.append(user)
-    stuck = {name for name, count in pending.items() if count > 0}
-    problems: list[str] = []
-    while stuck:
-        path = [min(stuck)]
-        while True:
-            nxt = min(dep for dep in graph[path[-1]] if dep in stuck)
-            if nxt in path:
-                cycle = [*path[path.index(nxt) :], nxt]
-                problems.append("depends_on: dependency cycle: " + " -> ".join(cycle))
-                break
-            path.append(nxt)
-        stuck.difference_update(path)
-        while True:  # drop what only waited on the nodes just removed, transitively
-            behind = {name for name in stuck if not any(dep in stuck for dep in graph[name])}
-            if not behind:
-                break
-            stuck -= behind
     return problems
 
 

@@ -683,12 +683,14 @@ def test_a_dependency_cycle_is_a_problem_naming_every_job_on_it(
             job("d", depends_on=["a"]),
         ]
     }
-    assert problems_of(write_config(config)) == ["depends_on: dependency cycle: a -> b -> c -> a"]
+    assert problems_of(write_config(config)) == [
+        "jobs[0].depends_on: dependency cycle: a -> b -> c -> a"
+    ]
 
 
 def test_a_self_dependency_is_a_cycle(write_config: WriteConfig) -> None:
     assert problems_of(write_config({"jobs": [job("a", depends_on=["a"])]})) == [
-        "depends_on: dependency cycle: a -> a"
+        "jobs[0].depends_on: dependency cycle: a -> a"
     ]
 
 
@@ -702,7 +704,9 @@ def test_jobs_behind_a_cycle_do_not_break_the_cycle_report(write_config: WriteCo
             job("q", depends_on=["a"]),
         ]
     }
-    assert problems_of(write_config(config)) == ["depends_on: dependency cycle: a -> b -> a"]
+    assert problems_of(write_config(config)) == [
+        "jobs[0].depends_on: dependency cycle: a -> b -> a"
+    ]
 
 
 def test_every_separate_cycle_is_reported(write_config: WriteConfig) -> None:
@@ -715,8 +719,8 @@ def test_every_separate_cycle_is_reported(write_config: WriteConfig) -> None:
         ]
     }
     assert problems_of(write_config(config)) == [
-        "depends_on: dependency cycle: a -> b -> a",
-        "depends_on: dependency cycle: x -> y -> x",
+        "jobs[0].depends_on: dependency cycle: a -> b -> a",
+        "jobs[2].depends_on: dependency cycle: x -> y -> x",
     ]
 
 
