@@ -83,6 +83,20 @@ def run(
     retries: Annotated[
         int | None, typer.Option(min=0, help="Default retries per failed job.")
     ] = None,
+    fail_fast: Annotated[
+        bool,
+        typer.Option("--fail-fast", help="After the first failure, start nothing new; cancel."),
+    ] = False,
+    max_failures: Annotated[
+        int | None,
+        typer.Option(min=1, help="Halt like --fail-fast after N failed jobs."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run this job and what it depends on (repeatable).", show_default=False
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown actions are config errors.")
     ] = False,
@@ -99,14 +113,16 @@ def run(
 
     import anyio
 
-    from asyncbatch.config import load_config
+    from asyncbatch.config import load_config, select_jobs
+    from asyncbatch.interrupt import run_until_signalled
     from asyncbatch.plan import dry_run_plan
     from asyncbatch.report import check_output_writable, write_report
-    from asyncbatch.runner import run_batch
 
     source = config if config is not None else _discover_config()
     try:
         batch = load_config(source, strict=strict)
+        if only:
+            batch = select_jobs(batch, only)
     except ConfigError as exc:
         if dry_run:
             _print_json({"valid": False, "errors": exc.problems})
@@ -123,13 +139,14 @@ def run(
         raise typer.Exit(EXIT_OK)
 
     on_job_done = _print_job_line if verbose else None
-    report = anyio.run(
+    report, signal_exit = anyio.run(
         functools.partial(
-            run_batch,
+            run_until_signalled,
             batch,
             max_concurrency=max_concurrency,
             default_timeout=timeout,
             default_retries=retries,
+            max_failures=1 if fail_fast else max_failures,
             on_job_done=on_job_done,
         ),
         backend="asyncio",
@@ -141,6 +158,8 @@ def run(
             _err(f"error: cannot write report {output}: {exc.strerror or exc}")
     _print_json(report.summary.to_dict())
     _print_end_of_run(report, quiet=quiet)
+    if signal_exit is not None:
+        raise typer.Exit(signal_exit)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -236,9 +255,9 @@ def _print_job_line(result: JobResult) -> None:
 
 
 def _print_end_of_run(report: Report, *, quiet: bool) -> None:
-    """Counts and wall time, then the jobs that did not succeed."""
-    problems = [job for job in report.jobs if job.status != "succeeded"]
-    failing = any(job.status in ("failed", "cancelled") for job in problems)
+    """Counts and wall time, why the run halted, then the jobs that failed or were
+    skipped (the first failure first); cancelled jobs are counted, not listed."""
+    failing = not report.ok
     if quiet and not failing:
         return
     summary = report.summary
@@ -246,9 +265,17 @@ def _print_end_of_run(report: Report, *, quiet: bool) -> None:
         f"{summary.succeeded} succeeded, {summary.failed} failed, {summary.skipped} skipped, "
         f"{summary.cancelled} cancelled in {report.duration_ms / 1000:.2f} s"
     )
-    for job in problems:
+    if report.halted:
+        _err(f"stopped: {report.halted}")
+    listed = [job for job in report.jobs if job.status in ("failed", "skipped")]
+    listed.sort(key=lambda job: job.name != report.first_failure)
+    for job in listed:
         error = job.error or {"type": "?", "message": ""}
         _err(f"  {job.status.upper():<9} {job.name}: {error['type']}: {error['message']}")
+    cancelled = [job.name for job in report.jobs if job.status == "cancelled"]
+    if cancelled:
+        shown = ", ".join(cancelled[:5]) + (", ..." if len(cancelled) > 5 else "")
+        _err(f"  CANCELLED {len(cancelled)} job(s): {shown}")
 
 
 def _fail_config(exc: ConfigError) -> NoReturn:

@@ -8,6 +8,7 @@ which is all ``--dry-run`` may do.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import errno
 import glob
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from asyncbatch.errors import ConfigError, UnknownAction
 from asyncbatch.formats import parse_config, read_config_text
-from asyncbatch.graph import find_cycles
+from asyncbatch.graph import find_cycles, with_dependencies
 from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
@@ -142,6 +143,31 @@ def load_config(
         raw = parse_config(read_config_text(path, label), path.suffix.lower(), label)
         base_dir = path.absolute().parent
     return _build(raw, label, base_dir, registry, strict)
+
+
+def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
+    """``--only``: the named jobs (a config name selects all its glob expansions)
+    and everything they depend on, in config order. An unknown name is a
+    :class:`ConfigError`."""
+    by_group: dict[str, list[str]] = {}
+    for job in config.jobs:
+        by_group.setdefault(job.group, []).append(job.name)
+    depends_on = {job.name: job.depends_on for job in config.jobs}
+    wanted: list[str] = []
+    problems = []
+    for name in names:
+        if name in by_group:
+            wanted.extend(by_group[name])
+        elif name in depends_on:
+            wanted.append(name)
+        else:
+            hint = _did_you_mean(name, list(by_group))
+            problems.append(f"--only: unknown job {name!r}{hint}")
+    if problems:
+        raise ConfigError(problems, source=config.source)
+    selected = with_dependencies(wanted, depends_on)
+    jobs = [job for job in config.jobs if job.name in selected]
+    return dataclasses.replace(config, jobs=jobs)
 
 
 def _build(

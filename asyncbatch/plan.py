@@ -13,21 +13,26 @@ from asyncbatch.errors import describe_error
 
 def dry_run_plan(config: BatchConfig) -> dict[str, Any]:
     """SPEC 8: ``{"valid", "total_jobs", "jobs": [{name, action, input, depends_on,
-    warnings}]}``."""
-    return {
-        "valid": True,
-        "total_jobs": len(config.jobs),
-        "jobs": [
-            {
-                "name": job.name,
-                "action": job.action,
-                "input": job.input,
-                "depends_on": list(job.depends_on),
-                "warnings": _job_warnings(job),
-            }
-            for job in config.jobs
-        ],
+    warnings}]}``. When the config declares named limits, the plan shows them at
+    the top (``"limits"``) and on each job that needs some."""
+    plan: dict[str, Any] = {"valid": True, "total_jobs": len(config.jobs)}
+    if config.limits:
+        plan["limits"] = dict(config.limits)
+    plan["jobs"] = [_planned(job) for job in config.jobs]
+    return plan
+
+
+def _planned(job: Job) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": job.name,
+        "action": job.action,
+        "input": job.input,
+        "depends_on": list(job.depends_on),
     }
+    if job.limits:
+        entry["limits"] = list(job.limits)
+    entry["warnings"] = _job_warnings(job)
+    return entry
 
 
 def _job_warnings(job: Job) -> list[str]:

@@ -84,6 +84,10 @@ class Report:
     finished_at: datetime
     max_concurrency: int
     jobs: list[JobResult] = field(default_factory=list)
+    halted: str | None = None
+    """Why the run stopped early (fail-fast, a signal), or None."""
+    first_failure: str | None = None
+    """Name of the job that failed first, in time."""
 
     @property
     def summary(self) -> Summary:

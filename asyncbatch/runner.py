@@ -1,11 +1,15 @@
 """run_batch(): run a config's jobs concurrently and return the Report.
 
 Design (see PERF-NOTES.md): a fixed pool of ``max_concurrency`` worker tasks in one
-task group pulls ready jobs from a heap keyed by config order, instead of one task
+task group takes ready jobs in config order (:class:`ReadyJobs`), instead of one task
 per job waiting on a limiter: 200x cheaper per job and flat in memory. A worker *is*
 a global slot. A job becomes ready when everything it depends on has succeeded;
 when a dependency did not, its dependents are skipped at once. A job waiting for a
 retry sits in a sleeping helper task and holds no slot.
+
+Halting (``max_failures``, or the ``stop`` event a signal handler sets) cancels the
+whole task group: running attempts are cancelled where they wait, and every job
+without a result then ends ``cancelled``.
 
 Failures are values: :meth:`_Scheduler._attempt` is the one place that turns an
 action's exception into a report error; it catches ``Exception`` only, so
@@ -14,7 +18,6 @@ cancellation propagates and the task group never sees a job's exception.
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
 import time
@@ -24,7 +27,8 @@ from typing import Any
 import anyio
 
 from asyncbatch.config import BatchConfig, Job
-from asyncbatch.errors import DependencyFailed, Timeout, UnknownAction, describe_error
+from asyncbatch.errors import Cancelled, DependencyFailed, Timeout, UnknownAction, describe_error
+from asyncbatch.limits import ReadyJobs
 from asyncbatch.report import JobResult, Report, Status, now
 
 DEFAULT_CONCURRENCY = 4
@@ -40,14 +44,19 @@ async def run_batch(
     max_concurrency: int | None = None,
     default_timeout: float | None = None,
     default_retries: int | None = None,
+    max_failures: int | None = None,
+    stop: anyio.Event | None = None,
     on_job_done: JobCallback | None = None,
 ) -> Report:
     """Run every job of ``config`` and return the report (jobs in config order).
 
-    ``max_concurrency``, ``default_timeout`` and ``default_retries`` override the config's
-    ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries`` win
-    over both. ``on_job_done`` is called with each result as its job ends. Usable
-    from any running asyncio program (it starts no event loop of its own).
+    ``max_concurrency``, ``default_timeout`` and ``default_retries`` override the
+    config's ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries``
+    win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once
+    ``stop`` is set, nothing new starts, running jobs are cancelled and every
+    unfinished job is ``cancelled``; the report is still returned.
+    ``on_job_done`` is called with each result as its job ends. Usable from any
+    running asyncio program (it starts no event loop of its own).
     """
     limit = (
         max_concurrency
@@ -56,6 +65,8 @@ async def run_batch(
     )
     if limit < 1:
         raise ValueError("max_concurrency must be at least 1")
+    if max_failures is not None and max_failures < 1:
+        raise ValueError("max_failures must be at least 1")
     scheduler = _Scheduler(
         config,
         default_timeout=(
@@ -64,16 +75,19 @@ async def run_batch(
         default_retries=(
             default_retries if default_retries is not None else (config.defaults.retries or 0)
         ),
+        max_failures=max_failures,
         on_job_done=on_job_done,
     )
     started_at = now()
-    await scheduler.run(limit)
+    await scheduler.run(limit, stop)
     return Report(
         config=config.source,
         started_at=started_at,
         finished_at=now(),
         max_concurrency=limit,
         jobs=scheduler.results(),
+        halted=scheduler.halt_reason,
+        first_failure=scheduler.first_failure,
     )
 
 
@@ -86,26 +100,32 @@ class _Scheduler:
         *,
         default_timeout: float | None,
         default_retries: int,
+        max_failures: int | None,
         on_job_done: JobCallback | None,
     ) -> None:
         self._jobs = config.jobs
         self._default_timeout = default_timeout
         self._default_retries = default_retries
+        self._max_failures = max_failures
         self._on_job_done = on_job_done
         total = len(self._jobs)
         self._results: list[JobResult | None] = [None] * total
         self._attempts = [0] * total
         self._first_start: list[float | None] = [None] * total
         self._finished = 0
-        self._capacity = dict(config.limits)
-        self._in_use = dict.fromkeys(config.limits, 0)
-        index = {job.name: i for i, job in enumerate(self._jobs)}
+        self._failures = 0
+        self.first_failure: str | None = None
+        self.halt_reason: str | None = None
+        position = {job.name: i for i, job in enumerate(self._jobs)}
         self._dependents: list[list[int]] = [[] for _ in range(total)]
         self._waiting_on = [len(job.depends_on) for job in self._jobs]
         for i, job in enumerate(self._jobs):
             for dep in job.depends_on:
-                self._dependents[index[dep]].append(i)
-        self._ready = [i for i in range(total) if self._waiting_on[i] == 0]
+                self._dependents[position[dep]].append(i)
+        self._ready = ReadyJobs(config.limits, [job.limits for job in self._jobs])
+        for i in range(total):
+            if self._waiting_on[i] == 0:
+                self._ready.push(i)
         self._changed = anyio.Event()
 
     def results(self) -> list[JobResult]:
@@ -113,45 +133,37 @@ class _Scheduler:
         assert len(done) == len(self._results), "every job ends with a result"
         return done
 
-    async def run(self, limit: int) -> None:
-        workers = min(limit, len(self._jobs))
+    async def run(self, limit: int, stop: anyio.Event | None) -> None:
         async with anyio.create_task_group() as group:
             self._group = group
-            for _ in range(workers):
+            if not self._jobs:
+                group.cancel_scope.cancel()
+            if stop is not None:
+                group.start_soon(self._halt_when_set, stop)
+            for _ in range(min(limit, len(self._jobs))):
                 group.start_soon(self._worker)
+        self._cancel_unfinished()
+
+    async def _halt_when_set(self, stop: anyio.Event) -> None:
+        await stop.wait()
+        self._halt("the run was interrupted")
+
+    def _halt(self, reason: str) -> None:
+        if self.halt_reason is None:
+            self.halt_reason = reason
+            self._group.cancel_scope.cancel()
 
     async def _worker(self) -> None:
         while self._finished < len(self._jobs):
-            index = self._take()
+            index = self._ready.take()
             if index is None:
                 await self._changed.wait()
                 continue
-            job = self._jobs[index]
             try:
-                await self._attempt(index, job)
+                await self._attempt(index, self._jobs[index])
             finally:
-                for name in job.limits:
-                    self._in_use[name] -= 1
+                self._ready.release(index)
                 self._notify()
-
-    def _take(self) -> int | None:
-        """The first ready job in config order whose named limits all have a free
-        slot; taking them all at once means no job ever holds a slot while it waits
-        for another, so no order of naming limits can deadlock."""
-        passed_over: list[int] = []
-        chosen = None
-        while self._ready:
-            index = heapq.heappop(self._ready)
-            limits = self._jobs[index].limits
-            if all(self._in_use[name] < self._capacity[name] for name in limits):
-                for name in limits:
-                    self._in_use[name] += 1
-                chosen = index
-                break
-            passed_over.append(index)
-        for index in passed_over:
-            heapq.heappush(self._ready, index)
-        return chosen
 
     def _notify(self) -> None:
         self._changed.set()
@@ -162,9 +174,8 @@ class _Scheduler:
         if isinstance(job.start_error, UnknownAction):
             self._finish(index, "skipped", error=describe_error(job.start_error))
             return
-        started = time.perf_counter()
         if self._first_start[index] is None:
-            self._first_start[index] = started
+            self._first_start[index] = time.perf_counter()
         self._attempts[index] += 1
         timeout = job.timeout if job.timeout is not None else self._default_timeout
         try:
@@ -188,12 +199,12 @@ class _Scheduler:
         self._finish(index, "succeeded", result=result)
 
     async def _retry_later(self, index: int) -> None:
-        """Back off (0.1 s doubling, capped, with jitter), then make the job ready
-        again: it holds no slot while it waits."""
+        """Back off (0.1 s doubling, capped at 10 s, with jitter), then make the job
+        ready again: it holds no slot while it waits."""
         attempt = self._attempts[index]
         delay = min(BACKOFF_CAP, BACKOFF_START * 2 ** (attempt - 1))
         await anyio.sleep(delay * random.uniform(0.5, 1.0))
-        heapq.heappush(self._ready, index)
+        self._ready.push(index)
         self._notify()
 
     def _finish(
@@ -208,40 +219,71 @@ class _Scheduler:
         pending = [(index, status, result, error)]
         queued = {index}
         while pending:
-            i, status, result, error = pending.pop()
-            job = self._jobs[i]
-            first_start = self._first_start[i]
-            duration = (
-                None
-                if first_start is None
-                else round((time.perf_counter() - first_start) * 1000, 3)
-            )
-            outcome = JobResult(
-                name=job.name,
-                action=job.action,
-                input=job.input,
-                status=status,
-                result=result,
-                error=error,
-                duration_ms=duration,
-                attempts=self._attempts[i],
-            )
-            self._results[i] = outcome
-            self._finished += 1
-            if self._on_job_done is not None:
-                self._on_job_done(outcome)
+            i, outcome, value, problem = pending.pop()
+            self._record(i, outcome, value, problem)
             for dependent in self._dependents[i]:
                 if self._results[dependent] is not None:
                     continue
-                if status == "succeeded":
+                if outcome == "succeeded":
                     self._waiting_on[dependent] -= 1
                     if self._waiting_on[dependent] == 0:
-                        heapq.heappush(self._ready, dependent)
+                        self._ready.push(dependent)
                 elif dependent not in queued:
                     queued.add(dependent)
-                    skip = DependencyFailed(dependency=job.name, status=status)
+                    skip = DependencyFailed(dependency=self._jobs[i].name, status=outcome)
                     pending.append((dependent, "skipped", None, describe_error(skip)))
+        if status == "failed":
+            self._count_failure(index)
+        if self._finished == len(self._jobs):
+            self._group.cancel_scope.cancel()  # ends the stop watcher and idle workers
         self._notify()
+
+    def _count_failure(self, index: int) -> None:
+        """Halt once ``max_failures`` jobs have failed, naming the first of them."""
+        self._failures += 1
+        if self.first_failure is None:
+            self.first_failure = self._jobs[index].name
+        over = self._max_failures is not None and self._failures >= self._max_failures
+        if over and self._finished < len(self._jobs):
+            count = "1 failure" if self._failures == 1 else f"{self._failures} failures"
+            self._halt(f"the run halted after {count} (first: {self.first_failure!r})")
+
+    def _record(
+        self,
+        index: int,
+        status: Status,
+        result: dict[str, Any] | None,
+        error: dict[str, str] | None,
+    ) -> None:
+        job = self._jobs[index]
+        first_start = self._first_start[index]
+        duration = (
+            None if first_start is None else round((time.perf_counter() - first_start) * 1000, 3)
+        )
+        outcome = JobResult(
+            name=job.name,
+            action=job.action,
+            input=job.input,
+            status=status,
+            result=result,
+            error=error,
+            duration_ms=duration,
+            attempts=self._attempts[index],
+        )
+        self._results[index] = outcome
+        self._finished += 1
+        if self._on_job_done is not None:
+            self._on_job_done(outcome)
+
+    def _cancel_unfinished(self) -> None:
+        """After a halt: every job without a result (running, waiting for a retry,
+        or never started) is ``cancelled``."""
+        if self._finished == len(self._jobs):
+            return
+        error = describe_error(Cancelled(reason=self.halt_reason or "the run was stopped"))
+        for index, outcome in enumerate(self._results):
+            if outcome is None:
+                self._record(index, "cancelled", None, dict(error))
 
 
 def _check_result(result: object) -> None:
