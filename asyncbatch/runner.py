@@ -154,7 +154,11 @@ class _Scheduler:
             self._group.cancel_scope.cancel()
 
     async def _worker(self) -> None:
-        while self._finished < len(self._jobs):
+        # Checking halt_reason matters: the worker whose job caused the halt is not
+        # cancelled until its next checkpoint, and an action's body runs up to its
+        # first await as soon as it is called, so without the check it would start
+        # the next ready job after the halt.
+        while self._finished < len(self._jobs) and self.halt_reason is None:
             index = self._ready.take()
             if index is None:
                 await self._changed.wait()

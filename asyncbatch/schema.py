@@ -36,4 +36,4 @@ def config_schema(registry: ActionRegistry) -> dict[str, Any]:
     job = definitions["JobConfig"]
     job["allOf"] = rules
     job["properties"]["action"]["examples"] = [spec.name for spec in registry]
-    return {"$schema": SCHEMA_DIALECT, "title": "asyncbatch config", **schema}
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": "asyncbatch config"}
