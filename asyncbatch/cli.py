@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from asyncbatch.report import JobResult, Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 
 app = typer.Typer(
     add_completion=False,
@@ -91,6 +93,12 @@ def run(
         int | None,
         typer.Option(min=1, help="Halt like --fail-fast after N failed jobs."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Reuse successes recorded at --output whose inputs are unchanged."
+        ),
+    ] = False,
     only: Annotated[
         list[str] | None,
         typer.Option(
@@ -109,15 +117,19 @@ def run(
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
+    import contextlib
     import functools
 
     import anyio
 
     from asyncbatch.config import load_config, select_jobs
     from asyncbatch.interrupt import run_until_signalled
+    from asyncbatch.journal import journaled
     from asyncbatch.plan import dry_run_plan
     from asyncbatch.report import check_output_writable, write_report
 
+    if resume and output is None:
+        _exit_error("--resume needs --output: the journal to resume from lives beside the report")
     source = config if config is not None else _discover_config()
     try:
         batch = load_config(source, strict=strict)
@@ -129,33 +141,41 @@ def run(
         _fail_config(exc)
     for warning in batch.warnings:
         _err(f"warning: {warning}")
-    try:
-        if output is not None:
-            check_output_writable(output)
-    except OutputError as exc:
-        _exit_error(str(exc))
     if dry_run:
+        if output is not None:
+            _checked(check_output_writable, output)
         _print_json(dry_run_plan(batch))
         raise typer.Exit(EXIT_OK)
 
-    on_job_done = _print_job_line if verbose else None
-    report, signal_exit = anyio.run(
-        functools.partial(
-            run_until_signalled,
-            batch,
-            max_concurrency=max_concurrency,
-            default_timeout=timeout,
-            default_retries=retries,
-            max_failures=1 if fail_fast else max_failures,
-            on_job_done=on_job_done,
-        ),
-        backend="asyncio",
-    )
-    if output is not None:
-        try:
-            write_report(report, output)
-        except OSError as exc:
-            _err(f"error: cannot write report {output}: {exc.strerror or exc}")
+    with contextlib.ExitStack() as stack:
+        journal = None
+        if output is not None:
+            _checked(check_output_writable, output)
+            journal, journal_warnings = _checked(
+                stack.enter_context, journaled(output, resume=resume)
+            )
+            for warning in journal_warnings:
+                _err(f"warning: {warning}")
+        report, signal_exit = anyio.run(
+            functools.partial(
+                run_until_signalled,
+                batch,
+                max_concurrency=max_concurrency,
+                default_timeout=timeout,
+                default_retries=retries,
+                max_failures=1 if fail_fast else max_failures,
+                on_job_done=_print_job_line if verbose else None,
+                journal=journal,
+            ),
+            backend="asyncio",
+        )
+        if output is not None:
+            assert journal is not None
+            journal.close()  # synced before the report that supersedes it
+            try:
+                write_report(report, output)
+            except OSError as exc:
+                _err(f"error: cannot write report {output}: {exc.strerror or exc}")
     _print_json(report.summary.to_dict())
     _print_end_of_run(report, quiet=quiet)
     if signal_exit is not None:
@@ -284,6 +304,14 @@ def _fail_config(exc: ConfigError) -> NoReturn:
         _err(f"error: {where}{problem}")
     _err("error: the config is invalid; nothing was run")
     raise typer.Exit(EXIT_USAGE)
+
+
+def _checked(func: Callable[..., T], *args: Any) -> T:
+    """Call ``func``; an OutputError (cannot write there, report locked) is exit 2."""
+    try:
+        return func(*args)
+    except OutputError as exc:
+        _exit_error(str(exc))
 
 
 def _exit_error(message: str) -> NoReturn:

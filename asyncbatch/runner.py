@@ -22,7 +22,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -38,6 +38,17 @@ BACKOFF_CAP = 10.0
 JobCallback = Callable[[JobResult], None]
 
 
+class Recorder(Protocol):
+    """Where finished jobs go as they end, and where earlier results come from
+    (``asyncbatch.journal.Journal``)."""
+
+    def reusable(self, job: Job) -> JobResult | None:
+        """A recorded result to reuse instead of running ``job``, or None."""
+
+    def record(self, result: JobResult) -> None:
+        """Keep ``result`` durably; called as each job ends."""
+
+
 async def run_batch(
     config: BatchConfig,
     *,
@@ -47,6 +58,7 @@ async def run_batch(
     max_failures: int | None = None,
     stop: anyio.Event | None = None,
     on_job_done: JobCallback | None = None,
+    journal: Recorder | None = None,
 ) -> Report:
     """Run every job of ``config`` and return the report (jobs in config order).
 
@@ -55,8 +67,9 @@ async def run_batch(
     win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once
     ``stop`` is set, nothing new starts, running jobs are cancelled and every
     unfinished job is ``cancelled``; the report is still returned.
-    ``on_job_done`` is called with each result as its job ends. Usable from any
-    running asyncio program (it starts no event loop of its own).
+    ``on_job_done`` is called with each result as its job ends; ``journal`` records
+    each one durably and offers earlier successes for reuse (``--resume``).
+    Usable from any running asyncio program (it starts no event loop of its own).
     """
     limit = (
         max_concurrency
@@ -77,6 +90,7 @@ async def run_batch(
         ),
         max_failures=max_failures,
         on_job_done=on_job_done,
+        journal=journal,
     )
     started_at = now()
     await scheduler.run(limit, stop)
@@ -102,12 +116,14 @@ class _Scheduler:
         default_retries: int,
         max_failures: int | None,
         on_job_done: JobCallback | None,
+        journal: Recorder | None,
     ) -> None:
         self._jobs = config.jobs
         self._default_timeout = default_timeout
         self._default_retries = default_retries
         self._max_failures = max_failures
         self._on_job_done = on_job_done
+        self._journal = journal
         total = len(self._jobs)
         self._results: list[JobResult | None] = [None] * total
         self._attempts = [0] * total
@@ -178,6 +194,11 @@ class _Scheduler:
         if isinstance(job.start_error, UnknownAction):
             self._finish(index, "skipped", error=describe_error(job.start_error))
             return
+        if self._journal is not None and self._attempts[index] == 0:
+            reused = self._journal.reusable(job)
+            if reused is not None:
+                self._finish(index, "succeeded", reused=reused)
+                return
         if self._first_start[index] is None:
             self._first_start[index] = time.perf_counter()
         self._attempts[index] += 1
@@ -218,13 +239,14 @@ class _Scheduler:
         *,
         result: dict[str, Any] | None = None,
         error: dict[str, str] | None = None,
+        reused: JobResult | None = None,
     ) -> None:
         """Record a final result, release dependents, skip those that cannot run."""
         pending = [(index, status, result, error)]
         queued = {index}
         while pending:
             i, outcome, value, problem = pending.pop()
-            self._record(i, outcome, value, problem)
+            self._record(i, outcome, value, problem, reused if i == index else None)
             for dependent in self._dependents[i]:
                 if self._results[dependent] is not None:
                     continue
@@ -258,13 +280,14 @@ class _Scheduler:
         status: Status,
         result: dict[str, Any] | None,
         error: dict[str, str] | None,
+        reused: JobResult | None = None,
     ) -> None:
         job = self._jobs[index]
         first_start = self._first_start[index]
         duration = (
             None if first_start is None else round((time.perf_counter() - first_start) * 1000, 3)
         )
-        outcome = JobResult(
+        outcome = reused or JobResult(
             name=job.name,
             action=job.action,
             input=job.input,
@@ -276,6 +299,8 @@ class _Scheduler:
         )
         self._results[index] = outcome
         self._finished += 1
+        if self._journal is not None:
+            self._journal.record(outcome)
         if self._on_job_done is not None:
             self._on_job_done(outcome)
 
