@@ -675,7 +675,12 @@ async def test_a_limit_slot_is_released_when_a_running_job_is_cancelled(
     ]
     config = load(tmp_path, probe, jobs, limits={"disk": 1, "net": 1})
     scheduler = _Scheduler(
-        config, default_timeout=None, default_retries=0, max_failures=1, on_job_done=None
+        config,
+        default_timeout=None,
+        default_retries=0,
+        max_failures=1,
+        on_job_done=None,
+        journal=None,
     )
     with anyio.fail_after(HANG):
         await scheduler.run(3, None)
