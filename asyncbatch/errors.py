@@ -76,6 +76,7 @@ class NotARegularFile(JobError):
 
     def __init__(self, *, path: str, kind: str) -> None:
         self.path = path
+        self.kind = kind
         super().__init__(f"{path}: is a {kind}, not a regular file")
 
 

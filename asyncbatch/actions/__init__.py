@@ -1,7 +1,9 @@
 """The built-in actions. Importing this package registers them in the default registry.
 
 A module per family: :mod:`.text` (count_lines, count_words, search_pattern) and
-:mod:`.files` (file_size, checksum); :mod:`._io` is their only way to read a file.
+:mod:`.files` (file_size, checksum). They read files through :mod:`._io` (aiofiles in
+daemon threads), except search_pattern, whose scan runs in a worker process that a
+timeout can kill (:mod:`asyncbatch.linescan`).
 """
 
 from __future__ import annotations

@@ -1,53 +1,103 @@
-"""The built-in actions' only I/O: stat a regular file, then stream it in chunks.
+"""The built-in actions' only I/O: stat a regular file, then stream it in chunks,
+every blocking call in a daemon thread.
 
 Nothing that is not a regular file is ever opened for reading: a FIFO with no
-writer would block a worker thread forever (and keep the process from exiting),
-a device may never end. Chunked reads keep memory flat and give cancellation a
-checkpoint per chunk.
+writer would block a worker thread forever, a device may never end. Chunked reads
+keep memory flat and give cancellation a checkpoint per chunk.
+
+A read can still hang for good (a hung NFS mount). asyncio's default executor, which
+aiofiles uses unless told otherwise, is joined when ``asyncio.run`` ends and its
+threads when the interpreter exits, so such a read would keep the process alive long
+after its job timed out. Every blocking call here goes to :data:`_EXECUTOR`
+instead, whose threads are daemons: a stuck one is abandoned at exit.
 """
 
 from __future__ import annotations
 
+# anyio cannot run a call in a given executor; aiofiles is asyncio-only anyway.
+import asyncio  # noqa: TID251
+import functools
 import os
-import stat
-from collections.abc import AsyncGenerator
+import queue
+import threading
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
 import aiofiles
 import aiofiles.os
 
 from asyncbatch.errors import NotARegularFile
+from asyncbatch.linescan import file_kind, open_regular
 
 CHUNK_SIZE = 1 << 20
 """Bytes per read. Read at call time, so tests can shrink it to stress boundaries."""
 
-_OPEN_FLAGS = os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
-"""Added to every open: if the path was swapped for a FIFO or a terminal between
-``stat`` and ``open``, the open returns at once instead of blocking (or acquiring a
-controlling terminal), and the ``fstat`` re-check then rejects it."""
+P = ParamSpec("P")
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
-def _kind(mode: int) -> str | None:
-    """What a non-regular file is, in the words of the error message; None if regular."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
+class _DaemonThreadExecutor(Executor):
+    """Runs calls in daemon threads: one starts when a call finds no thread idle (at
+    most ``max_workers``), and one idle for ``idle_seconds`` exits.
+
+    A call is marked running as soon as it is submitted, so it always runs: a
+    cancelled caller stops waiting, and a ``close`` submitted while being cancelled
+    still happens."""
+
+    def __init__(self, max_workers: int, idle_seconds: float) -> None:
+        self._max_workers = max_workers
+        self._idle_seconds = idle_seconds
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._spare = 0  # threads not running a call, minus calls waiting for one
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            self._calls.put((future, functools.partial(fn, *args, **kwargs)))
+            self._spare -= 1
+            if self._spare < 0 and self._threads < self._max_workers:
+                self._threads += 1
+                self._spare += 1
+                threading.Thread(target=self._work, name="asyncbatch-io", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, call = self._calls.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._calls.empty():  # else a call was queued for a spare thread
+                        self._threads -= 1
+                        self._spare -= 1
+                        return
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - the caller gets it, as with any executor
+                future.set_exception(exc)
+            del future, call  # hold no result while idle
+            with self._lock:
+                self._spare += 1
 
 
-def _require_regular(path: Path, mode: int) -> None:
-    kind = _kind(mode)
-    if kind is not None:
-        raise NotARegularFile(path=str(path), kind=kind)
+_EXECUTOR = _DaemonThreadExecutor(max_workers=32, idle_seconds=10)
+
+
+async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:
+    """``func(*args)`` in a daemon thread: how a built-in action blocks.
+
+    Cancellation (a timeout) stops the waiting at once; a call that never returns
+    leaves a daemon thread behind, which delays neither the end of the run nor the
+    exit of the process."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_EXECUTOR, func, *args)
 
 
 async def stat_regular(path: Path) -> os.stat_result:
@@ -55,23 +105,24 @@ async def stat_regular(path: Path) -> os.stat_result:
 
     Raises ``NotARegularFile``; ``FileNotFoundError`` and ``PermissionError``
     propagate untouched, so the report names them as such."""
-    result = await aiofiles.os.stat(path)
-    _require_regular(path, result.st_mode)
+    result = await aiofiles.os.stat(path, executor=_EXECUTOR)
+    kind = file_kind(result.st_mode)
+    if kind is not None:
+        raise NotARegularFile(path=str(path), kind=kind)
     return result
-
-
-def _open_nonblocking(path: str, flags: int) -> int:
-    return os.open(path, flags | _OPEN_FLAGS)
 
 
 async def iter_chunks(path: Path) -> AsyncGenerator[bytes, None]:
     """Yield the file's bytes in chunks of at most ``CHUNK_SIZE``, until EOF.
 
-    Checks the file is regular before opening it and again (``fstat``) after, so a
-    swap between the two cannot make a read hang. Consume it under
-    ``contextlib.aclosing`` so the file is closed as soon as the consumer stops."""
+    Checks the file is regular before opening it and again (``fstat``, in the
+    opener) after, so a swap between the two cannot make a read hang. Consume it
+    under ``contextlib.aclosing`` so the file is closed as soon as the consumer stops."""
     await stat_regular(path)
-    async with aiofiles.open(str(path), "rb", opener=_open_nonblocking) as file:
-        _require_regular(path, os.fstat(file.fileno()).st_mode)
+    # Not ``async with``: aiofiles' __aexit__ closes in the default executor.
+    file = await aiofiles.open(str(path), "rb", opener=open_regular, executor=_EXECUTOR)
+    try:
         while chunk := await file.read(CHUNK_SIZE):
             yield chunk
+    finally:
+        await file.close()

@@ -2,32 +2,30 @@
 
 Counts are exact whatever the chunk size: a line, a word, a multi-byte character
 or a match straddling two chunks counts once. Text is UTF-8; invalid bytes become
-U+FFFD, never an error.
+U+FFFD, never an error. ``search_pattern`` scans in a worker process
+(:mod:`asyncbatch.linescan`), so a timeout can stop even a catastrophic regex.
 """
 
 from __future__ import annotations
 
 import codecs
-import functools
 import re
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+import anyio.to_process
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from asyncbatch import linescan
 from asyncbatch.actions import _io
 from asyncbatch.actions.files import NoParams
-from asyncbatch.errors import LineTooLong
+from asyncbatch.errors import LineTooLong, NotARegularFile
 from asyncbatch.registry import action
 
 MAX_LINE_BYTES = 32 << 20
 """Longest line (in bytes, without its ``\\n``) ``search_pattern`` will hold in memory.
 Read at call time, so tests can shrink it."""
-
-_LINE_UNSAFE = ("(?=", "(?!", "(?<=", "(?<!", "\\A", "\\Z")
-"""Pattern constructs that see past a line's ends (or anchor at the string's), so
-their matches in a block of lines may differ from those in each line alone."""
 
 
 def _min_width(pattern: str) -> int:
@@ -107,102 +105,26 @@ async def count_words(path: Path, params: NoParams) -> dict[str, Any]:
     return {"words": words + added}
 
 
-@functools.lru_cache(maxsize=8)
-def _line_longer_than(limit: int) -> re.Pattern[bytes]:
-    return re.compile(rb"[^\n]{%d}" % (limit + 1))
-
-
-def _check_line_lengths(path: Path, chunk: bytes, pending: int, first: int, last: int) -> None:
-    """Raise ``LineTooLong`` if a line ending in ``chunk`` (the first one continuing
-    ``pending`` bytes from earlier chunks) or the partial line after ``chunk[last]``
-    is longer than ``MAX_LINE_BYTES``.
-
-    Lines between the first and last newline are shorter than the chunk; they are
-    only scanned when the limit is too (in tests), so the outcome never depends on
-    the chunk size."""
-    limit = MAX_LINE_BYTES
-    too_long = (
-        pending + first > limit
-        or len(chunk) - last - 1 > limit
-        or (last - first - 1 > limit and _line_longer_than(limit).search(chunk, first, last))
-    )
-    if too_long:
-        raise LineTooLong(path=str(path), limit=limit)
-
-
-def _count_across_lines(regex: re.Pattern[str], text: str) -> tuple[int, int] | None:
-    """Matches and matching lines in a block of lines, searched in one pass.
-
-    None when a match spans a newline: then per-line matching may differ."""
-    matches = matching_lines = 0
-    line = pos = 0
-    last_matched_line = -1
-    for match in regex.finditer(text):
-        start, end = match.span()
-        if text.find("\n", start, end) >= 0:
-            return None
-        line += text.count("\n", pos, start)
-        pos = start
-        if line != last_matched_line:
-            matching_lines += 1
-            last_matched_line = line
-        matches += 1
-    return matches, matching_lines
-
-
-def _count_line_by_line(regex: re.Pattern[str], text: str) -> tuple[int, int]:
-    """Matches and matching lines, each line searched on its own (the reference)."""
-    matches = matching_lines = 0
-    for line in text.split("\n"):
-        found = len(regex.findall(line))
-        if found:
-            matches += found
-            matching_lines += 1
-    return matches, matching_lines
-
-
-def _count_in_block(regex: re.Pattern[str], text: str, per_line: bool) -> tuple[int, int]:
-    """Matches and matching lines in ``text``, complete lines joined by ``\\n``."""
-    if not per_line:
-        counted = _count_across_lines(regex, text)
-        if counted is not None:
-            return counted
-    return _count_line_by_line(regex, text)
-
-
-def _decode(pieces: list[bytes | memoryview]) -> str:
-    return b"".join(pieces).decode("utf-8", "replace")
-
-
 @action("search_pattern", params=SearchPatternParams)
 async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, Any]:
     """Count regex matches (non-overlapping, each within one line) and matching lines."""
-    flags = re.MULTILINE | (re.IGNORECASE if params.ignore_case else 0)
-    regex = re.compile(params.pattern, flags)
-    per_line = any(construct in params.pattern for construct in _LINE_UNSAFE)
-    matches = matching_lines = 0
-    # The current partial line, in pieces, so a long line is joined once, not per chunk.
-    pending: list[bytes | memoryview] = []
-    pending_size = 0
-    async with aclosing(_io.iter_chunks(path)) as chunks:
-        async for chunk in chunks:
-            last = chunk.rfind(b"\n")
-            if last < 0:
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size > MAX_LINE_BYTES:
-                    raise LineTooLong(path=str(path), limit=MAX_LINE_BYTES)
-                continue
-            _check_line_lengths(path, chunk, pending_size, chunk.find(b"\n"), last)
-            # Cut at a newline: never inside a UTF-8 sequence, so decoding is exact.
-            pending.append(memoryview(chunk)[:last])
-            found, lines = _count_in_block(regex, _decode(pending), per_line)
-            matches += found
-            matching_lines += lines
-            pending = [chunk[last + 1 :]] if last + 1 < len(chunk) else []
-            pending_size = len(chunk) - last - 1
-    if pending:
-        found, lines = _count_in_block(regex, _decode(pending), per_line)
-        matches += found
-        matching_lines += lines
-    return {"matches": matches, "matching_lines": matching_lines}
+    await _io.stat_regular(path)  # in this process: nothing non-regular is ever opened
+    limit = MAX_LINE_BYTES
+    # In a worker process, killed if the job is cancelled or times out: ``re`` holds
+    # the GIL, so a catastrophic pattern would freeze a thread and the event loop.
+    outcome = await anyio.to_process.run_sync(
+        linescan.scan_file_in_worker,
+        str(path),
+        params.pattern,
+        re.IGNORECASE if params.ignore_case else 0,
+        _io.CHUNK_SIZE,
+        limit,
+        cancellable=True,
+    )
+    match outcome:
+        case ("ok", matches, matching_lines):
+            return {"matches": matches, "matching_lines": matching_lines}
+        case ("line_too_long",):
+            raise LineTooLong(path=str(path), limit=limit)
+        case ("not_regular", kind):
+            raise NotARegularFile(path=str(path), kind=kind)
