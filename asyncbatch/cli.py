@@ -108,6 +108,10 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown actions are config errors.")
     ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write a JUnit XML report there.", show_default=False),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless a job fails.")
     ] = False,
@@ -125,11 +129,14 @@ def run(
     from asyncbatch.config import load_config, select_jobs
     from asyncbatch.interrupt import run_until_signalled
     from asyncbatch.journal import journaled
+    from asyncbatch.junit import write_junit
     from asyncbatch.plan import dry_run_plan
     from asyncbatch.report import check_output_writable, write_report
 
     if resume and output is None:
         _exit_error("--resume needs --output: the journal to resume from lives beside the report")
+    if junit is not None and output is not None and junit.resolve() == output.resolve():
+        _exit_error("--junit and --output must name different files")
     source = config if config is not None else _discover_config()
     try:
         batch = load_config(source, strict=strict)
@@ -144,9 +151,13 @@ def run(
     if dry_run:
         if output is not None:
             _checked(check_output_writable, output)
+        if junit is not None:
+            _checked(check_output_writable, junit)
         _print_json(dry_run_plan(batch))
         raise typer.Exit(EXIT_OK)
 
+    if junit is not None:
+        _checked(check_output_writable, junit)
     with contextlib.ExitStack() as stack:
         journal = None
         if output is not None:
@@ -176,6 +187,11 @@ def run(
                 write_report(report, output)
             except OSError as exc:
                 _err(f"error: cannot write report {output}: {exc.strerror or exc}")
+        if junit is not None:
+            try:
+                write_junit(report, junit)
+            except OSError as exc:
+                _err(f"error: cannot write JUnit report {junit}: {exc.strerror or exc}")
     _print_json(report.summary.to_dict())
     _print_end_of_run(report, quiet=quiet)
     if signal_exit is not None:
