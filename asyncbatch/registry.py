@@ -13,7 +13,7 @@ import inspect
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -103,7 +103,7 @@ class ActionRegistry:
         self._plugins_loaded = True
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             taken = self._specs.get(entry.name)
-            if taken is not None:
+            if taken is not None and not _is_object_of(entry, taken):
                 owner = "a built-in" if taken.origin == "builtin" else f"{taken.origin}"
                 self.plugin_warnings.append(
                     f"plugin action {entry.name!r} ({entry.value}) ignored: "
@@ -159,6 +159,14 @@ def _spec_for_function(
         if spec.func is func:
             return ActionSpec(name, spec.func, spec.params, origin=origin)
     return ActionSpec(name, func, None, origin=origin)
+
+
+def _is_object_of(entry: EntryPoint, spec: ActionSpec) -> bool:
+    """Whether ``spec`` holds the entry point's own object: its ``@action`` registered
+    it when its module was imported (by user code, or by an earlier entry point of
+    the same module), so the plugin is not clashing with itself."""
+    target = (getattr(spec.func, "__module__", None), getattr(spec.func, "__qualname__", None))
+    return target == (entry.module, entry.attr)
 
 
 def _import_attribute(module_name: str, attr: str, base_dir: Path | None) -> object:

@@ -3,6 +3,7 @@ and entry-point plugins (real ``*.dist-info`` directories on sys.path)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -393,6 +394,81 @@ def test_a_plugin_decorated_with_action_keeps_its_params_model(
     spec = reg.get("shout")
     assert spec is not None
     assert spec.params is sys.modules[f"{unique}_acts"].Params
+
+
+@pytest.fixture
+def fresh_plugins(
+    global_registry: ActionRegistry, monkeypatch: pytest.MonkeyPatch
+) -> ActionRegistry:
+    """The default registry with its plugins not looked up yet, as in a new process."""
+    monkeypatch.setattr(global_registry, "_plugins_loaded", False)
+    monkeypatch.setattr(global_registry, "plugin_warnings", [])
+    return global_registry
+
+
+def decorated_module(*names: str) -> str:
+    """A plugin module whose functions ``act_NAME`` are each declared with
+    ``@asyncbatch.action(NAME, params=Params)``, as the example plugin does."""
+    source = (
+        "from pydantic import BaseModel\nimport asyncbatch\n"
+        "class Params(BaseModel):\n    n: int = 1\n"
+    )
+    for name in names:
+        source += (
+            f"@asyncbatch.action({name!r}, params=Params)\n"
+            f"async def act_{name}(path, params):\n    return {{}}\n"
+        )
+    return source
+
+
+def test_a_plugin_imported_by_user_code_first_does_not_clash_with_itself(
+    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+) -> None:
+    """Its ``@action`` registered the name on import; the entry point is the same
+    function, so it is the plugin, not a rival: no warning, and a plugin origin."""
+    name = f"{unique}_top"
+    make_plugin({name: f"{{mod}}_acts:act_{name}"}, {"{mod}_acts": decorated_module(name)})
+    module = importlib.import_module(f"{unique}_acts")
+    fresh_plugins.load_plugins()
+    assert fresh_plugins.plugin_warnings == []
+    spec = fresh_plugins.get(name)
+    assert spec is not None
+    assert (spec.func, spec.params) == (getattr(module, f"act_{name}"), module.Params)
+    assert spec.origin == f"plugin {unique}_acts:act_{name}"
+
+
+def test_a_plugin_module_with_two_entry_points_loads_both_without_warnings(
+    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+) -> None:
+    """Loading the first entry point imports the module, which registers both."""
+    first, second = f"{unique}_first", f"{unique}_second"
+    make_plugin(
+        {first: f"{{mod}}_acts:act_{first}", second: f"{{mod}}_acts:act_{second}"},
+        {"{mod}_acts": decorated_module(first, second)},
+    )
+    fresh_plugins.load_plugins()
+    assert fresh_plugins.plugin_warnings == []
+    for name in (first, second):
+        spec = fresh_plugins.get(name)
+        assert spec is not None
+        assert spec.params is sys.modules[f"{unique}_acts"].Params
+        assert spec.origin == f"plugin {unique}_acts:act_{name}"
+
+
+def test_a_plugin_entry_point_to_another_function_under_a_taken_name_is_still_ignored(
+    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+) -> None:
+    """A function of the same module but not the one registered is a rival."""
+    name = f"{unique}_top"
+    make_plugin(
+        {name: "{mod}_acts:other"},
+        {"{mod}_acts": decorated_module(name) + PLUGIN_SOURCE.replace("shout", "other")},
+    )
+    importlib.import_module(f"{unique}_acts")
+    fresh_plugins.load_plugins()
+    assert fresh_plugins.plugin_warnings == [
+        f"plugin action {name!r} ({unique}_acts:other) ignored: {unique}_acts already has that name"
+    ]
 
 
 def test_default_registry_is_the_registry_behind_the_action_decorator() -> None:

@@ -1,0 +1,103 @@
+"""The README's code runs as written, so it cannot rot: each ``python`` block of its
+"Python API" section runs in a fresh interpreter from the repository's root and must
+print the ``text`` block that follows it; the custom action of "Your own actions"
+runs from a config, as the README says to use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TIMEOUT = 60
+
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def section(title: str) -> str:
+    """The text of the README's ``## title`` section."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.M | re.S)
+    assert match is not None, f"README has no section {title!r}"
+    return match.group(1)
+
+
+def examples(text: str) -> list[tuple[str, str | None]]:
+    """Each ``python`` block with the ``text`` block after it (its output), if any
+    comes before the next ``python`` block."""
+    found: list[tuple[str, str | None]] = []
+    for language, body in _FENCE.findall(text):
+        if language == "python":
+            found.append((body, None))
+        elif language == "text" and found and found[-1][1] is None:
+            found[-1] = (found[-1][0], body)
+    return found
+
+
+def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+API_EXAMPLES = examples(section("Python API"))
+
+
+def test_the_python_api_section_has_its_examples_with_their_output() -> None:
+    assert len(API_EXAMPLES) >= 2
+    assert all(output is not None for _, output in API_EXAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("code", "output"), API_EXAMPLES, ids=[f"example-{n}" for n in range(len(API_EXAMPLES))]
+)
+def test_a_python_api_example_prints_what_the_readme_shows(
+    code: str, output: str | None, tmp_path: Path
+) -> None:
+    """Run from the repository's root, as the README says; lines are compared as a
+    multiset, since progress lines come in the order jobs end."""
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    done = run_python(str(script), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert output is not None
+    assert Counter(done.stdout.splitlines()) == Counter(output.splitlines())
+
+
+def test_the_python_api_examples_use_the_progress_callback_and_action() -> None:
+    """The README shows how to follow progress and register an action from code."""
+    code = "\n".join(body for body, _ in API_EXAMPLES)
+    assert "on_job_done=" in code
+    assert "@action(" in code
+
+
+def test_the_own_actions_example_runs_from_a_config_beside_it(tmp_path: Path) -> None:
+    """``myactions.py`` next to the config, named ``"myactions:head_bytes"``."""
+    (code,) = [body for body, _ in examples(section("Actions")) if "# myactions.py" in body]
+    (tmp_path / "myactions.py").write_text(code, encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("first line\nsecond\nthird\n", encoding="utf-8")
+    job = {"name": "head", "action": "myactions:head_bytes", "input": "notes.txt"}
+    config = {"jobs": [job, {**job, "name": "head-2", "params": {"lines": 2}}]}
+    (tmp_path / "batch.json").write_text(json.dumps(config), encoding="utf-8")
+    done = run_python("-m", "asyncbatch", "run", "batch.json", "-o", "report.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert [job["result"] for job in report["jobs"]] == [
+        {"bytes": len("first line\nsecond\nthird\n")},
+        {"bytes": len("first line\nsecond\n")},
+    ]
