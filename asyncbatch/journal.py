@@ -54,7 +54,7 @@ def fingerprint(job: Job) -> str | None:
         "name": job.name,
         "action": job.action,
         "params": job.raw_params,
-        "input": os.path.realpath(job.path),
+        "input": os.fspath(job.path),  # absolute already: config dir / input
         "size": info.st_size,
         "mtime_ns": info.st_mtime_ns,
         "version": __version__,
@@ -104,7 +104,10 @@ class Journal:
         """Start a fresh journal, or append to the previous one when resuming, so
         a resumed run killed early still has every earlier success on disk."""
         self._resume = resume
+        torn = resume and _ends_mid_line(self.path)
         self._file = self.path.open("a" if resume else "w", encoding="utf-8")
+        if torn:
+            self._file.write("\n")  # keeps this run's first line apart from a torn one
 
     def reusable(self, job: Job) -> JobResult | None:
         """The recorded success of ``job`` if its fingerprint still matches.
@@ -143,7 +146,9 @@ class Journal:
 
     def close(self) -> None:
         """Sync and close; after a resumed run, compact the journal to this run's
-        lines so it does not grow with every incremental run."""
+        lines so it does not grow with every incremental run. Earlier successes of
+        jobs this run never looked at (cut off by a halt, left out by ``--only``)
+        are kept: they may still be reused."""
         if self._file is None:
             return
         self._file.flush()
@@ -151,8 +156,20 @@ class Journal:
         self._file.close()
         self._file = None
         if self._resume:
-            text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self._entries)
+            unseen = [e for name, e in self._previous.items() if name not in self._fingerprints]
+            entries = [*unseen, *self._entries]
+            text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
             write_atomically(self.path, text)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """True when ``path``'s last line has no newline: a run was cut off mid-write."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except OSError:  # no file, or an empty one
+        return False
 
 
 def load_journal(report: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:

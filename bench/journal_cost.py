@@ -1,0 +1,90 @@
+"""What the journal costs on many small jobs: the whole command, three ways.
+
+(a) no ``--output`` (no journal); (b) ``--output`` as shipped (each line written
+and flushed, fsync at most once a second); (c) ``--output`` with an fsync after
+every line. (c) runs through this script as a driver, which sets
+``asyncbatch.journal.FSYNC_INTERVAL = 0`` and then calls the CLI; nothing in the
+package changes. Variants alternate, ``--repeat`` times; medians are printed.
+
+    python bench/journal_cost.py [--jobs 20000] [--repeat 5] [--variants abc]
+    python bench/journal_cost.py --drive run CONFIG -o OUT ...   # (c) by hand
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FILES = 5
+
+
+def drive(argv: list[str]) -> None:
+    """Run the asyncbatch CLI with an fsync after every journal line."""
+    import asyncbatch.journal
+    from asyncbatch.cli import main
+
+    asyncbatch.journal.FSYNC_INTERVAL = 0.0
+    sys.argv = ["asyncbatch", *argv]
+    main()
+
+
+def write_batch(folder: Path, jobs: int) -> Path:
+    """``jobs`` file_size jobs spread over a handful of small files."""
+    for i in range(FILES):
+        (folder / f"f{i}.txt").write_text("x" * (100 + i) + "\n", encoding="utf-8")
+    entries = [
+        {"name": f"j{i}", "action": "file_size", "input": f"f{i % FILES}.txt"} for i in range(jobs)
+    ]
+    config = folder / "batch.json"
+    config.write_text(json.dumps({"jobs": entries}), encoding="utf-8")
+    return config
+
+
+def commands(config: Path, out: Path) -> dict[str, list[str]]:
+    cli = [sys.executable, "-m", "asyncbatch", "run", str(config), "-j", "4", "-q"]
+    return {
+        "a": cli,
+        "b": [*cli, "-o", str(out)],
+        "c": [sys.executable, __file__, "--drive", *cli[3:], "-o", str(out)],
+    }
+
+
+def measure(jobs: int, repeat: int, variants: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as tmp:
+        folder = Path(tmp)
+        config = write_batch(folder, jobs)
+        argvs = commands(config, folder / "out.json")
+        times: dict[str, list[float]] = {variant: [] for variant in variants}
+        for _ in range(repeat):
+            for variant in variants:
+                started = time.perf_counter()
+                subprocess.run(argvs[variant], check=True, stdout=subprocess.DEVNULL)
+                times[variant].append(time.perf_counter() - started)
+        for variant in variants:
+            print(f"  {variant}: " + " ".join(f"{t:.3f}" for t in times[variant]))
+        return {variant: statistics.median(times[variant]) for variant in variants}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--drive":
+        drive(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description="What the journal costs on many small jobs.")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--variants", default="abc", help="any of a, b, c")
+    args = parser.parse_args()
+    print(f"{args.jobs} file_size jobs over {FILES} files, -j 4, {args.repeat} runs each")
+    medians = measure(args.jobs, args.repeat, args.variants)
+    for variant, median in medians.items():
+        print(f"({variant}) median {median:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
