@@ -1,0 +1,119 @@
+"""The README's recipes are configs under examples/recipes/: run them for real and
+check every result against Python on the same bytes, so the docs cannot drift."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPES = Path(__file__).resolve().parent.parent / "examples" / "recipes"
+
+
+def run_recipe(config: Path, tmp_path: Path, *args: str) -> dict[str, dict[str, object]]:
+    """Run a recipe from an unrelated cwd; return the report's jobs by name."""
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncbatch", "run", str(config), "-o", str(report), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    jobs = json.loads(report.read_text())["jobs"]
+    assert {job["status"] for job in jobs} == {"succeeded"}
+    return {job["name"]: job for job in jobs}
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+@pytest.mark.parametrize("config", sorted(RECIPES.glob("*.*")), ids=lambda p: p.name)
+def test_every_recipe_validates_in_a_dry_run(config: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncbatch", "run", str(config), "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["valid"] is True
+    assert all(job["warnings"] == [] for job in plan["jobs"])
+
+
+def test_the_logs_recipe_fans_globs_out_and_counts_like_python(tmp_path: Path) -> None:
+    jobs = run_recipe(RECIPES / "logs.json", tmp_path)
+    logs = RECIPES / "logs"
+    everything = sorted(p.relative_to(RECIPES).as_posix() for p in logs.rglob("*.log"))
+    top_level = sorted(p.relative_to(RECIPES).as_posix() for p in logs.glob("*.log"))
+    assert [name for name in jobs if name.startswith("lines[")] == [
+        f"lines[{path}]" for path in everything
+    ]
+    for path in everything:
+        assert jobs[f"lines[{path}]"]["result"] == {"lines": len(lines_of(RECIPES / path))}
+    for path in top_level:
+        text = lines_of(RECIPES / path)
+        errors = [line for line in text if re.search("ERROR|FATAL", line)]
+        assert jobs[f"errors[{path}]"]["result"] == {
+            "matches": sum(len(re.findall("ERROR|FATAL", line)) for line in errors),
+            "matching_lines": len(errors),
+        }
+        slow = [line for line in text if re.search(r"took [4-9]\d\d ms", line)]
+        assert jobs[f"slow[{path}]"]["result"] == {
+            "matches": len(slow),
+            "matching_lines": len(slow),
+        }
+
+
+def test_the_pipeline_recipe_runs_its_dependencies_and_limits(tmp_path: Path) -> None:
+    jobs = run_recipe(RECIPES / "pipeline.yaml", tmp_path)
+    web1 = (RECIPES / "logs" / "web-1.log").read_bytes()
+    web2 = (RECIPES / "logs" / "web-2.log").read_bytes()
+    assert jobs["size"]["result"] == {"bytes": len(web1)}
+    assert jobs["words"]["result"] == {"words": len(web1.decode().split())}
+    assert jobs["sha256"]["result"] == {
+        "algorithm": "sha256",
+        "digest": hashlib.sha256(web1).hexdigest(),
+    }
+    assert jobs["sha512"]["result"] == {
+        "algorithm": "sha512",
+        "digest": hashlib.sha512(web2).hexdigest(),
+    }
+
+
+def test_the_quick_toml_recipe_counts_errors_ignoring_case(tmp_path: Path) -> None:
+    jobs = run_recipe(RECIPES / "quick.toml", tmp_path)
+    text = lines_of(RECIPES / "logs" / "web-1.log")
+    matching = [line for line in text if "error" in line.lower()]
+    assert jobs["web-1-lines"]["result"] == {"lines": len(text)}
+    assert jobs["web-1-errors"]["result"] == {
+        "matches": sum(line.lower().count("error") for line in matching),
+        "matching_lines": len(matching),
+    }
+
+
+def test_resuming_a_recipe_reuses_every_result(tmp_path: Path) -> None:
+    first = run_recipe(RECIPES / "quick.toml", tmp_path)
+    again = run_recipe(RECIPES / "quick.toml", tmp_path, "--resume")
+    assert all(job["reused"] for job in again.values())
+    assert {name: job["result"] for name, job in again.items()} == {
+        name: job["result"] for name, job in first.items()
+    }
+
+
+def test_the_readme_shows_the_logs_recipe_exactly_as_it_is() -> None:
+    readme = (RECIPES.parent.parent / "README.md").read_text()
+    section = readme.split("**A logs directory with globs**", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == json.loads((RECIPES / "logs.json").read_text())
