@@ -6,7 +6,9 @@ starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +18,17 @@ import typer
 
 from asyncbatch import __version__
 from asyncbatch.errors import ConfigError, OutputError
+from asyncbatch.progress import print_problems, sanitize
 
 if TYPE_CHECKING:
+    from asyncbatch.config import BatchConfig
     from asyncbatch.registry import ActionSpec
     from asyncbatch.report import JobResult, Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_PRINTED = 50
+"""Config problems (and warnings) printed on stderr; the rest are counted. The
+dry run's JSON on stdout lists every problem."""
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -69,7 +76,10 @@ def run(
     max_concurrency: Annotated[
         int | None,
         typer.Option(
-            "-j", "--max-concurrency", min=1, help="At most N jobs at once [config, else 4]."
+            "-j",
+            "--max-concurrency",
+            min=1,
+            help="At most N jobs at once (default: config max_concurrency, else 4).",
         ),
     ] = None,
     output: Annotated[
@@ -118,10 +128,18 @@ def run(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="A line on stderr per finished job.")
     ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress on stderr (default: on when stderr is a terminal and CI "
+            "is unset; -q turns it off).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
-    import contextlib
     import functools
 
     import anyio
@@ -146,8 +164,7 @@ def run(
         if dry_run:
             _print_json({"valid": False, "errors": exc.problems})
         _fail_config(exc)
-    for warning in batch.warnings:
-        _err(f"warning: {warning}")
+    _err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
     if dry_run:
         if output is not None:
             _checked(check_output_writable, output)
@@ -175,7 +192,9 @@ def run(
                 default_timeout=timeout,
                 default_retries=retries,
                 max_failures=1 if fail_fast else max_failures,
-                on_job_done=_print_job_line if verbose else None,
+                on_job_done=_job_callback(
+                    stack, batch, max_concurrency, progress=progress, quiet=quiet, verbose=verbose
+                ),
                 journal=journal,
             ),
             backend="asyncio",
@@ -232,7 +251,11 @@ def schema() -> None:
     from asyncbatch.registry import default_registry
     from asyncbatch.schema import config_schema
 
-    _print_json(config_schema(default_registry()))
+    registry = default_registry()
+    registry.load_plugins()  # plugin actions and their params belong in it too
+    for warning in registry.plugin_warnings:
+        _err(f"warning: {warning}")
+    _print_json(config_schema(registry))
 
 
 def main() -> None:
@@ -280,6 +303,35 @@ def _type_name(prop: dict[str, Any]) -> str:
     return str(prop.get("type", "any"))
 
 
+def _job_callback(
+    stack: contextlib.ExitStack,
+    batch: BatchConfig,
+    max_concurrency: int | None,
+    *,
+    progress: bool | None,
+    quiet: bool,
+    verbose: bool,
+) -> Callable[[JobResult], None] | None:
+    """What runs as each job ends: the ``-v`` line, the live progress counters
+    (the display starts now and ends with ``stack``), both or neither."""
+    from asyncbatch.progress import ProgressState, live_progress, progress_wanted
+    from asyncbatch.runner import DEFAULT_CONCURRENCY
+
+    line = _print_job_line if verbose else None
+    if not progress_wanted(progress, quiet=quiet, stream=sys.stderr, environ=os.environ):
+        return line
+    limit = max_concurrency or batch.max_concurrency or DEFAULT_CONCURRENCY
+    state = stack.enter_context(live_progress(ProgressState(batch.jobs, limit=limit)))
+    if line is None:
+        return state.job_done
+
+    def count_and_print(result: JobResult) -> None:
+        state.job_done(result)
+        _print_job_line(result)
+
+    return count_and_print
+
+
 def _print_job_line(result: JobResult) -> None:
     took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
     detail = (
@@ -305,9 +357,8 @@ def _print_end_of_run(report: Report, *, quiet: bool) -> None:
         _err(f"stopped: {report.halted}")
     listed = [job for job in report.jobs if job.status in ("failed", "skipped")]
     listed.sort(key=lambda job: job.name != report.first_failure)
-    for job in listed:
-        error = job.error or {"type": "?", "message": ""}
-        _err(f"  {job.status.upper():<9} {job.name}: {error['type']}: {error['message']}")
+    rows = [(job.status, job.name, *_error_of(job)) for job in listed]
+    print_problems(rows, stream=sys.stderr, terminal=sys.stderr.isatty())
     cancelled = [job.name for job in report.jobs if job.status == "cancelled"]
     if cancelled:
         shown = ", ".join(cancelled[:5]) + (", ..." if len(cancelled) > 5 else "")
@@ -315,11 +366,18 @@ def _print_end_of_run(report: Report, *, quiet: bool) -> None:
 
 
 def _fail_config(exc: ConfigError) -> NoReturn:
-    for problem in exc.problems:
-        where = f"{exc.source}: " if exc.source else ""
-        _err(f"error: {where}{problem}")
+    where = f"{exc.source}: " if exc.source else ""
+    _err_capped([f"error: {where}{problem}" for problem in exc.problems], "problems")
     _err("error: the config is invalid; nothing was run")
     raise typer.Exit(EXIT_USAGE)
+
+
+def _err_capped(lines: list[str], what: str) -> None:
+    """The first :data:`MAX_PRINTED` lines on stderr, then how many more there are."""
+    for line in lines[:MAX_PRINTED]:
+        _err(line)
+    if len(lines) > MAX_PRINTED:
+        _err(f"... and {len(lines) - MAX_PRINTED} more {what}")
 
 
 def _checked(func: Callable[..., T], *args: Any) -> T:
@@ -340,5 +398,11 @@ def _print_json(value: object) -> None:
     sys.stdout.flush()
 
 
+def _error_of(job: JobResult) -> tuple[str, str]:
+    error = job.error or {"type": "?", "message": ""}
+    return error["type"], error["message"]
+
+
 def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    """A line for people on stderr, control characters shown as escapes."""
+    sys.stderr.write(sanitize(message) + "\n")
