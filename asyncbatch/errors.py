@@ -20,6 +20,7 @@ turns an exception into the ``{"type", "message"}`` pair of the report.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import ClassVar
@@ -36,6 +37,11 @@ ERROR_TYPES = (
     "Cancelled",
     "ActionError",
 )
+
+_UNREACHABLE = frozenset({errno.ELOOP, errno.ENOTDIR, errno.ENAMETOOLONG})
+"""``OSError`` numbers meaning the path leads to no file: a symbolic link loop, a
+component that is a file, a name too long. Reported as ``FileNotFoundError``, like
+a dangling link."""
 
 
 class AsyncbatchError(Exception):
@@ -147,11 +153,14 @@ def describe_error(exc: BaseException) -> dict[str, str]:
     """Map an exception to the report's ``{"type", "message"}``.
 
     ``OSError`` messages name the file (as the user wrote it when the action
-    passes it along) without Python's ``[Errno 2]`` noise."""
+    passes it along) without Python's ``[Errno 2]`` noise. A path that leads to no
+    file (a symbolic link loop, say) is a ``FileNotFoundError`` too."""
     if isinstance(exc, JobError):
         return {"type": exc.error_type, "message": str(exc)}
-    if isinstance(exc, FileNotFoundError | PermissionError):
-        kind = type(exc).__name__
+    if isinstance(exc, OSError) and (
+        isinstance(exc, FileNotFoundError | PermissionError) or exc.errno in _UNREACHABLE
+    ):
+        kind = "FileNotFoundError" if exc.errno in _UNREACHABLE else type(exc).__name__
         reason = exc.strerror.lower() if exc.strerror else kind
         reason = reason.replace("no such file or directory", "no such file")
         name = os.fsdecode(exc.filename) if exc.filename is not None else None

@@ -15,6 +15,7 @@ report at the same time.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -71,7 +72,10 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # never through a symbolic link planted at this predictable name
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise _cannot_write(self._path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -105,7 +109,13 @@ class Journal:
         a resumed run killed early still has every earlier success on disk."""
         self._resume = resume
         torn = resume and _ends_mid_line(self.path)
-        self._file = self.path.open("a" if resume else "w", encoding="utf-8")
+        # O_NOFOLLOW: never write through a symbolic link planted at this predictable name.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resume else os.O_TRUNC)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
+        self._file = os.fdopen(fd, "a" if resume else "w", encoding="utf-8")
         if torn:
             self._file.write("\n")  # keeps this run's first line apart from a torn one
 
@@ -160,6 +170,13 @@ class Journal:
             entries = [*unseen, *self._entries]
             text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
             write_atomically(self.path, text)
+
+
+def _cannot_write(path: Path, exc: OSError) -> OutputError:
+    """The journal or the lock cannot be opened (exit 2, before any job starts)."""
+    if exc.errno == errno.ELOOP:
+        return OutputError(path=str(path), reason="is a symbolic link; it is not written through")
+    return OutputError(path=str(path), reason=exc.strerror or str(exc))
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -43,8 +43,9 @@ def _job_warnings(job: Job) -> list[str]:
         mode = os.stat(job.path).st_mode
     except FileNotFoundError:
         return [f"FileNotFoundError: {job.input}: no such file"]
-    except OSError as exc:
-        return [f"{type(exc).__name__}: {job.input}: {exc.strerror or exc}"]
+    except OSError as exc:  # a symbolic link loop, say: named as a run would name it
+        error = describe_error(exc)
+        return [f"{error['type']}: {error['message'].replace(str(job.path), job.input)}"]
     if not stat.S_ISREG(mode):
         return [f"NotARegularFile: {job.input}: not a regular file"]
     return []
