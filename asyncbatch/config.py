@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import errno
-import glob
 import os
 import re
 import sys
@@ -22,13 +21,19 @@ from typing import Annotated, Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from asyncbatch.bulk import Resolver, validate_jobs, without_gc
 from asyncbatch.errors import ConfigError, UnknownAction
-from asyncbatch.formats import parse_config, read_config_text
+from asyncbatch.formats import parse_config, read_config_stream, read_config_text
+from asyncbatch.globs import GlobTooBroad, glob_files, printable
 from asyncbatch.graph import find_cycles, with_dependencies
 from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
 _GLOB_CHARS = re.compile(r"[*?[]")
+
+_HINTED = 50
+"""Problems beyond this many get no "did you mean": on a huge config full of
+unknown names, suggestions would cost quadratic time."""
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Retries = Annotated[int, Field(ge=0, le=1000)]
@@ -135,14 +140,15 @@ def load_config(
     registry = registry or default_registry()
     label = os.fspath(source)
     if label == "-":
-        text = (stdin or sys.stdin).read()
+        text = read_config_stream(stdin or sys.stdin, label)
         raw = parse_config(text, ".json", label)
         base_dir = Path.cwd()
     else:
         path = Path(label)
         raw = parse_config(read_config_text(path, label), path.suffix.lower(), label)
         base_dir = path.absolute().parent
-    return _build(raw, label, base_dir, registry, strict)
+    with without_gc():  # tens of thousands of objects, no cycles: skip the collector
+        return _build(raw, label, base_dir, registry, strict)
 
 
 def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
@@ -190,24 +196,26 @@ def _build(
     warnings: list[str] = []
     entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
     invalid_names: set[str] = set()
+    resolver = Resolver(registry, base_dir)
+    valid = validate_jobs(raw_jobs)  # one call; job by job only to locate problems
     for index, raw_job in enumerate(raw_jobs):
         where = f"jobs[{index}]"
         try:
-            job = JobConfig.model_validate(raw_job)
+            job = valid[index] if valid is not None else JobConfig.model_validate(raw_job)
         except ValidationError as exc:
             problems.extend(_locate(exc, where, JobConfig))
-            _check_invalid_job(raw_job, exc, where, base_dir, registry, strict, problems)
+            _check_invalid_job(raw_job, exc, where, resolver, registry, strict, problems)
             if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
                 invalid_names.add(raw_job["name"])
             continue
-        spec, params = _resolve_action(job, where, base_dir, registry, strict, problems, warnings)
+        spec, params = _resolve_action(job, where, resolver, registry, strict, problems, warnings)
         entries.append((index, job, spec, params))
 
     problems.extend(_check_names(entries))
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     problems.extend(_check_limits(entries, declared))
-    jobs = _expand(entries, base_dir)
+    jobs = _expand(entries, base_dir, problems)
     problems.extend(_check_expanded_names(jobs))
     problems.extend(_check_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
@@ -228,7 +236,7 @@ def _check_invalid_job(
     raw_job: Any,
     exc: ValidationError,
     where: str,
-    base_dir: Path,
+    resolver: Resolver,
     registry: ActionRegistry,
     strict: bool,
     problems: list[str],
@@ -244,13 +252,13 @@ def _check_invalid_job(
         input="",
         params=raw_job.get("params", {}),
     )
-    _resolve_action(partial, where, base_dir, registry, strict, problems, [])
+    _resolve_action(partial, where, resolver, registry, strict, problems, [])
 
 
 def _resolve_action(
     job: JobConfig,
     where: str,
-    base_dir: Path,
+    resolver: Resolver,
     registry: ActionRegistry,
     strict: bool,
     problems: list[str],
@@ -258,7 +266,7 @@ def _resolve_action(
 ) -> tuple[ActionSpec | None, Any]:
     """The job's action spec and validated params (problems and warnings appended)."""
     try:
-        spec = registry.resolve(job.action, base_dir)
+        spec = resolver.resolve(job.action)
     except (ImportError, TypeError) as exc:
         problems.append(f"{where}.action: cannot use {job.action!r}: {exc}")
         return None, None
@@ -273,7 +281,7 @@ def _resolve_action(
             )
         return None, None
     try:
-        return spec, spec.validate_params(job.params)
+        return spec, resolver.validate_params(spec, job.params)
     except ValidationError as exc:
         problems.extend(_locate(exc, f"{where}.params", spec.params))
         return spec, None
@@ -300,11 +308,15 @@ def _check_limits(
 
 
 def _expand(
-    entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]], base_dir: Path
+    entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]],
+    base_dir: Path,
+    problems: list[str],
 ) -> list[Job]:
-    """One Job per config job, or per matching regular file for a glob input."""
+    """One Job per config job, or per matching regular file for a glob input
+    (named and shown with undecodable bytes as ``\\xNN``); a glob too broad to
+    expand is a problem."""
     jobs: list[Job] = []
-    for _, config_job, spec, params in entries:
+    for index, config_job, spec, params in entries:
         start_error: Exception | None = None
         if spec is None:
             start_error = UnknownAction(action=config_job.action)
@@ -320,14 +332,19 @@ def _expand(
         }
         pattern = config_job.input
         if _GLOB_CHARS.search(pattern):
-            matches = _glob_files(pattern, base_dir)
+            try:
+                matches = _glob_files(pattern, base_dir)
+            except GlobTooBroad as exc:
+                problems.append(f"jobs[{index}].input: {exc}")
+                matches = []
             if matches:
-                for shown in matches:
+                for match in matches:
+                    shown = printable(match)
                     jobs.append(
                         Job(
                             name=f"{config_job.name}[{shown}]",
                             input=shown,
-                            path=base_dir / shown,
+                            path=base_dir / match,
                             start_error=start_error,
                             **common,
                         )
@@ -347,8 +364,9 @@ def _expand(
 
 
 def _check_expanded_names(jobs: list[Job]) -> Iterable[str]:
-    """A glob expansion named like another job (``logs[a.log]``) would make the
-    report ambiguous."""
+    """A glob expansion named like another job (``logs[a.log]``), or two files of
+    one glob shown alike (``\\xff`` is also how an undecodable byte is shown), would
+    make the report ambiguous."""
     seen: dict[str, Job] = {}
     for job in jobs:
         other = seen.setdefault(job.name, job)
@@ -357,16 +375,15 @@ def _check_expanded_names(jobs: list[Job]) -> Iterable[str]:
                 f"jobs: {job.name!r} is the name of a glob expansion of {job.group!r} "
                 f"and also of a job from {other.group!r}; rename one of them"
             )
+        elif other is not job and job.input == other.input and job.path != other.path:
+            yield f"jobs: two files of the glob {job.group!r} are shown as {job.input!r}"
 
 
 def _glob_files(pattern: str, base_dir: Path) -> list[str]:
     """Sorted regular files matching ``pattern`` (``**`` recursive), as paths
-    relative to ``base_dir``, or absolute for an absolute pattern."""
-    if os.path.isabs(pattern):
-        found = glob.glob(pattern, recursive=True)
-    else:
-        found = glob.glob(pattern, root_dir=base_dir, recursive=True)
-    return sorted(match for match in found if (base_dir / match).is_file())
+    relative to ``base_dir``, or absolute for an absolute pattern; bounded, see
+    :mod:`asyncbatch.globs`."""
+    return glob_files(pattern, base_dir)
 
 
 def _check_dependencies(
@@ -376,6 +393,8 @@ def _check_dependencies(
     problems naming the jobs involved. A job in ``invalid_names`` exists (its own
     problems are reported already), so naming it is no further problem."""
     problems: list[str] = []
+    if not any(config_job.depends_on for _, config_job, _, _ in entries):
+        return problems  # every job keeps depends_on == ()
     expansions: dict[str, list[str]] = {}
     group_of: dict[str, str] = {}
     for job in jobs:
@@ -396,7 +415,7 @@ def _check_dependencies(
             elif dep in invalid_names:
                 continue
             else:
-                hint = _did_you_mean(dep, list(expansions))
+                hint = _did_you_mean(dep, list(expansions)) if len(problems) < _HINTED else ""
                 problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
                 continue
             edges.add(group_of[dep])

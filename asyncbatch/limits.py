@@ -10,7 +10,7 @@ so no order of naming limits can deadlock.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 
 class ReadyJobs:
@@ -39,6 +39,19 @@ class ReadyJobs:
         for name in best_needs:
             self.in_use[name] += 1
         return best
+
+    def count_unlimited(self) -> int:
+        """How many ready jobs need no named limit."""
+        return len(self._heaps.get((), ()))
+
+    def take_unlimited(self, accept: Callable[[int], bool], most: int) -> list[int]:
+        """Up to ``most`` more ready jobs that need no named limit, in config order,
+        while ``accept`` takes the next one."""
+        heap = self._heaps.get(())
+        taken: list[int] = []
+        while heap and len(taken) < most and accept(heap[0]):
+            taken.append(heapq.heappop(heap))
+        return taken
 
     def release(self, index: int) -> None:
         """Give back the slots job ``index`` took."""

@@ -23,8 +23,9 @@ import re
 import signal
 import stat
 import sys
-from typing import Literal, TypeAlias
+from typing import AnyStr, Literal, TypeAlias
 
+from asyncbatch import regexplan
 from asyncbatch.errors import NotARegularFile
 
 ScanOutcome: TypeAlias = (
@@ -80,22 +81,26 @@ def open_regular(path: str, flags: int = os.O_RDONLY) -> int:
 
 
 def scan_file(
-    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int
+    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int, fast: bool = True
 ) -> ScanOutcome:
     """Count ``pattern``'s matches (non-overlapping, each within one line) and the
     lines with a match, reading ``chunk_size`` bytes at a time.
 
     ``flags`` are ``re`` flags (``re.IGNORECASE``); ``re.MULTILINE`` is always added,
     so ``^`` and ``$`` anchor at each line. A line longer than ``max_line_bytes``
-    (without its ``\\n``) stops the scan: memory stays bounded."""
+    (without its ``\\n``) stops the scan: memory stays bounded. With ``fast`` off,
+    every block is decoded and searched as text: the plain path that the
+    optimised one (:mod:`asyncbatch.regexplan`) is tested against."""
     try:
         fd = open_regular(path)
     except NotARegularFile as exc:
         return ("not_regular", exc.kind)
     try:
-        regex = re.compile(pattern, flags | re.MULTILINE)
+        plan = regexplan.plan_for(pattern, flags)
+        if not fast:
+            plan = regexplan.Plan(plan.text_regex, None, (), ())
         per_line = any(construct in pattern for construct in _LINE_UNSAFE)
-        counted = _scan(fd, regex, per_line, chunk_size, max_line_bytes)
+        counted = _scan(fd, plan, per_line, chunk_size, max_line_bytes)
     finally:
         os.close(fd)
     if counted is None:
@@ -104,15 +109,15 @@ def scan_file(
 
 
 def scan_file_in_worker(
-    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int
+    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int, fast: bool = True
 ) -> ScanOutcome:
     """:func:`scan_file`, in a worker process made to take orders from its parent only."""
-    _become_worker()
-    return scan_file(path, pattern, flags, chunk_size, max_line_bytes)
+    become_worker()
+    return scan_file(path, pattern, flags, chunk_size, max_line_bytes, fast)
 
 
 @functools.cache
-def _become_worker() -> None:
+def become_worker() -> None:
     """Once per worker process: ignore SIGINT and SIGTERM, and die with the parent.
 
     Ctrl-C in a terminal (or ``timeout``'s SIGTERM) reaches the whole process group;
@@ -133,36 +138,111 @@ def _become_worker() -> None:
 
 
 def _scan(
-    fd: int, regex: re.Pattern[str], per_line: bool, chunk_size: int, limit: int
+    fd: int, plan: regexplan.Plan, per_line: bool, chunk_size: int, limit: int
 ) -> tuple[int, int] | None:
     """Matches and matching lines in the file open at ``fd``; None if a line is
-    longer than ``limit`` bytes."""
-    matches = matching_lines = 0
-    # The current partial line, in pieces, so a long line is joined once, not per chunk.
-    pending: list[bytes | memoryview] = []
+    longer than ``limit`` bytes.
+
+    Each chunk is read into one reused buffer and cut at its first and last
+    newline: the partial line carried over from earlier chunks plus the head of this
+    one is one block, the complete lines between are searched in place (never
+    across a UTF-8 sequence: a newline is ASCII), the tail is carried over."""
+    counter = _BlockCounter(plan, per_line)
+    pending: list[bytes] = []  # the current partial line, in pieces: joined once
     pending_size = 0
-    while chunk := os.read(fd, chunk_size):
-        last = chunk.rfind(b"\n")
-        if last < 0:
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size > limit:
+    buf = bytearray(chunk_size)
+    with memoryview(buf) as view:
+        while size := os.readv(fd, [view]):
+            first = buf.find(b"\n", 0, size)
+            if first < 0:
+                pending.append(bytes(view[:size]))
+                pending_size += size
+                if pending_size > limit:
+                    return None
+                continue
+            last = buf.rfind(b"\n", 0, size)
+            if _has_long_line(buf, size, pending_size, first, last, limit):
                 return None
-            continue
-        if _has_long_line(chunk, pending_size, chunk.find(b"\n"), last, limit):
-            return None
-        # Cut at a newline: never inside a UTF-8 sequence, so decoding is exact.
-        pending.append(memoryview(chunk)[:last])
-        found, lines = _count_in_block(regex, _decode(pending), per_line)
-        matches += found
-        matching_lines += lines
-        pending = [chunk[last + 1 :]] if last + 1 < len(chunk) else []
-        pending_size = len(chunk) - last - 1
+            pending.append(bytes(view[:first]))
+            counter.add(b"".join(pending), 0, pending_size + first)
+            if last > first:
+                counter.add(buf, first + 1, last)
+            pending = [bytes(view[last + 1 : size])] if last + 1 < size else []
+            pending_size = size - last - 1
     if pending:
-        found, lines = _count_in_block(regex, _decode(pending), per_line)
-        matches += found
-        matching_lines += lines
-    return matches, matching_lines
+        counter.add(b"".join(pending), 0, pending_size)
+    return counter.matches, counter.matching_lines
+
+
+class _BlockCounter:
+    """Totals over blocks of complete lines, with the cheapest exact method."""
+
+    PREFILTER_DENSITY = 512
+    """Give the literal prefilter up on a block with more than one candidate line
+    per this many bytes: there, searching the whole block is cheaper."""
+
+    def __init__(self, plan: regexplan.Plan, per_line: bool) -> None:
+        self._plan = plan
+        self._per_line = per_line
+        self._prefilter = bool(plan.finders)
+        self.matches = 0
+        self.matching_lines = 0
+
+    def add(self, data: bytes | bytearray, start: int, end: int) -> None:
+        """Count the lines ``data[start:end]`` (``start`` is 0 or just after a newline)."""
+        if self._prefilter:
+            spans = _candidate_spans(self._plan, data, start, end, self.PREFILTER_DENSITY)
+            if spans is not None:
+                self._count_candidates(data, spans)
+                return
+            self._prefilter = False  # dense: not worth it for this file
+        if isinstance(data, bytes):
+            self._count(data[start:end])
+        else:
+            with memoryview(data) as view:
+                self._count(bytes(view[start:end]))
+
+    def _count_candidates(self, data: bytes | bytearray, spans: dict[int, int]) -> None:
+        """Count in the candidate lines only: ``spans`` maps a line's start to the
+        end of the line (each holds a literal), in order."""
+        if not spans:
+            return
+        if self._plan.exact:  # the literals' occurrences are the matches
+            self.matching_lines += len(spans)
+            for literal in self._plan.literals:
+                self.matches += sum(data.count(literal, s, e) for s, e in spans.items())
+            return
+        self._count(b"\n".join([data[s:e] for s, e in spans.items()]))
+
+    def _count(self, block: bytes) -> None:
+        plan = self._plan
+        if plan.byte_regex is not None:
+            found, lines = _count_in_block(plan.byte_regex, block, self._per_line)
+        else:
+            text = block.decode("utf-8", "replace")
+            found, lines = _count_in_block(plan.text_regex, text, self._per_line)
+        self.matches += found
+        self.matching_lines += lines
+
+
+def _candidate_spans(
+    plan: regexplan.Plan, data: bytes | bytearray, start: int, end: int, density: int
+) -> dict[int, int] | None:
+    """``{line start: line end}`` of the lines in ``data[start:end]`` holding one of
+    the plan's literals, in order; None when there are more than one per
+    ``density`` bytes."""
+    budget = (end - start) // density + 1
+    low = max(start - 1, 0)  # data[start - 1] is a newline, or start is 0
+    spans: dict[int, int] = {}
+    for finder in plan.finders:
+        for match in finder.finditer(data, start, end):
+            found, line_end = match.span()
+            spans[data.rfind(b"\n", low, found) + 1] = line_end
+            if len(spans) > budget:
+                return None
+    if len(plan.finders) > 1:
+        spans = dict(sorted(spans.items()))
+    return spans
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,33 +250,36 @@ def _line_longer_than(limit: int) -> re.Pattern[bytes]:
     return re.compile(rb"[^\n]{%d}" % (limit + 1))
 
 
-def _has_long_line(chunk: bytes, pending: int, first: int, last: int, limit: int) -> bool:
-    """Whether a line ending in ``chunk`` (the first one continuing ``pending`` bytes
-    from earlier chunks) or the partial line after ``chunk[last]`` is longer than
-    ``limit``.
+def _has_long_line(
+    chunk: bytes | bytearray, size: int, pending: int, first: int, last: int, limit: int
+) -> bool:
+    """Whether a line ending in ``chunk[:size]`` (the first one continuing ``pending``
+    bytes from earlier chunks) or the partial line after ``chunk[last]`` is longer
+    than ``limit``.
 
     Lines between the first and last newline are shorter than the chunk; they are
     only scanned when the limit is too (in tests), so the outcome never depends on
     the chunk size."""
     return bool(
         pending + first > limit
-        or len(chunk) - last - 1 > limit
+        or size - last - 1 > limit
         or (last - first - 1 > limit and _line_longer_than(limit).search(chunk, first, last))
     )
 
 
-def _count_across_lines(regex: re.Pattern[str], text: str) -> tuple[int, int] | None:
+def _count_across_lines(regex: re.Pattern[AnyStr], text: AnyStr) -> tuple[int, int] | None:
     """Matches and matching lines in a block of lines, searched in one pass.
 
     None when a match spans a newline: then per-line matching may differ."""
+    newline = _newline(text)
     matches = matching_lines = 0
     line = pos = 0
     last_matched_line = -1
     for match in regex.finditer(text):
         start, end = match.span()
-        if text.find("\n", start, end) >= 0:
+        if text.find(newline, start, end) >= 0:
             return None
-        line += text.count("\n", pos, start)
+        line += text.count(newline, pos, start)
         pos = start
         if line != last_matched_line:
             matching_lines += 1
@@ -205,10 +288,10 @@ def _count_across_lines(regex: re.Pattern[str], text: str) -> tuple[int, int] | 
     return matches, matching_lines
 
 
-def _count_line_by_line(regex: re.Pattern[str], text: str) -> tuple[int, int]:
+def _count_line_by_line(regex: re.Pattern[AnyStr], text: AnyStr) -> tuple[int, int]:
     """Matches and matching lines, each line searched on its own (the reference)."""
     matches = matching_lines = 0
-    for line in text.split("\n"):
+    for line in text.split(_newline(text)):
         found = len(regex.findall(line))
         if found:
             matches += found
@@ -216,7 +299,7 @@ def _count_line_by_line(regex: re.Pattern[str], text: str) -> tuple[int, int]:
     return matches, matching_lines
 
 
-def _count_in_block(regex: re.Pattern[str], text: str, per_line: bool) -> tuple[int, int]:
+def _count_in_block(regex: re.Pattern[AnyStr], text: AnyStr, per_line: bool) -> tuple[int, int]:
     """Matches and matching lines in ``text``, complete lines joined by ``\\n``."""
     if not per_line:
         counted = _count_across_lines(regex, text)
@@ -225,5 +308,5 @@ def _count_in_block(regex: re.Pattern[str], text: str, per_line: bool) -> tuple[
     return _count_line_by_line(regex, text)
 
 
-def _decode(pieces: list[bytes | memoryview]) -> str:
-    return b"".join(pieces).decode("utf-8", "replace")
+def _newline(text: AnyStr) -> AnyStr:
+    return "\n" if isinstance(text, str) else b"\n"

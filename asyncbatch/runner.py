@@ -11,9 +11,15 @@ Halting (``max_failures``, or the ``stop`` event a signal handler sets) cancels 
 whole task group: running attempts are cancelled where they wait, and every job
 without a result then ends ``cancelled``.
 
-Failures are values: :meth:`_Scheduler._attempt` is the one place that turns an
-action's exception into a report error; it catches ``Exception`` only, so
-cancellation propagates and the task group never sees a job's exception.
+Small built-in jobs (:mod:`asyncbatch.actions.fastpath`): a worker that takes one
+takes up to ``BATCH_JOBS`` more ready ones like it and runs them one after another
+in a single thread hop, each with its own timeout, start and end, instead of
+paying several thread hops per job.
+
+Failures are values: :meth:`_Scheduler._fail` is the one place that turns an
+action's exception into a report error; :meth:`_Scheduler._attempt` catches
+``Exception`` only, so cancellation propagates and the task group never sees a
+job's exception.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from asyncbatch.actions import fastpath
 from asyncbatch.config import BatchConfig, Job
 from asyncbatch.errors import Cancelled, DependencyFailed, Timeout, UnknownAction, describe_error
 from asyncbatch.limits import ReadyJobs
@@ -139,10 +146,17 @@ class _Scheduler:
             for dep in job.depends_on:
                 self._dependents[position[dep]].append(i)
         self._ready = ReadyJobs(config.limits, [job.limits for job in self._jobs])
+        self._kernels = [
+            None
+            if job.start_error is not None or job.limits or job.spec is None
+            else fastpath.kernel_name(job.spec.func)
+            for job in self._jobs
+        ]
         for i in range(total):
             if self._waiting_on[i] == 0:
                 self._ready.push(i)
         self._changed = anyio.Event()
+        self._idle = 0  # workers waiting on _changed
 
     def results(self) -> list[JobResult]:
         done = [result for result in self._results if result is not None]
@@ -150,13 +164,14 @@ class _Scheduler:
         return done
 
     async def run(self, limit: int, stop: anyio.Event | None) -> None:
+        self._workers = min(limit, len(self._jobs))
         async with anyio.create_task_group() as group:
             self._group = group
             if not self._jobs:
                 group.cancel_scope.cancel()
             if stop is not None:
                 group.start_soon(self._halt_when_set, stop)
-            for _ in range(min(limit, len(self._jobs))):
+            for _ in range(self._workers):
                 group.start_soon(self._worker)
         self._cancel_unfinished()
 
@@ -177,7 +192,18 @@ class _Scheduler:
         while self._finished < len(self._jobs) and self.halt_reason is None:
             index = self._ready.take()
             if index is None:
-                await self._changed.wait()
+                self._idle += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._idle -= 1
+                continue
+            if self._kernels[index] is not None:
+                batch = self._take_batch(index)
+                try:
+                    await self._run_batch(batch)
+                finally:
+                    self._notify()
                 continue
             try:
                 await self._attempt(index, self._jobs[index])
@@ -186,8 +212,10 @@ class _Scheduler:
                 self._notify()
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        """Wake the idle workers: something changed (a job is ready, or all done)."""
+        if self._idle:
+            self._changed.set()
+            self._changed = anyio.Event()
 
     async def _attempt(self, index: int, job: Job) -> None:
         """Run one attempt and record its outcome: finished, or queued for retry."""
@@ -202,7 +230,7 @@ class _Scheduler:
         if self._first_start[index] is None:
             self._first_start[index] = time.perf_counter()
         self._attempts[index] += 1
-        timeout = job.timeout if job.timeout is not None else self._default_timeout
+        timeout = self._timeout_of(job)
         try:
             if job.start_error is not None:
                 raise job.start_error
@@ -213,15 +241,78 @@ class _Scheduler:
                 raise Timeout(seconds=timeout or 0)
             _check_result(result)
         except Exception as exc:  # noqa: BLE001 - every action failure becomes the job's error
-            error = describe_error(exc)
-            error["message"] = error["message"].replace(str(job.path), job.input)
-            retries = job.retries if job.retries is not None else self._default_retries
-            if self._attempts[index] <= retries:
-                self._group.start_soon(self._retry_later, index)
-                return
-            self._finish(index, "failed", error=error)
+            self._fail(index, exc)
             return
         self._finish(index, "succeeded", result=result)
+
+    def _fail(self, index: int, exc: Exception, ended: float | None = None) -> None:
+        """The attempt failed with ``exc``: retry later, or record the failure."""
+        job = self._jobs[index]
+        error = describe_error(exc)
+        error["message"] = error["message"].replace(str(job.path), job.input)
+        retries = job.retries if job.retries is not None else self._default_retries
+        if self._attempts[index] <= retries:
+            self._group.start_soon(self._retry_later, index)
+            return
+        self._finish(index, "failed", error=error, ended=ended)
+
+    def _timeout_of(self, job: Job) -> float | None:
+        return job.timeout if job.timeout is not None else self._default_timeout
+
+    def _take_batch(self, index: int) -> list[int]:
+        """``index`` and more ready jobs a small-file batch can run with it (same
+        timeout, no named limits), a fair share of the ready ones at most; jobs
+        with a recorded result to reuse are finished here instead."""
+        timeout = self._timeout_of(self._jobs[index])
+        share = self._ready.count_unlimited() // self._workers + 1
+        more = self._ready.take_unlimited(
+            lambda i: self._kernels[i] is not None and self._timeout_of(self._jobs[i]) == timeout,
+            min(fastpath.BATCH_JOBS, share) - 1,
+        )
+        batch = [index, *more]
+        if self._journal is None:
+            return batch
+        kept = []
+        for i in batch:
+            reused = self._journal.reusable(self._jobs[i]) if self._attempts[i] == 0 else None
+            if reused is not None:
+                self._finish(i, "succeeded", reused=reused)
+            else:
+                kept.append(i)
+        return kept
+
+    async def _run_batch(self, batch: list[int]) -> None:
+        """Run small built-in jobs in one thread hop; record each as it ended."""
+        if not batch:
+            return
+        jobs = self._jobs
+        items = [(self._kernels[i] or "", str(jobs[i].path), jobs[i].params) for i in batch]
+        timeout = self._timeout_of(jobs[batch[0]])
+        small = fastpath.SmallBatch(items, timeout, stop_on_error=self._max_failures is not None)
+        try:
+            await small.run()
+        finally:
+            for done in small.done:
+                index = batch[done.position]
+                self._start_attempt(index, done.started)
+                if done.error is None:
+                    self._finish(index, "succeeded", result=done.result, ended=done.ended)
+                else:
+                    self._fail(index, done.error, ended=done.ended)
+            if small.timed_out is not None:
+                position, started = small.timed_out
+                self._start_attempt(batch[position], started)
+                self._fail(batch[position], Timeout(seconds=timeout or 0))
+            if small.large is not None:  # runs on its own, through the action
+                self._kernels[batch[small.large]] = None
+                self._ready.push(batch[small.large])
+            for position in small.not_started():
+                self._ready.push(batch[position])
+
+    def _start_attempt(self, index: int, started: float) -> None:
+        if self._first_start[index] is None:
+            self._first_start[index] = started
+        self._attempts[index] += 1
 
     async def _retry_later(self, index: int) -> None:
         """Back off (0.1 s doubling, capped at 10 s, with jitter), then make the job
@@ -240,13 +331,17 @@ class _Scheduler:
         result: dict[str, Any] | None = None,
         error: dict[str, str] | None = None,
         reused: JobResult | None = None,
+        ended: float | None = None,
     ) -> None:
         """Record a final result, release dependents, skip those that cannot run."""
         pending = [(index, status, result, error)]
         queued = {index}
         while pending:
             i, outcome, value, problem = pending.pop()
-            self._record(i, outcome, value, problem, reused if i == index else None)
+            if i == index:
+                self._record(i, outcome, value, problem, reused, ended)
+            else:
+                self._record(i, outcome, value, problem)
             for dependent in self._dependents[i]:
                 if self._results[dependent] is not None:
                     continue
@@ -281,12 +376,12 @@ class _Scheduler:
         result: dict[str, Any] | None,
         error: dict[str, str] | None,
         reused: JobResult | None = None,
+        ended: float | None = None,
     ) -> None:
         job = self._jobs[index]
         first_start = self._first_start[index]
-        duration = (
-            None if first_start is None else round((time.perf_counter() - first_start) * 1000, 3)
-        )
+        end = ended if ended is not None else time.perf_counter()
+        duration = None if first_start is None else round((end - first_start) * 1000, 3)
         outcome = reused or JobResult(
             name=job.name,
             action=job.action,

@@ -19,7 +19,7 @@ import anyio
 import pydantic
 import pytest
 
-from asyncbatch.actions import _io, files, text
+from asyncbatch.actions import _io, fastpath, files, text
 from asyncbatch.actions.files import ChecksumParams, HashAlgorithm, NoParams
 from asyncbatch.actions.text import SearchPatternParams
 from asyncbatch.errors import LineTooLong, NotARegularFile
@@ -180,7 +180,9 @@ async def test_iter_chunks_reads_chunk_size_at_call_time(
 async def test_iter_chunks_refuses_a_fifo_swapped_in_between_stat_and_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race the O_NONBLOCK open and the fstat re-check defend against."""
+    """The race the O_NONBLOCK open and the fstat re-check defend against (the
+    plain path's seam; test_fastpaths checks the fast path the same way)."""
+    monkeypatch.setattr(fastpath, "ENABLED", False)
     path = write(tmp_path, b"regular at stat time\n")
     real_stat_regular = _io.stat_regular
 

@@ -96,8 +96,7 @@ async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:
     Cancellation (a timeout) stops the waiting at once; a call that never returns
     leaves a daemon thread behind, which delays neither the end of the run nor the
     exit of the process."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_EXECUTOR, func, *args)
+    return await start_blocking(func, *args)
 
 
 async def stat_regular(path: Path) -> os.stat_result:
@@ -126,3 +125,16 @@ async def iter_chunks(path: Path) -> AsyncGenerator[bytes, None]:
             yield chunk
     finally:
         await file.close()
+
+
+def start_blocking(func: Callable[[*Ts], T], *args: *Ts) -> asyncio.Future[T]:
+    """``func(*args)`` started in a daemon thread; await it with :func:`wait_done`."""
+    return asyncio.get_running_loop().run_in_executor(_EXECUTOR, func, *args)
+
+
+async def wait_done(future: asyncio.Future[Any], seconds: float | None) -> bool:
+    """Wait until ``future`` is done (True) or ``seconds`` pass (False).
+
+    Never cancels ``future``: a caller cancelled meanwhile just stops waiting."""
+    done, _ = await asyncio.wait({future}, timeout=seconds)
+    return bool(done)

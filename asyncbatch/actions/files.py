@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from asyncbatch.actions import _io
+from asyncbatch.actions import _io, fastpath
 from asyncbatch.registry import action
 
 HashAlgorithm = Literal[
@@ -49,15 +49,21 @@ class ChecksumParams(BaseModel):
 
 
 @action("file_size", params=NoParams)
+@fastpath.batchable("file_size")
 async def file_size(path: Path, params: NoParams) -> dict[str, Any]:
     """Size of the file in bytes, from stat alone (nothing is read)."""
+    if fastpath.ENABLED:
+        return await fastpath.run_action("file_size", path, params)
     result = await _io.stat_regular(path)
     return {"bytes": result.st_size}
 
 
 @action("checksum", params=ChecksumParams)
+@fastpath.batchable("checksum")
 async def checksum(path: Path, params: ChecksumParams) -> dict[str, Any]:
     """Hex digest of the file's bytes (sha256 unless `algorithm` says otherwise)."""
+    if fastpath.ENABLED:
+        return await fastpath.run_action("checksum", path, params)
     digest = hashlib.new(params.algorithm)
     async with aclosing(_io.iter_chunks(path)) as chunks:
         async for chunk in chunks:

@@ -18,7 +18,7 @@ import anyio.to_process
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from asyncbatch import linescan
-from asyncbatch.actions import _io
+from asyncbatch.actions import _io, fastpath
 from asyncbatch.actions.files import NoParams
 from asyncbatch.errors import LineTooLong, NotARegularFile
 from asyncbatch.registry import action
@@ -66,8 +66,11 @@ class SearchPatternParams(BaseModel):
 
 
 @action("count_lines", params=NoParams)
+@fastpath.batchable("count_lines")
 async def count_lines(path: Path, params: NoParams) -> dict[str, Any]:
     """Count lines: each \\n ends one, and a final unterminated line counts too."""
+    if fastpath.ENABLED:
+        return await fastpath.run_action("count_lines", path, params)
     newlines = 0
     last = b"\n"  # an empty file has no unterminated last line
     async with aclosing(_io.iter_chunks(path)) as chunks:
@@ -91,8 +94,11 @@ def _add_words(text: str, in_word: bool) -> tuple[int, bool]:
 
 
 @action("count_words", params=NoParams)
+@fastpath.batchable("count_words")
 async def count_words(path: Path, params: NoParams) -> dict[str, Any]:
     """Count whitespace-separated words, exactly as str.split() does on the text."""
+    if fastpath.ENABLED:
+        return await fastpath.run_action("count_words", path, params)
     # Incremental, so a multi-byte character split between chunks decodes as one.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     words = 0
@@ -119,6 +125,7 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
         re.IGNORECASE if params.ignore_case else 0,
         _io.CHUNK_SIZE,
         limit,
+        fastpath.ENABLED,
         cancellable=True,
     )
     match outcome:

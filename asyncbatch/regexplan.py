@@ -1,0 +1,223 @@
+"""How ``search_pattern`` can scan raw bytes instead of decoded text, exactly.
+
+Two facts about a pattern, read from CPython's own parse tree (``re._parser``), let
+the scan skip most of the work and still count exactly what the plain path (each
+line decoded as UTF-8 with replacement, then searched with the ``str`` pattern)
+counts:
+
+- **Byte-safe**: every element matches ASCII characters only (no ``.``, no negated
+  class, no ``\\w \\d \\s \\b``, no case folding). Such a pattern matches the same
+  lines, the same number of times, in the raw bytes as in the decoded text: ASCII
+  bytes decode to themselves and never occur inside a multi-byte sequence, and an
+  invalid byte (U+FFFD after decoding) is matched by nothing ASCII-only. The scan
+  then runs the pattern compiled as ``bytes``, with no decoding at all.
+- **Required literals**: a set of strings one of which occurs in every match
+  (``ERROR|FATAL`` -> ``{ERROR, FATAL}``, ``user=\\d+`` -> ``{user=}``). Only the
+  lines holding one of them (found with a fast literal search) can match, so only
+  those are searched with the full pattern. A literal with U+FFFD or ``\\n`` is
+  never used (invalid bytes decode to U+FFFD; a match never spans lines).
+
+Anything this module does not recognise is simply not optimised. Standard library
+only: it runs in the search workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from re import _constants as C  # type: ignore[attr-defined]  # no stub; CPython's own
+from re import _parser  # type: ignore[attr-defined]
+from typing import Any
+
+_SAFE_ANCHORS = frozenset(
+    {
+        C.AT_BEGINNING,
+        C.AT_BEGINNING_LINE,
+        C.AT_BEGINNING_STRING,
+        C.AT_END,
+        C.AT_END_LINE,
+        C.AT_END_STRING,
+    }
+)
+_REPEATS = frozenset({C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT})
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the scan of one (pattern, flags) may use."""
+
+    text_regex: re.Pattern[str]
+    """The pattern as the SPEC defines it (``re.MULTILINE`` added)."""
+    byte_regex: re.Pattern[bytes] | None
+    """The same pattern over raw bytes, when that is exact (byte-safe)."""
+    literals: tuple[bytes, ...]
+    """UTF-8 literals one of which every match contains; empty: no prefilter."""
+    finders: tuple[re.Pattern[bytes], ...]
+    """``literal[^\\n]*`` for each literal: one match per line holding it."""
+    exact: bool = False
+    """The pattern matches exactly its literals, none of which can overlap another:
+    its matches are the literals' occurrences, counted with ``bytes.count``."""
+
+
+@functools.lru_cache(maxsize=32)
+def plan_for(pattern: str, flags: int) -> Plan:
+    """The scan plan of ``pattern`` under ``re`` ``flags`` (``re.IGNORECASE`` or 0)."""
+    text_regex = re.compile(pattern, flags | re.MULTILINE)
+    try:
+        tree = _parser.parse(pattern, flags)
+    except re.error:  # pragma: no cover - compiled above, so it parses
+        return Plan(text_regex, None, (), ())
+    folded = bool(tree.state.flags & re.IGNORECASE)
+    byte_regex = None
+    if not folded and _byte_safe(tree.data) and pattern.isascii():
+        try:
+            byte_regex = re.compile(pattern.encode("ascii"), re.MULTILINE)
+        except re.error:  # e.g. \u or \N escapes, which bytes patterns refuse
+            byte_regex = None
+    literals: tuple[bytes, ...] = ()
+    exact = False
+    if not folded:
+        whole = _expand(tree.data)
+        exact = bool(whole) and _apart(whole)
+        found = set(whole) if exact else _required(tree.data)
+        if found and all(_usable(text) for text in found):
+            literals = tuple(sorted({text.encode("utf-8") for text in found}))
+        else:
+            exact = False
+    finders = tuple(re.compile(re.escape(literal) + rb"[^\n]*") for literal in literals)
+    return Plan(text_regex, byte_regex, literals, finders, exact)
+
+
+def is_byte_safe(pattern: str, flags: int = 0) -> bool:
+    """Whether ``pattern`` may be searched over raw bytes (see the module doc)."""
+    return plan_for(pattern, flags).byte_regex is not None
+
+
+def required_literals(pattern: str, flags: int = 0) -> tuple[bytes, ...]:
+    """The literals the prefilter looks for (empty: none)."""
+    return plan_for(pattern, flags).literals
+
+
+def _usable(text: str) -> bool:
+    return bool(text) and "\n" not in text and "\ufffd" not in text
+
+
+def _byte_safe(items: Any) -> bool:
+    """Every element of the parsed sequence ``items`` matches ASCII only."""
+    for op, av in items:
+        if op is C.LITERAL:
+            ok = av < 0x80
+        elif op is C.IN:
+            ok = all(_class_item_safe(kind, value) for kind, value in av)
+        elif op is C.AT:
+            ok = av in _SAFE_ANCHORS
+        elif op is C.BRANCH:
+            ok = all(_byte_safe(branch) for branch in av[1])
+        elif op is C.SUBPATTERN:
+            _group, add_flags, _del_flags, sub = av
+            ok = not add_flags & re.IGNORECASE and _byte_safe(sub)
+        elif op in _REPEATS:
+            ok = _byte_safe(av[2])
+        elif op is C.ATOMIC_GROUP:
+            ok = _byte_safe(av)
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            ok = _byte_safe(av[1])
+        elif op is C.GROUPREF:
+            ok = True  # the group it repeats is checked where it is defined
+        elif op is C.GROUPREF_EXISTS:
+            _group, yes, no = av
+            ok = _byte_safe(yes) and (no is None or _byte_safe(no))
+        else:  # ANY, NOT_LITERAL and anything unforeseen
+            ok = False
+        if not ok:
+            return False
+    return True
+
+
+_MAX_EXPANSION = 64
+
+
+def _expand(items: Any) -> list[str]:
+    """Every string the parsed sequence ``items`` matches, when it is a finite set
+    of plain strings (literals, alternations, groups, ``[abc]``); else empty."""
+    strings = [""]
+    for op, av in items:
+        if op is C.LITERAL:
+            options = [chr(av)]
+        elif op is C.IN and all(kind is C.LITERAL for kind, _ in av):
+            options = [chr(value) for _, value in av]
+        elif op is C.BRANCH:
+            options = []
+            for branch in av[1]:
+                inner = _expand(branch)
+                if not inner:
+                    return []
+                options += inner
+        elif op is C.SUBPATTERN and not av[1] and not av[2]:
+            options = _expand(av[3])
+        else:
+            return []
+        if not options or len(strings) * len(options) > _MAX_EXPANSION:
+            return []
+        strings = [head + tail for head in strings for tail in options]
+    return strings
+
+
+def _apart(texts: list[str]) -> bool:
+    """No two different strings overlap (one inside the other, or the end of one
+    the start of the other): then an alternation of them matches exactly their
+    separate occurrences, whatever the order of its branches."""
+    unique = sorted(set(texts))
+    for i, one in enumerate(unique):
+        for other in unique[i + 1 :]:
+            if one in other or other in one:
+                return False
+            for size in range(1, min(len(one), len(other))):
+                if one.endswith(other[:size]) or other.endswith(one[:size]):
+                    return False
+    return True
+
+
+def _class_item_safe(kind: Any, value: Any) -> bool:
+    if kind is C.LITERAL:
+        return bool(value < 0x80)
+    if kind is C.RANGE:
+        return bool(value[1] < 0x80)
+    return False  # NEGATE, CATEGORY (\d \w \s) and anything unforeseen
+
+
+def _required(items: Any) -> set[str] | None:
+    """Strings one of which occurs in every match of the sequence ``items``: the
+    most selective candidate (longest shortest string), or None."""
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is C.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        found: set[str] | None = None
+        if op is C.SUBPATTERN and not av[1] & re.IGNORECASE:
+            found = _required(av[3])
+        elif op is C.ATOMIC_GROUP:
+            found = _required(av)
+        elif op in _REPEATS and av[0] >= 1:
+            found = _required(av[2])
+        elif op is C.BRANCH:
+            found = set()
+            for branch in av[1]:
+                inner = _required(branch)
+                if inner is None:
+                    found = None
+                    break
+                found |= inner
+        if found:
+            candidates.append(found)
+    if run:
+        candidates.append({"".join(run)})
+    if not candidates:
+        return None
+    return max(candidates, key=lambda texts: (min(map(len, texts)), -len(texts)))
