@@ -118,6 +118,16 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="Unknown actions are config errors.")
     ] = False,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Refuse any input that resolves outside DIR (symlinks included); "
+            "'module:function' actions are refused.",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
     junit: Annotated[
         Path | None,
         typer.Option("--junit", help="Also write a JUnit XML report there.", show_default=False),
@@ -155,9 +165,11 @@ def run(
         _exit_error("--resume needs --output: the journal to resume from lives beside the report")
     if junit is not None and output is not None and junit.resolve() == output.resolve():
         _exit_error("--junit and --output must name different files")
+    if root is not None and not root.is_dir():
+        _exit_error(f"--root {root}: not a directory")
     source = config if config is not None else _discover_config()
     try:
-        batch = load_config(source, strict=strict)
+        batch = load_config(source, strict=strict, root=root)
         if only:
             batch = select_jobs(batch, only)
     except ConfigError as exc:

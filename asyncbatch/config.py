@@ -22,11 +22,17 @@ from typing import Annotated, Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from asyncbatch.bulk import Resolver, validate_jobs, without_gc
-from asyncbatch.errors import ConfigError, UnknownAction
+from asyncbatch.confine import check_path, real_root
+from asyncbatch.errors import ConfigError, OutsideRoot, UnknownAction
 from asyncbatch.formats import parse_config, read_config_stream, read_config_text
 from asyncbatch.globs import GlobTooBroad, glob_files, printable
 from asyncbatch.graph import find_cycles, with_dependencies
-from asyncbatch.registry import ActionRegistry, ActionSpec, default_registry
+from asyncbatch.registry import (
+    ActionRegistry,
+    ActionSpec,
+    default_registry,
+    entry_point_references,
+)
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
 _GLOB_CHARS = re.compile(r"[*?[]")
@@ -101,7 +107,8 @@ class Job:
     retries: int | None = None
     limits: tuple[str, ...] = ()
     start_error: Exception | None = None
-    """Known before the job starts: unknown action, a glob that matched nothing."""
+    """Known before the job starts: unknown action, a glob that matched nothing, an
+    input outside the root."""
     raw_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +123,8 @@ class BatchConfig:
     defaults: Defaults = field(default_factory=Defaults)
     limits: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    root: str | None = None
+    """The real path of the ``root`` it was loaded with (``--root``), or None."""
 
 
 def find_config(directory: Path) -> Path | None:
@@ -133,11 +142,23 @@ def load_config(
     registry: ActionRegistry | None = None,
     strict: bool = False,
     stdin: TextIO | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> BatchConfig:
     """Read, validate and expand a config; raise :class:`ConfigError` listing
     every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (paths then
-    resolve against the current directory)."""
+    resolve against the current directory).
+
+    With ``root`` (an existing directory, ``--root``): a job whose input resolves
+    outside it (symbolic links followed) gets ``start_error`` ``OutsideRoot``, so
+    it fails without opening anything (each glob match is checked on its own), and
+    a ``"module:function"`` action is a config error unless an installed plugin
+    declares it: importing it would run code the root cannot confine."""
     registry = registry or default_registry()
+    real = None
+    if root is not None:
+        if not os.path.isdir(root):
+            raise ConfigError([f"--root: {os.fspath(root)!r} is not a directory"])
+        real = real_root(root)
     label = os.fspath(source)
     if label == "-":
         text = read_config_stream(stdin or sys.stdin, label)
@@ -148,7 +169,7 @@ def load_config(
         raw = parse_config(read_config_text(path, label), path.suffix.lower(), label)
         base_dir = path.absolute().parent
     with without_gc():  # tens of thousands of objects, no cycles: skip the collector
-        return _build(raw, label, base_dir, registry, strict)
+        return _build(raw, label, base_dir, registry, strict, real)
 
 
 def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
@@ -177,7 +198,12 @@ def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
 
 
 def _build(
-    raw: Any, label: str, base_dir: Path, registry: ActionRegistry, strict: bool
+    raw: Any,
+    label: str,
+    base_dir: Path,
+    registry: ActionRegistry,
+    strict: bool,
+    root: str | None = None,
 ) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
@@ -197,6 +223,7 @@ def _build(
     entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
     invalid_names: set[str] = set()
     resolver = Resolver(registry, base_dir)
+    confined = _Confined(root)
     valid = validate_jobs(raw_jobs)  # one call; job by job only to locate problems
     for index, raw_job in enumerate(raw_jobs):
         where = f"jobs[{index}]"
@@ -204,18 +231,20 @@ def _build(
             job = valid[index] if valid is not None else JobConfig.model_validate(raw_job)
         except ValidationError as exc:
             problems.extend(_locate(exc, where, JobConfig))
-            _check_invalid_job(raw_job, exc, where, resolver, registry, strict, problems)
+            _check_invalid_job(raw_job, exc, where, resolver, registry, strict, problems, confined)
             if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
                 invalid_names.add(raw_job["name"])
             continue
-        spec, params = _resolve_action(job, where, resolver, registry, strict, problems, warnings)
+        spec, params = _resolve_action(
+            job, where, resolver, registry, strict, problems, warnings, confined
+        )
         entries.append((index, job, spec, params))
 
     problems.extend(_check_names(entries))
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     problems.extend(_check_limits(entries, declared))
-    jobs = _expand(entries, base_dir, problems)
+    jobs = _expand(entries, base_dir, problems, root)
     problems.extend(_check_expanded_names(jobs))
     problems.extend(_check_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
@@ -229,6 +258,7 @@ def _build(
         defaults=header.defaults,
         limits=dict(header.limits),
         warnings=warnings,
+        root=root,
     )
 
 
@@ -240,6 +270,7 @@ def _check_invalid_job(
     registry: ActionRegistry,
     strict: bool,
     problems: list[str],
+    confined: _Confined,
 ) -> None:
     """A job that failed validation still has its action and params checked when
     those two are sound, so that every problem is reported at once."""
@@ -252,7 +283,7 @@ def _check_invalid_job(
         input="",
         params=raw_job.get("params", {}),
     )
-    _resolve_action(partial, where, resolver, registry, strict, problems, [])
+    _resolve_action(partial, where, resolver, registry, strict, problems, [], confined)
 
 
 def _resolve_action(
@@ -263,8 +294,15 @@ def _resolve_action(
     strict: bool,
     problems: list[str],
     warnings: list[str],
+    confined: _Confined,
 ) -> tuple[ActionSpec | None, Any]:
     """The job's action spec and validated params (problems and warnings appended)."""
+    if not confined.allows(job.action):
+        problems.append(
+            f"{where}.action: {job.action!r} is refused with --root: a 'module:function' "
+            "action is imported and runs unconfined; use a built-in or an installed plugin"
+        )
+        return None, None
     try:
         spec = resolver.resolve(job.action)
     except (ImportError, TypeError) as exc:
@@ -285,6 +323,24 @@ def _resolve_action(
     except ValidationError as exc:
         problems.extend(_locate(exc, f"{where}.params", spec.params))
         return spec, None
+
+
+class _Confined:
+    """Which actions a run under ``--root`` may use: registered names (built-ins,
+    ``@action``, plugins) and ``"module:function"`` references only when an
+    installed ``asyncbatch.actions`` entry point declares exactly that reference.
+    Decided before anything is imported."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root
+        self._plugins: frozenset[str] | None = None
+
+    def allows(self, action: str) -> bool:
+        if self.root is None or ":" not in action:
+            return True
+        if self._plugins is None:
+            self._plugins = entry_point_references()
+        return action in self._plugins
 
 
 def _check_names(entries: Sequence[tuple[int, JobConfig, Any, Any]]) -> Iterable[str]:
@@ -311,10 +367,12 @@ def _expand(
     entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]],
     base_dir: Path,
     problems: list[str],
+    root: str | None = None,
 ) -> list[Job]:
     """One Job per config job, or per matching regular file for a glob input
     (named and shown with undecodable bytes as ``\\xNN``); a glob too broad to
-    expand is a problem."""
+    expand is a problem. Under ``root``, each job (each glob match) whose input
+    resolves outside it gets ``OutsideRoot`` as its start error."""
     jobs: list[Job] = []
     for index, config_job, spec, params in entries:
         start_error: Exception | None = None
@@ -340,27 +398,42 @@ def _expand(
             if matches:
                 for match in matches:
                     shown = printable(match)
+                    path = base_dir / match
                     jobs.append(
                         Job(
                             name=f"{config_job.name}[{shown}]",
                             input=shown,
-                            path=base_dir / match,
-                            start_error=start_error,
+                            path=path,
+                            start_error=start_error or _outside(path, shown, root),
                             **common,
                         )
                     )
                 continue
             start_error = start_error or FileNotFoundError(errno.ENOENT, "no file matches", pattern)
+        path = base_dir / pattern
         jobs.append(
             Job(
                 name=config_job.name,
                 input=pattern,
-                path=base_dir / pattern,
-                start_error=start_error,
+                path=path,
+                start_error=start_error or _outside(path, pattern, root),
                 **common,
             )
         )
     return jobs
+
+
+def _outside(path: Path, shown: str, root: str | None) -> OutsideRoot | None:
+    """``OutsideRoot`` if ``path`` resolves outside ``root`` (links followed)."""
+    if root is None:
+        return None
+    try:
+        check_path(path, root, shown)
+    except OutsideRoot as exc:
+        return exc
+    except (OSError, ValueError):  # cannot be resolved: the run reports it as it fails
+        return None
+    return None
 
 
 def _check_expanded_names(jobs: list[Job]) -> Iterable[str]:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from asyncbatch.config import Job
-from asyncbatch.errors import OutputError
+from asyncbatch.confine import ROOT, stat_confined
+from asyncbatch.errors import OutputError, OutsideRoot
 from asyncbatch.report import JobResult, write_atomically
 
 FSYNC_INTERVAL = 1.0
@@ -47,9 +48,10 @@ def fingerprint(job: Job) -> str | None:
     stat'ed (such a job is never reused)."""
     from asyncbatch import __version__
 
-    try:
-        info = os.stat(job.path)
-    except OSError:
+    root = ROOT.get()
+    try:  # under a root, a file outside it is never stat'ed, so never reused
+        info = os.stat(job.path) if root is None else stat_confined(str(job.path), root)
+    except (OSError, OutsideRoot):
         return None
     identity = {
         "name": job.name,

@@ -19,7 +19,8 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from asyncbatch.errors import NotARegularFile
+from asyncbatch.confine import stat_confined
+from asyncbatch.errors import NotARegularFile, OutsideRoot
 from asyncbatch.linescan import file_kind, open_regular
 
 
@@ -37,9 +38,11 @@ Kernel = Callable[[int, int, Any, StopFlag | None], dict[str, Any]]
 _NEWLINE = ord("\n")
 
 
-def stat_regular(path: str) -> os.stat_result:
-    """``stat`` and insist on a regular file, before anything is opened."""
-    result = os.stat(path)
+def stat_regular(path: str, root: str | None = None) -> os.stat_result:
+    """``stat`` and insist on a regular file, before anything is opened for
+    reading; with ``root``, on an ``O_PATH`` descriptor checked to be inside it
+    (``OutsideRoot`` otherwise)."""
+    result = os.stat(path) if root is None else stat_confined(path, root)
     kind = file_kind(result.st_mode)
     if kind is not None:
         raise NotARegularFile(path=path, kind=kind)
@@ -47,11 +50,17 @@ def stat_regular(path: str) -> os.stat_result:
 
 
 def run_on_file(
-    kernel: Kernel, path: str, chunk_size: int, params: Any, stop: StopFlag | None
+    kernel: Kernel,
+    path: str,
+    chunk_size: int,
+    params: Any,
+    stop: StopFlag | None,
+    root: str | None = None,
 ) -> dict[str, Any]:
-    """stat, open (never blocking), run ``kernel``, close: one thread hop's work."""
-    stat_regular(path)
-    fd = open_regular(path)
+    """stat, open (never blocking; confined to ``root`` if given), run ``kernel``,
+    close: one thread hop's work."""
+    stat_regular(path, root)
+    fd = open_regular(path, root=root)
     try:
         return kernel(fd, chunk_size, params, stop)
     finally:
@@ -177,15 +186,18 @@ def on_bytes(name: str, data: bytes, params: Any) -> dict[str, Any]:
     raise ValueError(f"no kernel for {name!r}")
 
 
-def small_job(name: str, path: str, params: Any, limit: int) -> dict[str, Any] | None:
+def small_job(
+    name: str, path: str, params: Any, limit: int, root: str | None = None
+) -> dict[str, Any] | None:
     """Built-in ``name`` on the file at ``path``, whole, in this thread; None when
-    the file is bigger than ``limit`` (it then takes the single-file route)."""
-    size = stat_regular(path).st_size
+    the file is bigger than ``limit`` (it then takes the single-file route). With
+    ``root``, a file outside it raises ``OutsideRoot``."""
+    size = stat_regular(path, root).st_size
     if name == "file_size":
         return {"bytes": size}
     if size > limit:
         return None
-    fd = open_regular(path)
+    fd = open_regular(path, root=root)
     try:
         data = read_small(fd, size, limit)
     finally:
@@ -200,13 +212,18 @@ KERNELS: dict[str, Kernel] = {
 }
 
 
-def count_in_worker(name: str, path: str, chunk_size: int) -> tuple[Any, ...]:
+def count_in_worker(
+    name: str, path: str, chunk_size: int, root: str | None = None
+) -> tuple[Any, ...]:
     """``count_lines``/``count_words`` of a big file in a worker process:
-    ``("ok", result)`` or ``("not_regular", kind)`` (our errors do not unpickle)."""
+    ``("ok", result)``, ``("not_regular", kind)`` or ``("outside_root",)`` (our
+    errors do not unpickle)."""
     from asyncbatch.linescan import become_worker
 
     become_worker()
     try:
-        return ("ok", run_on_file(KERNELS[name], path, chunk_size, None, None))
+        return ("ok", run_on_file(KERNELS[name], path, chunk_size, None, None, root))
     except NotARegularFile as exc:
         return ("not_regular", exc.kind)
+    except OutsideRoot:
+        return ("outside_root",)

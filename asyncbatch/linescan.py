@@ -26,15 +26,17 @@ import sys
 from typing import AnyStr, Literal, TypeAlias
 
 from asyncbatch import regexplan
-from asyncbatch.errors import NotARegularFile
+from asyncbatch.confine import check_fd
+from asyncbatch.errors import NotARegularFile, OutsideRoot
 
 ScanOutcome: TypeAlias = (
     tuple[Literal["ok"], int, int]
     | tuple[Literal["line_too_long"]]
     | tuple[Literal["not_regular"], str]
+    | tuple[Literal["outside_root"]]
 )
 """What :func:`scan_file` found: ``("ok", matches, matching_lines)``,
-``("line_too_long",)`` or ``("not_regular", kind)``."""
+``("line_too_long",)``, ``("not_regular", kind)`` or ``("outside_root",)``."""
 
 OPEN_FLAGS = os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
 """Added to every open: if the path was swapped for a FIFO or a terminal after the
@@ -63,13 +65,17 @@ def file_kind(mode: int) -> str | None:
     return "special file"
 
 
-def open_regular(path: str, flags: int = os.O_RDONLY) -> int:
+def open_regular(path: str, flags: int = os.O_RDONLY, *, root: str | None = None) -> int:
     """Open ``path`` without ever blocking, and return the descriptor of a regular file.
 
-    Raises ``NotARegularFile`` (after closing it) for anything else. Also usable as
-    the ``opener`` of ``open()``."""
+    Raises ``NotARegularFile`` (after closing it) for anything else, and with
+    ``root`` (a real path, see :mod:`asyncbatch.confine`) ``OutsideRoot`` when the
+    file actually opened is outside it, symbolic links included. Also usable as the
+    ``opener`` of ``open()`` (bind ``root`` with ``functools.partial``)."""
     fd = os.open(path, flags | OPEN_FLAGS)
     try:
+        if root is not None:
+            check_fd(fd, path, root)
         kind = file_kind(os.fstat(fd).st_mode)
     except BaseException:
         os.close(fd)
@@ -81,7 +87,13 @@ def open_regular(path: str, flags: int = os.O_RDONLY) -> int:
 
 
 def scan_file(
-    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int, fast: bool = True
+    path: str,
+    pattern: str,
+    flags: int,
+    chunk_size: int,
+    max_line_bytes: int,
+    fast: bool = True,
+    root: str | None = None,
 ) -> ScanOutcome:
     """Count ``pattern``'s matches (non-overlapping, each within one line) and the
     lines with a match, reading ``chunk_size`` bytes at a time.
@@ -90,11 +102,14 @@ def scan_file(
     so ``^`` and ``$`` anchor at each line. A line longer than ``max_line_bytes``
     (without its ``\\n``) stops the scan: memory stays bounded. With ``fast`` off,
     every block is decoded and searched as text: the plain path that the
-    optimised one (:mod:`asyncbatch.regexplan`) is tested against."""
+    optimised one (:mod:`asyncbatch.regexplan`) is tested against. With ``root``,
+    a file opened outside it is ``("outside_root",)``."""
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, root=root)
     except NotARegularFile as exc:
         return ("not_regular", exc.kind)
+    except OutsideRoot:
+        return ("outside_root",)
     try:
         plan = regexplan.plan_for(pattern, flags)
         if not fast:
@@ -109,11 +124,17 @@ def scan_file(
 
 
 def scan_file_in_worker(
-    path: str, pattern: str, flags: int, chunk_size: int, max_line_bytes: int, fast: bool = True
+    path: str,
+    pattern: str,
+    flags: int,
+    chunk_size: int,
+    max_line_bytes: int,
+    fast: bool = True,
+    root: str | None = None,
 ) -> ScanOutcome:
     """:func:`scan_file`, in a worker process made to take orders from its parent only."""
     become_worker()
-    return scan_file(path, pattern, flags, chunk_size, max_line_bytes, fast)
+    return scan_file(path, pattern, flags, chunk_size, max_line_bytes, fast, root)
 
 
 @functools.cache

@@ -148,6 +148,12 @@ def default_registry() -> ActionRegistry:
     return registry
 
 
+def entry_point_references() -> frozenset[str]:
+    """The ``"module:function"`` values of the installed ``asyncbatch.actions``
+    entry points (read from the metadata, nothing imported)."""
+    return frozenset(entry.value for entry in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _spec_for_function(
     name: str, func: object, *, origin: str, known: ActionRegistry | None = None
 ) -> ActionSpec:

@@ -25,6 +25,7 @@ job's exception.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -32,7 +33,8 @@ from typing import Any, Protocol
 
 import anyio
 
-from asyncbatch.actions import fastpath
+from asyncbatch import confine
+from asyncbatch.actions import _io, fastpath
 from asyncbatch.config import BatchConfig, Job
 from asyncbatch.errors import Cancelled, DependencyFailed, Timeout, UnknownAction, describe_error
 from asyncbatch.limits import ReadyJobs
@@ -66,6 +68,7 @@ async def run_batch(
     stop: anyio.Event | None = None,
     on_job_done: JobCallback | None = None,
     journal: Recorder | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Run every job of ``config`` and return the report (jobs in config order).
 
@@ -76,6 +79,9 @@ async def run_batch(
     unfinished job is ``cancelled``; the report is still returned.
     ``on_job_done`` is called with each result as its job ends; ``journal`` records
     each one durably and offers earlier successes for reuse (``--resume``).
+    ``root`` (default: the ``root`` the config was loaded with) confines the
+    built-in actions' reads to that directory: every file they open or stat is
+    checked on its descriptor, and one outside fails its job with ``OutsideRoot``.
     Usable from any running asyncio program (it starts no event loop of its own).
     """
     limit = (
@@ -99,8 +105,13 @@ async def run_batch(
         on_job_done=on_job_done,
         journal=journal,
     )
+    confined = root if root is not None else config.root
+    token = _io.ROOT.set(None if confined is None else confine.real_root(confined))
     started_at = now()
-    await scheduler.run(limit, stop)
+    try:
+        await scheduler.run(limit, stop)
+    finally:
+        _io.ROOT.reset(token)
     return Report(
         config=config.source,
         started_at=started_at,
@@ -222,7 +233,7 @@ class _Scheduler:
         if isinstance(job.start_error, UnknownAction):
             self._finish(index, "skipped", error=describe_error(job.start_error))
             return
-        if self._journal is not None and self._attempts[index] == 0:
+        if self._journal is not None and self._attempts[index] == 0 and job.start_error is None:
             reused = self._journal.reusable(job)
             if reused is not None:
                 self._finish(index, "succeeded", reused=reused)
@@ -288,7 +299,9 @@ class _Scheduler:
         jobs = self._jobs
         items = [(self._kernels[i] or "", str(jobs[i].path), jobs[i].params) for i in batch]
         timeout = self._timeout_of(jobs[batch[0]])
-        small = fastpath.SmallBatch(items, timeout, stop_on_error=self._max_failures is not None)
+        small = fastpath.SmallBatch(
+            items, timeout, stop_on_error=self._max_failures is not None, root=_io.ROOT.get()
+        )
         try:
             await small.run()
         finally:

@@ -274,10 +274,10 @@ async def test_a_stuck_job_in_a_batch_times_out_and_the_others_run(
     release = threading.Event()
     real_small_job = kernels.small_job
 
-    def stuck_on_f2(name: str, path: str, params: Any, limit: int) -> Any:
+    def stuck_on_f2(name: str, path: str, params: Any, limit: int, root: str | None = None) -> Any:
         if path.endswith("f2.txt"):
             release.wait(30)  # a read that never returns, as on a hung mount
-        return real_small_job(name, path, params, limit)
+        return real_small_job(name, path, params, limit, root)
 
     monkeypatch.setattr(kernels, "small_job", stuck_on_f2)
     config = _batch_config(
@@ -335,8 +335,8 @@ async def test_the_fast_path_refuses_a_fifo_swapped_in_after_stat(
     path.write_text("regular at stat time\n")
     real_stat = kernels.stat_regular
 
-    def stat_then_swap(target: str) -> os.stat_result:
-        result = real_stat(target)
+    def stat_then_swap(target: str, root: str | None = None) -> os.stat_result:
+        result = real_stat(target, root)
         os.unlink(target)
         os.mkfifo(target)
         return result

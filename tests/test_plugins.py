@@ -277,6 +277,31 @@ def test_a_run_with_the_plugin_action_matches_the_known_word_counts(
     }
 
 
+def test_with_root_an_installed_plugin_runs_by_name_and_by_its_entry_point_reference(
+    plugin_python: Python, tmp_path: Path
+) -> None:
+    """``--root`` refuses "module:function" actions, except the reference an
+    installed plugin declares; the up-front check still refuses inputs outside."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "text.txt").write_text("b a b\n", encoding="utf-8")
+    (tmp_path / "outside.txt").write_text("secret\n", encoding="utf-8")
+    jobs = [
+        {"name": "by-name", "action": "top_words", "input": "text.txt"},
+        {"name": "by-ref", "action": "asyncbatch_wordfreq:top_words", "input": "text.txt"},
+        {"name": "out", "action": "top_words", "input": "../outside.txt"},
+    ]
+    (root / "batch.json").write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    done = plugin_python.asyncbatch(
+        ["run", "root/batch.json", "--root", "root", "-o", "r.json"], cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stderr
+    report = {job["name"]: job for job in json.loads((tmp_path / "r.json").read_text())["jobs"]}
+    assert report["by-name"]["result"] == report["by-ref"]["result"]
+    assert report["by-name"]["result"]["words"] == 3
+    assert report["out"]["error"]["type"] == "OutsideRoot"
+
+
 def test_the_plugin_params_are_checked_when_the_config_loads(
     plugin_python: Python, tmp_path: Path
 ) -> None:

@@ -28,6 +28,8 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 import aiofiles
 import aiofiles.os
 
+from asyncbatch.confine import ROOT as ROOT  # the run's root, read by the built-ins
+from asyncbatch.confine import stat_confined
 from asyncbatch.errors import NotARegularFile
 from asyncbatch.linescan import file_kind, open_regular
 
@@ -103,8 +105,14 @@ async def stat_regular(path: Path) -> os.stat_result:
     """``stat`` (following symlinks) and insist on a regular file.
 
     Raises ``NotARegularFile``; ``FileNotFoundError`` and ``PermissionError``
-    propagate untouched, so the report names them as such."""
-    result = await aiofiles.os.stat(path, executor=_EXECUTOR)
+    propagate untouched, so the report names them as such. Under a root
+    (:data:`ROOT`) the stat is of an ``O_PATH`` descriptor checked to be inside it
+    (``OutsideRoot`` otherwise)."""
+    root = ROOT.get()
+    if root is None:
+        result = await aiofiles.os.stat(path, executor=_EXECUTOR)
+    else:
+        result = await run_blocking(stat_confined, str(path), root)
     kind = file_kind(result.st_mode)
     if kind is not None:
         raise NotARegularFile(path=str(path), kind=kind)
@@ -115,11 +123,14 @@ async def iter_chunks(path: Path) -> AsyncGenerator[bytes, None]:
     """Yield the file's bytes in chunks of at most ``CHUNK_SIZE``, until EOF.
 
     Checks the file is regular before opening it and again (``fstat``, in the
-    opener) after, so a swap between the two cannot make a read hang. Consume it
-    under ``contextlib.aclosing`` so the file is closed as soon as the consumer stops."""
+    opener) after, so a swap between the two cannot make a read hang; under a root
+    (:data:`ROOT`) the opener also checks the opened descriptor is inside it. Consume
+    it under ``contextlib.aclosing`` so the file is closed as soon as the consumer
+    stops."""
     await stat_regular(path)
+    opener = functools.partial(open_regular, root=ROOT.get())
     # Not ``async with``: aiofiles' __aexit__ closes in the default executor.
-    file = await aiofiles.open(str(path), "rb", opener=open_regular, executor=_EXECUTOR)
+    file = await aiofiles.open(str(path), "rb", opener=opener, executor=_EXECUTOR)
     try:
         while chunk := await file.read(CHUNK_SIZE):
             yield chunk

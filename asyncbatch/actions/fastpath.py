@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from asyncbatch import kernels
 from asyncbatch.actions import _io
-from asyncbatch.errors import NotARegularFile
+from asyncbatch.errors import NotARegularFile, OutsideRoot
 from asyncbatch.linescan import open_regular
 
 ENABLED = os.environ.get("ASYNCBATCH_FASTPATH", "1") != "0"
@@ -82,6 +82,7 @@ def small_limit() -> int:
 async def run_action(name: str, path: Path, params: Any) -> dict[str, Any]:
     """Built-in ``name`` on one file through its fast route (see the module doc)."""
     stop = threading.Event()
+    root = _io.ROOT.get()  # here, in the event loop: the threads do not see it
     chunk_size = _io.CHUNK_SIZE
     process_from = (
         PROCESS_MIN_BYTES
@@ -90,7 +91,7 @@ async def run_action(name: str, path: Path, params: Any) -> dict[str, Any]:
     )
     try:
         result = await _io.run_blocking(
-            _one_file, name, str(path), params, chunk_size, stop, process_from
+            _one_file, name, str(path), params, chunk_size, stop, process_from, root
         )
     finally:
         stop.set()  # a thread still reading (we were cancelled) stops at its next chunk
@@ -99,10 +100,13 @@ async def run_action(name: str, path: Path, params: Any) -> dict[str, Any]:
     import anyio.to_process
 
     outcome = await anyio.to_process.run_sync(
-        kernels.count_in_worker, name, str(path), chunk_size, cancellable=True
+        kernels.count_in_worker, name, str(path), chunk_size, root, cancellable=True
     )
     if outcome[0] == "not_regular":
         raise NotARegularFile(path=str(path), kind=outcome[1])
+    if outcome[0] == "outside_root":
+        assert root is not None
+        raise OutsideRoot(path=str(path), root=root)
     result_in_worker: dict[str, Any] = outcome[1]
     return result_in_worker
 
@@ -114,14 +118,16 @@ def _one_file(
     chunk_size: int,
     stop: threading.Event,
     process_from: int | None,
+    root: str | None = None,
 ) -> dict[str, Any] | None:
-    """The whole job in this thread, or None: big enough for a worker process."""
-    size = kernels.stat_regular(path).st_size
+    """The whole job in this thread, or None: big enough for a worker process.
+    With ``root``, the stat and the open are checked on their descriptors."""
+    size = kernels.stat_regular(path, root).st_size
     if name == "file_size":
         return {"bytes": size}
     if process_from is not None and size >= process_from:
         return None
-    fd = open_regular(path)
+    fd = open_regular(path, root=root)
     try:
         if size <= min(SMALL_FILE_BYTES, chunk_size):
             data = kernels.read_small(fd, size, small_limit())
@@ -170,9 +176,15 @@ class SmallBatch:
     """
 
     def __init__(
-        self, items: list[tuple[str, str, Any]], timeout: float | None, *, stop_on_error: bool
+        self,
+        items: list[tuple[str, str, Any]],
+        timeout: float | None,
+        *,
+        stop_on_error: bool,
+        root: str | None = None,
     ) -> None:
         self._items = items
+        self._root = root
         self._timeout = timeout
         self._stop_on_error = stop_on_error
         self._progress = _Progress()
@@ -220,6 +232,7 @@ class SmallBatch:
         progress = self._progress
         lock = progress.lock
         clock = time.perf_counter
+        root = self._root
         for position, (name, path, params) in enumerate(self._items):
             started = clock()
             with lock:
@@ -231,7 +244,7 @@ class SmallBatch:
                 progress.reached = position + 1
             error: Exception | None = None
             try:
-                result = kernels.small_job(name, path, params, limit)
+                result = kernels.small_job(name, path, params, limit, root)
             except Exception as exc:  # noqa: BLE001 - becomes that job's error
                 result, error = None, exc
             with lock:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from asyncbatch import linescan
 from asyncbatch.actions import _io, fastpath
 from asyncbatch.actions.files import NoParams
-from asyncbatch.errors import LineTooLong, NotARegularFile
+from asyncbatch.errors import LineTooLong, NotARegularFile, OutsideRoot
 from asyncbatch.registry import action
 
 MAX_LINE_BYTES = 32 << 20
@@ -115,6 +115,7 @@ async def count_words(path: Path, params: NoParams) -> dict[str, Any]:
 async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, Any]:
     """Count regex matches (non-overlapping, each within one line) and matching lines."""
     await _io.stat_regular(path)  # in this process: nothing non-regular is ever opened
+    root = _io.ROOT.get()  # passed to the worker, which checks what it opens
     limit = MAX_LINE_BYTES
     # In a worker process, killed if the job is cancelled or times out: ``re`` holds
     # the GIL, so a catastrophic pattern would freeze a thread and the event loop.
@@ -126,6 +127,7 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
         _io.CHUNK_SIZE,
         limit,
         fastpath.ENABLED,
+        root,
         cancellable=True,
     )
     match outcome:
@@ -135,3 +137,5 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
             raise LineTooLong(path=str(path), limit=limit)
         case ("not_regular", kind):
             raise NotARegularFile(path=str(path), kind=kind)
+        case ("outside_root",):
+            raise OutsideRoot(path=str(path), root=root or "")
