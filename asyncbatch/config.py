@@ -9,7 +9,6 @@ which is all ``--dry-run`` may do.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import errno
 import os
 import re
@@ -26,7 +25,8 @@ from asyncbatch.confine import check_path, real_root
 from asyncbatch.errors import ConfigError, OutsideRoot, UnknownAction
 from asyncbatch.formats import parse_config, read_config_stream, read_config_text
 from asyncbatch.globs import GlobTooBroad, glob_files, printable
-from asyncbatch.graph import find_cycles, with_dependencies
+from asyncbatch.graph import resolve_dependencies, with_dependencies
+from asyncbatch.problems import did_you_mean, locate_errors
 from asyncbatch.registry import (
     ActionRegistry,
     ActionSpec,
@@ -37,7 +37,6 @@ from asyncbatch.registry import (
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
 _GLOB_CHARS = re.compile(r"[*?[]")
 
-_HINTED = 50
 """Problems beyond this many get no "did you mean": on a huge config full of
 unknown names, suggestions would cost quadratic time."""
 
@@ -188,7 +187,7 @@ def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
         elif name in depends_on:
             wanted.append(name)
         else:
-            hint = _did_you_mean(name, list(by_group))
+            hint = did_you_mean(name, list(by_group))
             problems.append(f"--only: unknown job {name!r}{hint}")
     if problems:
         raise ConfigError(problems, source=config.source)
@@ -214,7 +213,7 @@ def _build(
             {**raw, "jobs": []} if isinstance(raw_jobs, list) else raw
         )
     except ValidationError as exc:
-        problems.extend(_locate(exc, "", BatchFile))
+        problems.extend(locate_errors(exc, "", BatchFile))
         header = None
     if not isinstance(raw_jobs, list):
         raise ConfigError(problems, source=label)
@@ -230,7 +229,7 @@ def _build(
         try:
             job = valid[index] if valid is not None else JobConfig.model_validate(raw_job)
         except ValidationError as exc:
-            problems.extend(_locate(exc, where, JobConfig))
+            problems.extend(locate_errors(exc, where, JobConfig))
             _check_invalid_job(raw_job, exc, where, resolver, registry, strict, problems, confined)
             if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
                 invalid_names.add(raw_job["name"])
@@ -246,7 +245,7 @@ def _build(
     problems.extend(_check_limits(entries, declared))
     jobs = _expand(entries, base_dir, problems, root)
     problems.extend(_check_expanded_names(jobs))
-    problems.extend(_check_dependencies(entries, jobs, invalid_names))
+    problems.extend(resolve_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
         raise ConfigError(problems, source=label)
     warnings.extend(registry.plugin_warnings)
@@ -310,7 +309,7 @@ def _resolve_action(
         return None, None
     if spec is None:
         known = [s.name for s in registry]
-        hint = _did_you_mean(job.action, known)
+        hint = did_you_mean(job.action, known)
         if strict:
             problems.append(f"{where}.action: unknown action {job.action!r}{hint}")
         else:
@@ -321,7 +320,7 @@ def _resolve_action(
     try:
         return spec, resolver.validate_params(spec, job.params)
     except ValidationError as exc:
-        problems.extend(_locate(exc, f"{where}.params", spec.params))
+        problems.extend(locate_errors(exc, f"{where}.params", spec.params))
         return spec, None
 
 
@@ -457,83 +456,3 @@ def _glob_files(pattern: str, base_dir: Path) -> list[str]:
     relative to ``base_dir``, or absolute for an absolute pattern; bounded, see
     :mod:`asyncbatch.globs`."""
     return glob_files(pattern, base_dir)
-
-
-def _check_dependencies(
-    entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job], invalid_names: set[str]
-) -> list[str]:
-    """Resolve ``depends_on`` to expanded job names; unknown names and cycles are
-    problems naming the jobs involved. A job in ``invalid_names`` exists (its own
-    problems are reported already), so naming it is no further problem."""
-    problems: list[str] = []
-    if not any(config_job.depends_on for _, config_job, _, _ in entries):
-        return problems  # every job keeps depends_on == ()
-    expansions: dict[str, list[str]] = {}
-    group_of: dict[str, str] = {}
-    for job in jobs:
-        expansions.setdefault(job.group, []).append(job.name)
-        group_of[job.name] = job.group
-    for name in list(expansions):
-        group_of.setdefault(name, name)
-    graph: dict[str, set[str]] = {}
-    resolved: dict[str, tuple[str, ...]] = {}
-    for index, config_job, _, _ in entries:
-        targets: list[str] = []
-        edges: set[str] = set()
-        for k, dep in enumerate(config_job.depends_on):
-            if dep in expansions:
-                targets.extend(expansions[dep])
-            elif dep in group_of:
-                targets.append(dep)
-            elif dep in invalid_names:
-                continue
-            else:
-                hint = _did_you_mean(dep, list(expansions)) if len(problems) < _HINTED else ""
-                problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
-                continue
-            edges.add(group_of[dep])
-        graph[config_job.name] = edges
-        resolved[config_job.name] = tuple(dict.fromkeys(targets))
-    position = {config_job.name: index for index, config_job, _, _ in entries}
-    for cycle in find_cycles(graph):
-        where = f"jobs[{position[cycle[0]]}].depends_on"
-        problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
-    for job in jobs:
-        job.depends_on = resolved[job.group]
-    return problems
-
-
-def _locate(exc: ValidationError, prefix: str, model: type[BaseModel] | None) -> list[str]:
-    """pydantic errors as ``prefix.loc: message`` lines."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = prefix
-        for part in error["loc"]:
-            location += f"[{part}]" if isinstance(part, int) else f".{part}" if location else part
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-            owner = _model_at(model, error["loc"][:-1])
-            if owner is not None:
-                allowed = [f.alias or name for name, f in owner.model_fields.items()]
-                message += _did_you_mean(str(error["loc"][-1]), allowed)
-                message += f" (allowed: {', '.join(allowed)})" if allowed else " (takes none)"
-        problems.append(f"{location or 'top level'}: {message}")
-    return problems
-
-
-def _model_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The model that validated the object at ``loc`` inside ``model`` (None when
-    the path goes through anything but model-typed fields)."""
-    for part in loc:
-        field_info = model.model_fields.get(part) if model is not None else None
-        annotation = field_info.annotation if field_info is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

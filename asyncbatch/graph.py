@@ -1,9 +1,15 @@
-"""The dependency graph between jobs: cycles (a config error) and the closure
-``--only`` runs."""
+"""The dependency graph between jobs: ``depends_on`` resolved to expanded job
+names, cycles (a config error) and the closure ``--only`` runs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from asyncbatch.problems import HINTED, did_you_mean
+
+if TYPE_CHECKING:
+    from asyncbatch.config import Job, JobConfig
 
 
 def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -52,3 +58,47 @@ def with_dependencies(wanted: Iterable[str], depends_on: Mapping[str, Sequence[s
             selected.add(name)
             stack.extend(depends_on[name])
     return selected
+
+
+def resolve_dependencies(
+    entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job], invalid_names: set[str]
+) -> list[str]:
+    """Resolve ``depends_on`` to expanded job names; unknown names and cycles are
+    problems naming the jobs involved. A job in ``invalid_names`` exists (its own
+    problems are reported already), so naming it is no further problem."""
+    problems: list[str] = []
+    if not any(config_job.depends_on for _, config_job, _, _ in entries):
+        return problems  # every job keeps depends_on == ()
+    expansions: dict[str, list[str]] = {}
+    group_of: dict[str, str] = {}
+    for job in jobs:
+        expansions.setdefault(job.group, []).append(job.name)
+        group_of[job.name] = job.group
+    for name in list(expansions):
+        group_of.setdefault(name, name)
+    graph: dict[str, set[str]] = {}
+    resolved: dict[str, tuple[str, ...]] = {}
+    for index, config_job, _, _ in entries:
+        targets: list[str] = []
+        edges: set[str] = set()
+        for k, dep in enumerate(config_job.depends_on):
+            if dep in expansions:
+                targets.extend(expansions[dep])
+            elif dep in group_of:
+                targets.append(dep)
+            elif dep in invalid_names:
+                continue
+            else:
+                hint = did_you_mean(dep, list(expansions)) if len(problems) < HINTED else ""
+                problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
+                continue
+            edges.add(group_of[dep])
+        graph[config_job.name] = edges
+        resolved[config_job.name] = tuple(dict.fromkeys(targets))
+    position = {config_job.name: index for index, config_job, _, _ in entries}
+    for cycle in find_cycles(graph):
+        where = f"jobs[{position[cycle[0]]}].depends_on"
+        problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
+    for job in jobs:
+        job.depends_on = resolved[job.group]
+    return problems
