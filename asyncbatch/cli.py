@@ -22,6 +22,7 @@ from asyncbatch.progress import print_problems, sanitize
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
+    from asyncbatch.journal import Journal
     from asyncbatch.registry import ActionSpec
     from asyncbatch.report import JobResult, Report
 
@@ -147,6 +148,33 @@ def run(
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where actions run: 'local' (this process) or 'dask' (a Dask cluster; "
+            "needs asyncbatch[dask]).",
+            metavar="local|dask",
+        ),
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address (tcp://HOST:PORT) for --executor dask "
+            "(default: start a local cluster for the run).",
+            metavar="ADDRESS",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler_timeout: Annotated[
+        float,
+        typer.Option(
+            "--scheduler-timeout",
+            callback=_positive,
+            help="Seconds to wait for the Dask scheduler before giving up (exit 2).",
+        ),
+    ] = 10.0,
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
@@ -155,12 +183,21 @@ def run(
     import anyio
 
     from asyncbatch.config import load_config, select_jobs
-    from asyncbatch.interrupt import run_until_signalled
+    from asyncbatch.dask_executor import ExecutorUnavailable
     from asyncbatch.journal import journaled
     from asyncbatch.junit import write_junit
     from asyncbatch.plan import dry_run_plan
     from asyncbatch.report import check_output_writable, write_report
 
+    if executor not in ("local", "dask"):
+        _exit_error(f"--executor {executor}: expected 'local' or 'dask'")
+    if scheduler is not None and executor != "dask":
+        _exit_error("--scheduler needs --executor dask")
+    if executor == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            _exit_error("--executor dask needs the dask extra: install 'asyncbatch[dask]'")
     if resume and output is None:
         _exit_error("--resume needs --output: the journal to resume from lives beside the report")
     if junit is not None and output is not None and junit.resolve() == output.resolve():
@@ -188,32 +225,43 @@ def run(
     if junit is not None:
         _checked(check_output_writable, junit)
     with contextlib.ExitStack() as stack:
-        journal = None
         if output is not None:
             _checked(check_output_writable, output)
-            journal, journal_warnings = _checked(
-                stack.enter_context, journaled(output, resume=resume)
-            )
-            for warning in journal_warnings:
-                _err(f"warning: {warning}")
-        report, signal_exit = anyio.run(
-            functools.partial(
-                run_until_signalled,
-                batch,
-                max_concurrency=max_concurrency,
-                default_timeout=timeout,
-                default_retries=retries,
-                max_failures=1 if fail_fast else max_failures,
-                on_job_done=_job_callback(
+        journals: list[Journal] = []
+
+        def prepare() -> dict[str, Any]:
+            """Open the journal, start the progress display and return run_batch's
+            options: once the executor is ready, so an unreachable scheduler leaves
+            nothing behind."""
+            journal = None
+            if output is not None:
+                journal, journal_warnings = _checked(
+                    stack.enter_context, journaled(output, resume=resume)
+                )
+                journals.append(journal)
+                for warning in journal_warnings:
+                    _err(f"warning: {warning}")
+            return {
+                "max_concurrency": max_concurrency,
+                "default_timeout": timeout,
+                "default_retries": retries,
+                "max_failures": 1 if fail_fast else max_failures,
+                "on_job_done": _job_callback(
                     stack, batch, max_concurrency, progress=progress, quiet=quiet, verbose=verbose
                 ),
-                journal=journal,
-            ),
-            backend="asyncio",
-        )
+                "journal": journal,
+            }
+
+        try:
+            report, signal_exit = anyio.run(
+                functools.partial(_run_on, executor, scheduler, scheduler_timeout, batch, prepare),
+                backend="asyncio",
+            )
+        except ExecutorUnavailable as exc:
+            _exit_error(str(exc))
         if output is not None:
-            assert journal is not None
-            journal.close()  # synced before the report that supersedes it
+            for journal in journals:
+                journal.close()  # synced before the report that supersedes it
             try:
                 write_report(report, output)
             except OSError as exc:
@@ -228,6 +276,25 @@ def run(
     if signal_exit is not None:
         raise typer.Exit(signal_exit)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+async def _run_on(
+    executor: str,
+    scheduler: str | None,
+    connect_timeout: float,
+    batch: BatchConfig,
+    prepare: Callable[[], dict[str, Any]],
+) -> tuple[Report, int | None]:
+    """The run, on the chosen executor. A Dask one is connected first (unreachable,
+    it raises ExecutorUnavailable before ``prepare`` opens anything) and closed after."""
+    from asyncbatch.interrupt import run_until_signalled
+
+    if executor == "local":
+        return await run_until_signalled(batch, **prepare())
+    from asyncbatch.dask_executor import open_dask_executor
+
+    async with open_dask_executor(scheduler, connect_timeout=connect_timeout) as dask:
+        return await run_until_signalled(batch, executor=dask, **prepare())
 
 
 @app.command("actions")

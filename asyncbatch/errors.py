@@ -12,7 +12,8 @@
         ├── Timeout                 an attempt ran past its timeout
         ├── UnknownAction           the job names no registered action (skipped)
         ├── DependencyFailed        a dependency did not succeed (skipped)
-        └── Cancelled               the run stopped before the job finished
+        ├── Cancelled               the run stopped before the job finished
+        └── RemoteError             an action failed elsewhere (a Dask worker), described there
 
 Actions raise whatever they like; :func:`describe_error` is the one place that
 turns an exception into the ``{"type", "message"}`` pair of the report.
@@ -149,12 +150,24 @@ class Cancelled(JobError):
         super().__init__(reason)
 
 
+class RemoteError(JobError):
+    """An action failed in another process (a Dask worker), which described its
+    exception with :func:`describe_error`: the report shows that description as is.
+    (Exceptions themselves do not travel: ours may not unpickle.)"""
+
+    def __init__(self, *, error: dict[str, str]) -> None:
+        self.error = {"type": str(error["type"]), "message": str(error["message"])}
+        super().__init__(self.error["message"])
+
+
 def describe_error(exc: BaseException) -> dict[str, str]:
     """Map an exception to the report's ``{"type", "message"}``.
 
     ``OSError`` messages name the file (as the user wrote it when the action
     passes it along) without Python's ``[Errno 2]`` noise. A path that leads to no
     file (a symbolic link loop, say) is a ``FileNotFoundError`` too."""
+    if isinstance(exc, RemoteError):
+        return dict(exc.error)
     if isinstance(exc, JobError):
         return {"type": exc.error_type, "message": str(exc)}
     if isinstance(exc, OSError) and (

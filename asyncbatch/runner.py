@@ -37,6 +37,7 @@ from asyncbatch import confine
 from asyncbatch.actions import _io, fastpath
 from asyncbatch.config import BatchConfig, Job
 from asyncbatch.errors import Cancelled, DependencyFailed, Timeout, UnknownAction, describe_error
+from asyncbatch.executors import LOCAL, Executor
 from asyncbatch.limits import ReadyJobs
 from asyncbatch.report import JobResult, Report, Status, now
 
@@ -69,6 +70,7 @@ async def run_batch(
     on_job_done: JobCallback | None = None,
     journal: Recorder | None = None,
     root: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
 ) -> Report:
     """Run every job of ``config`` and return the report (jobs in config order).
 
@@ -82,6 +84,8 @@ async def run_batch(
     ``root`` (default: the ``root`` the config was loaded with) confines the
     built-in actions' reads to that directory: every file they open or stat is
     checked on its descriptor, and one outside fails its job with ``OutsideRoot``.
+    ``executor`` runs each attempt (default: in this event loop; see
+    :mod:`asyncbatch.executors`); everything else stays here whatever it is.
     Usable from any running asyncio program (it starts no event loop of its own).
     """
     limit = (
@@ -104,6 +108,7 @@ async def run_batch(
         max_failures=max_failures,
         on_job_done=on_job_done,
         journal=journal,
+        executor=executor or LOCAL,
     )
     confined = root if root is not None else config.root
     token = _io.ROOT.set(None if confined is None else confine.real_root(confined))
@@ -135,8 +140,10 @@ class _Scheduler:
         max_failures: int | None,
         on_job_done: JobCallback | None,
         journal: Recorder | None,
+        executor: Executor = LOCAL,
     ) -> None:
         self._jobs = config.jobs
+        self._executor = executor
         self._default_timeout = default_timeout
         self._default_retries = default_retries
         self._max_failures = max_failures
@@ -159,7 +166,10 @@ class _Scheduler:
         self._ready = ReadyJobs(config.limits, [job.limits for job in self._jobs])
         self._kernels = [
             None
-            if job.start_error is not None or job.limits or job.spec is None
+            if job.start_error is not None
+            or job.limits
+            or job.spec is None
+            or not executor.local  # every attempt goes through the executor
             else fastpath.kernel_name(job.spec.func)
             for job in self._jobs
         ]
@@ -247,7 +257,7 @@ class _Scheduler:
                 raise job.start_error
             assert job.spec is not None
             with anyio.move_on_after(timeout) as scope:
-                result = await job.spec.func(job.path, job.params)
+                result = await self._executor.run(job.spec, job.path, job.params)
             if scope.cancelled_caught:
                 raise Timeout(seconds=timeout or 0)
             _check_result(result)
