@@ -29,12 +29,21 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 60.0
 SLOW_ACTION = """\
+import os
+
 import anyio
 
 
 async def sleepy(path, params):
     await anyio.sleep(30)
     return {"slept": 30}
+
+
+async def marked(path, params):
+    # Tells the test which worker process runs it, then takes a while.
+    path.with_name(f"{path.name}.{os.getpid()}.pid").write_text("", encoding="utf-8")
+    await anyio.sleep(3)
+    return {"pid": os.getpid()}
 """
 
 
@@ -75,11 +84,11 @@ def plugins_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> Iterator[str]:
-    """``dask scheduler`` and one ``dask worker`` (2 threads) on loopback; the worker
-    can import the ``slow`` module. Both process groups are killed at the end."""
-    logs = tmp_path_factory.mktemp("dask-logs")
+@contextlib.contextmanager
+def _cluster(logs: Path, plugins_dir: Path, workers: int, threads: int) -> Iterator[str]:
+    """``dask scheduler`` and ``workers`` separate ``dask worker`` processes on
+    loopback that can import the ``slow`` module; every process group is killed at
+    the end. Yields the scheduler's address."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(plugins_dir)}
@@ -92,19 +101,46 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> It
         )
         processes.append(sched)
         _wait_for(logs / "scheduler.log", "Scheduler at", sched)
-        worker = _start(
-            ["worker", address, "--nworkers", "1", "--nthreads", "2", "--no-dashboard"],
-            logs / "worker.log",
-            env,
-        )
-        processes.append(worker)
-        _wait_for(logs / "worker.log", "Registered to", worker)
+        for number in range(workers):
+            log = logs / f"worker-{number}.log"
+            worker = _start(
+                [
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    str(threads),
+                    "--no-dashboard",
+                ],
+                log,
+                env,
+            )
+            processes.append(worker)
+            _wait_for(log, "Registered to", worker)
         yield address
     finally:
         for process in reversed(processes):
             with contextlib.suppress(ProcessLookupError):  # the group may be gone already
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> Iterator[str]:
+    """A scheduler and one worker (2 threads), shared by the tests of this module."""
+    with _cluster(tmp_path_factory.mktemp("dask-logs"), plugins_dir, 1, 2) as address:
+        yield address
+
+
+@pytest.fixture
+def two_workers(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> Iterator[str]:
+    """A scheduler of its own with two single-thread workers, for a test that kills
+    one of them."""
+    with _cluster(tmp_path_factory.mktemp("dask-logs-2"), plugins_dir, 2, 1) as address:
+        yield address
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -218,11 +254,66 @@ def test_without_a_scheduler_a_local_cluster_runs_the_jobs(tmp_path: Path) -> No
     assert [job["status"] for job in jobs] == ["succeeded"] * 4
 
 
+def _worker_busy(address: str) -> int:
+    """How many tasks the cluster's worker threads are running right now (a task
+    Dask forgot after a cancel still counts while its thread runs)."""
+    from distributed import Client
+
+    with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
+        busy = client.run(lambda dask_worker: len(dask_worker.active_threads))
+    return sum(busy.values())
+
+
+def test_a_timeout_stops_a_running_built_in_on_the_worker(scheduler: str, tmp_path: Path) -> None:
+    """A catastrophic regex would keep the worker busy for hours; the timeout sets the
+    attempt's cancel event, the worker cancels the action (its regex process is
+    killed) and the worker thread is free again within seconds."""
+    (tmp_path / "evil.txt").write_text("a" * 34 + "!\n", encoding="utf-8")
+    config = tmp_path / "evil.json"
+    config.write_text(
+        json.dumps(
+            {
+                "jobs": [
+                    {
+                        "name": "evil",
+                        "action": "search_pattern",
+                        "input": "evil.txt",
+                        "params": {"pattern": "(a+)+$"},
+                        "timeout": 1,
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    done = _run(
+        [
+            str(config),
+            "-o",
+            str(tmp_path / "r.json"),
+            "--executor",
+            "dask",
+            "--scheduler",
+            scheduler,
+        ],
+        tmp_path,
+    )
+    assert time.monotonic() - started < 15
+    assert done.returncode == 1, done.stderr
+    (job,) = _jobs(tmp_path / "r.json")
+    assert job["error"] == {"type": "Timeout", "message": "timed out after 1 s"}
+    deadline = time.monotonic() + 10
+    while (busy := _worker_busy(scheduler)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert busy == 0, "the worker is still running the timed-out search"
+
+
 def test_a_timeout_on_the_cluster_ends_the_job_promptly(
     scheduler: str, plugins_dir: Path, tmp_path: Path
 ) -> None:
-    """Last in the file: the worker thread stays busy with the sleep (Dask cannot
-    interrupt a running task), but the run does not wait for it."""
+    """A plugin action times out on the worker as locally; the run does not wait for it
+    (its sleep is cancelled on the worker too)."""
     config = plugins_dir / "slow.json"
     config.write_text(
         json.dumps(
@@ -259,3 +350,45 @@ def test_a_timeout_on_the_cluster_ends_the_job_promptly(
     assert by_name["slow"]["status"] == "failed"
     assert by_name["slow"]["error"] == {"type": "Timeout", "message": "timed out after 1 s"}
     assert by_name["quick"]["status"] == "succeeded"
+
+
+def test_a_worker_killed_mid_job_is_retried_and_the_run_completes(
+    two_workers: str, plugins_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL the worker process running a job: Dask reruns the task on the other
+    worker (or, out of workers, the job fails with a clear error); the run ends."""
+    data = tmp_path / "input.txt"
+    data.write_text("x\n", encoding="utf-8")
+    config = tmp_path / "kill.json"
+    config.write_text(
+        json.dumps({"jobs": [{"name": "victim", "action": "slow:marked", "input": str(data)}]}),
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "asyncbatch", "run", "--no-progress", str(config)]
+    command += ["-o", str(tmp_path / "r.json"), "--executor", "dask", "--scheduler", two_workers]
+    env = {**os.environ, "PYTHONPATH": str(plugins_dir)}
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (markers := list(tmp_path.glob("input.txt.*.pid"))):
+            assert time.monotonic() < deadline, "the job never started on a worker"
+            assert run.poll() is None, run.communicate()
+            time.sleep(0.05)
+        killed = int(markers[0].name.split(".")[-2])
+        os.kill(killed, signal.SIGKILL)
+        try:
+            _out, err = run.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            pytest.fail("the run hung after its worker was killed")
+    assert "Traceback" not in err, err
+    (job,) = _jobs(tmp_path / "r.json")
+    print("after killing worker", killed, ":", job["status"], job["result"] or job["error"])
+    if run.returncode == 0:
+        assert job["status"] == "succeeded"
+        assert job["result"]["pid"] != killed
+    else:
+        assert run.returncode == 1, err
+        assert job["status"] == "failed"
+        assert job["error"]["message"], job
