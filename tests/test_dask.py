@@ -220,6 +220,55 @@ def test_globs_and_a_missing_file_report_as_locally(scheduler: str, tmp_path: Pa
     assert sum(job["status"] == "succeeded" for job in jobs) >= 4
 
 
+def test_fail_fast_the_journal_and_resume_behave_as_locally(scheduler: str, tmp_path: Path) -> None:
+    """Halting, the journal and --resume live on the client: the same statuses,
+    and a resumed dask run reuses what the halted one recorded."""
+    shutil.copytree(DATA / "logs", tmp_path / "logs")
+    config = tmp_path / "batch.json"
+    config.write_text(
+        json.dumps(
+            {
+                "jobs": [
+                    {"name": "first", "action": "file_size", "input": "logs/app.log"},
+                    {"name": "gone", "action": "count_lines", "input": "missing.txt"},
+                    {"name": "lines", "action": "count_lines", "input": "logs/app.log"},
+                    {"name": "sum", "action": "checksum", "input": "logs/app.log"},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    dask = ("--executor", "dask", "--scheduler", scheduler)
+    halted = {}
+    for label, extra in (("local", ()), ("dask", dask)):
+        out = tmp_path / f"{label}.json"
+        done = _run([str(config), "-o", str(out), "-j", "1", "--fail-fast", *extra], tmp_path)
+        assert done.returncode == 1, done.stderr
+        halted[label] = [(job["name"], job["status"]) for job in _jobs(out)]
+    assert (
+        halted["dask"]
+        == halted["local"]
+        == [
+            ("first", "succeeded"),
+            ("gone", "failed"),
+            ("lines", "cancelled"),
+            ("sum", "cancelled"),
+        ]
+    )
+    out = tmp_path / "dask.json"
+    resumed = _run([str(config), "-o", str(out), "--resume", *dask], tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    jobs = {job["name"]: job for job in _jobs(out)}
+    assert jobs["first"]["reused"] is True
+    assert [jobs[name]["status"] for name in ("gone", "lines", "sum")] == [
+        "failed",
+        "succeeded",
+        "succeeded",
+    ]
+    assert not jobs["lines"]["reused"]
+    assert not jobs["sum"]["reused"]
+
+
 def test_an_unreachable_scheduler_is_exit_2_before_any_job(tmp_path: Path) -> None:
     started = time.monotonic()
     done = _run(
