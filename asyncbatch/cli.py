@@ -214,19 +214,14 @@ def run(
             _print_json({"valid": False, "errors": exc.problems})
         _fail_config(exc)
     _err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
+    for destination in (output, junit):  # before any job starts (a dry run checks too)
+        if destination is not None:
+            _checked(check_output_writable, destination)
     if dry_run:
-        if output is not None:
-            _checked(check_output_writable, output)
-        if junit is not None:
-            _checked(check_output_writable, junit)
         _print_json(dry_run_plan(batch))
         raise typer.Exit(EXIT_OK)
 
-    if junit is not None:
-        _checked(check_output_writable, junit)
     with contextlib.ExitStack() as stack:
-        if output is not None:
-            _checked(check_output_writable, output)
         journals: list[Journal] = []
 
         def prepare() -> dict[str, Any]:
@@ -262,15 +257,9 @@ def run(
         if output is not None:
             for journal in journals:
                 journal.close()  # synced before the report that supersedes it
-            try:
-                write_report(report, output)
-            except OSError as exc:
-                _err(f"error: cannot write report {output}: {exc.strerror or exc}")
+            _write_output(write_report, report, output, "report")
         if junit is not None:
-            try:
-                write_junit(report, junit)
-            except OSError as exc:
-                _err(f"error: cannot write JUnit report {junit}: {exc.strerror or exc}")
+            _write_output(write_junit, report, junit, "JUnit report")
     _print_json(report.summary.to_dict())
     _print_end_of_run(report, quiet=quiet)
     if signal_exit is not None:
@@ -457,6 +446,17 @@ def _err_capped(lines: list[str], what: str) -> None:
         _err(line)
     if len(lines) > MAX_PRINTED:
         _err(f"... and {len(lines) - MAX_PRINTED} more {what}")
+
+
+def _write_output(
+    write: Callable[[Report, Path], None], report: Report, path: Path, what: str
+) -> None:
+    """Write an output after the run; a failure now is reported, never a traceback
+    (writability was checked before any job started)."""
+    try:
+        write(report, path)
+    except OSError as exc:
+        _err(f"error: cannot write {what} {path}: {exc.strerror or exc}")
 
 
 def _checked(func: Callable[..., T], *args: Any) -> T:
