@@ -21,9 +21,9 @@ from asyncbatch.errors import (
 
 if _typing.TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job, load_config
+    from asyncbatch.engine import run_batch
+    from asyncbatch.output.report import JobResult, Report, Summary
     from asyncbatch.registry import ActionRegistry, ActionSpec, action
-    from asyncbatch.report import JobResult, Report, Summary
-    from asyncbatch.runner import run_batch
 
 try:
     __version__ = _version("asyncbatch")
@@ -35,12 +35,12 @@ _LAZY = {
     "ActionSpec": "asyncbatch.registry",
     "BatchConfig": "asyncbatch.config",
     "Job": "asyncbatch.config",
-    "JobResult": "asyncbatch.report",
-    "Report": "asyncbatch.report",
-    "Summary": "asyncbatch.report",
+    "JobResult": "asyncbatch.output.report",
+    "Report": "asyncbatch.output.report",
+    "Summary": "asyncbatch.output.report",
     "action": "asyncbatch.registry",
     "load_config": "asyncbatch.config",
-    "run_batch": "asyncbatch.runner",
+    "run_batch": "asyncbatch.engine",
 }
 
 

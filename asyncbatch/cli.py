@@ -6,9 +6,7 @@ starts fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,16 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from asyncbatch import __version__
-from asyncbatch.errors import ConfigError, OutputError
-from asyncbatch.progress import print_problems, sanitize
+from asyncbatch.errors import ConfigError, ExecutorUnavailable, OutputError
+from asyncbatch.output.terminal import print_end_of_run, write_line
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
-    from asyncbatch.journal import Journal
     from asyncbatch.registry import ActionSpec
-    from asyncbatch.report import JobResult, Report
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_USAGE = 0, 2
 MAX_PRINTED = 50
 """Config problems (and warnings) printed on stderr; the rest are counted. The
 dry run's JSON on stdout lists every problem."""
@@ -178,112 +174,67 @@ def run(
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
-    import functools
-
-    import anyio
-
-    from asyncbatch.config import load_config, select_jobs
-    from asyncbatch.dask_executor import ExecutorUnavailable
-    from asyncbatch.journal import journaled
-    from asyncbatch.junit import write_junit
-    from asyncbatch.plan import dry_run_plan
-    from asyncbatch.report import check_output_writable, write_report
+    from asyncbatch.session import RunOptions, check_outputs, run_session
 
     if executor not in ("local", "dask"):
         _exit_error(f"--executor {executor}: expected 'local' or 'dask'")
-    if scheduler is not None and executor != "dask":
-        _exit_error("--scheduler needs --executor dask")
+    options = RunOptions(
+        max_concurrency=max_concurrency,
+        output=output,
+        junit=junit,
+        timeout=timeout,
+        retries=retries,
+        max_failures=1 if fail_fast else max_failures,
+        resume=resume,
+        progress=progress,
+        quiet=quiet,
+        verbose=verbose,
+        executor="dask" if executor == "dask" else "local",
+        scheduler=scheduler,
+        scheduler_timeout=scheduler_timeout,
+    )
+    for problem in options.problems():
+        _exit_error(problem)
     if executor == "dask":
         import importlib.util
 
         if importlib.util.find_spec("distributed") is None:
             _exit_error("--executor dask needs the dask extra: install 'asyncbatch[dask]'")
-    if resume and output is None:
-        _exit_error("--resume needs --output: the journal to resume from lives beside the report")
-    if junit is not None and output is not None and junit.resolve() == output.resolve():
-        _exit_error("--junit and --output must name different files")
     if root is not None and not root.is_dir():
         _exit_error(f"--root {root}: not a directory")
-    source = config if config is not None else _discover_config()
+    batch = _load(config if config is not None else _discover_config(), strict, root, only, dry_run)
+    _err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
+    if dry_run:
+        from asyncbatch.output.plan import dry_run_plan
+
+        _checked(check_outputs, options)  # a dry run checks the outputs too
+        _print_json(dry_run_plan(batch))
+        raise typer.Exit(EXIT_OK)
+    try:
+        outcome = run_session(batch, options, stderr=sys.stderr)
+    except (OutputError, ExecutorUnavailable) as exc:
+        _exit_error(str(exc))
+    for failure in outcome.failed_writes:
+        _err(f"error: {failure}")
+    _print_json(outcome.report.summary.to_dict())
+    print_end_of_run(outcome.report, quiet=quiet, stream=sys.stderr)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _load(
+    source: str, strict: bool, root: Path | None, only: list[str] | None, dry_run: bool
+) -> BatchConfig:
+    """The config, with ``--only`` applied; a ConfigError is printed and exits 2
+    (with ``--dry-run``, also as JSON on stdout)."""
+    from asyncbatch.config import load_config, select_jobs
+
     try:
         batch = load_config(source, strict=strict, root=root)
-        if only:
-            batch = select_jobs(batch, only)
+        return select_jobs(batch, only) if only else batch
     except ConfigError as exc:
         if dry_run:
             _print_json({"valid": False, "errors": exc.problems})
         _fail_config(exc)
-    _err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
-    for destination in (output, junit):  # before any job starts (a dry run checks too)
-        if destination is not None:
-            _checked(check_output_writable, destination)
-    if dry_run:
-        _print_json(dry_run_plan(batch))
-        raise typer.Exit(EXIT_OK)
-
-    with contextlib.ExitStack() as stack:
-        journals: list[Journal] = []
-
-        def prepare() -> dict[str, Any]:
-            """Open the journal, start the progress display and return run_batch's
-            options: once the executor is ready, so an unreachable scheduler leaves
-            nothing behind."""
-            journal = None
-            if output is not None:
-                journal, journal_warnings = _checked(
-                    stack.enter_context, journaled(output, resume=resume)
-                )
-                journals.append(journal)
-                for warning in journal_warnings:
-                    _err(f"warning: {warning}")
-            return {
-                "max_concurrency": max_concurrency,
-                "default_timeout": timeout,
-                "default_retries": retries,
-                "max_failures": 1 if fail_fast else max_failures,
-                "on_job_done": _job_callback(
-                    stack, batch, max_concurrency, progress=progress, quiet=quiet, verbose=verbose
-                ),
-                "journal": journal,
-            }
-
-        try:
-            report, signal_exit = anyio.run(
-                functools.partial(_run_on, executor, scheduler, scheduler_timeout, batch, prepare),
-                backend="asyncio",
-            )
-        except ExecutorUnavailable as exc:
-            _exit_error(str(exc))
-        if output is not None:
-            for journal in journals:
-                journal.close()  # synced before the report that supersedes it
-            _write_output(write_report, report, output, "report")
-        if junit is not None:
-            _write_output(write_junit, report, junit, "JUnit report")
-    _print_json(report.summary.to_dict())
-    _print_end_of_run(report, quiet=quiet)
-    if signal_exit is not None:
-        raise typer.Exit(signal_exit)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
-
-
-async def _run_on(
-    executor: str,
-    scheduler: str | None,
-    connect_timeout: float,
-    batch: BatchConfig,
-    prepare: Callable[[], dict[str, Any]],
-) -> tuple[Report, int | None]:
-    """The run, on the chosen executor. A Dask one is connected first (unreachable,
-    it raises ExecutorUnavailable before ``prepare`` opens anything) and closed after."""
-    from asyncbatch.interrupt import run_until_signalled
-
-    if executor == "local":
-        return await run_until_signalled(batch, **prepare())
-    from asyncbatch.dask_executor import open_dask_executor
-
-    async with open_dask_executor(scheduler, connect_timeout=connect_timeout) as dask:
-        return await run_until_signalled(batch, executor=dask, **prepare())
 
 
 @app.command("actions")
@@ -316,8 +267,8 @@ def list_actions(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the config format (for editors' "$schema")."""
+    from asyncbatch.config.schema import config_schema
     from asyncbatch.registry import default_registry
-    from asyncbatch.schema import config_schema
 
     registry = default_registry()
     registry.load_plugins()  # plugin actions and their params belong in it too
@@ -371,68 +322,6 @@ def _type_name(prop: dict[str, Any]) -> str:
     return str(prop.get("type", "any"))
 
 
-def _job_callback(
-    stack: contextlib.ExitStack,
-    batch: BatchConfig,
-    max_concurrency: int | None,
-    *,
-    progress: bool | None,
-    quiet: bool,
-    verbose: bool,
-) -> Callable[[JobResult], None] | None:
-    """What runs as each job ends: the ``-v`` line, the live progress counters
-    (the display starts now and ends with ``stack``), both or neither."""
-    from asyncbatch.progress import ProgressState, live_progress, progress_wanted
-    from asyncbatch.runner import DEFAULT_CONCURRENCY
-
-    line = _print_job_line if verbose else None
-    if not progress_wanted(progress, quiet=quiet, stream=sys.stderr, environ=os.environ):
-        return line
-    limit = max_concurrency or batch.max_concurrency or DEFAULT_CONCURRENCY
-    state = stack.enter_context(live_progress(ProgressState(batch.jobs, limit=limit)))
-    if line is None:
-        return state.job_done
-
-    def count_and_print(result: JobResult) -> None:
-        state.job_done(result)
-        _print_job_line(result)
-
-    return count_and_print
-
-
-def _print_job_line(result: JobResult) -> None:
-    took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
-    detail = (
-        json.dumps(result.result)
-        if result.error is None
-        else f"{result.error['type']}: {result.error['message']}"
-    )
-    _err(f"{result.status:<9} {result.name}{took}: {detail}")
-
-
-def _print_end_of_run(report: Report, *, quiet: bool) -> None:
-    """Counts and wall time, why the run halted, then the jobs that failed or were
-    skipped (the first failure first); cancelled jobs are counted, not listed."""
-    failing = not report.ok
-    if quiet and not failing:
-        return
-    summary = report.summary
-    _err(
-        f"{summary.succeeded} succeeded, {summary.failed} failed, {summary.skipped} skipped, "
-        f"{summary.cancelled} cancelled in {report.duration_ms / 1000:.2f} s"
-    )
-    if report.halted:
-        _err(f"stopped: {report.halted}")
-    listed = [job for job in report.jobs if job.status in ("failed", "skipped")]
-    listed.sort(key=lambda job: job.name != report.first_failure)
-    rows = [(job.status, job.name, *_error_of(job)) for job in listed]
-    print_problems(rows, stream=sys.stderr, terminal=sys.stderr.isatty())
-    cancelled = [job.name for job in report.jobs if job.status == "cancelled"]
-    if cancelled:
-        shown = ", ".join(cancelled[:5]) + (", ..." if len(cancelled) > 5 else "")
-        _err(f"  CANCELLED {len(cancelled)} job(s): {shown}")
-
-
 def _fail_config(exc: ConfigError) -> NoReturn:
     where = f"{exc.source}: " if exc.source else ""
     _err_capped([f"error: {where}{problem}" for problem in exc.problems], "problems")
@@ -446,17 +335,6 @@ def _err_capped(lines: list[str], what: str) -> None:
         _err(line)
     if len(lines) > MAX_PRINTED:
         _err(f"... and {len(lines) - MAX_PRINTED} more {what}")
-
-
-def _write_output(
-    write: Callable[[Report, Path], None], report: Report, path: Path, what: str
-) -> None:
-    """Write an output after the run; a failure now is reported, never a traceback
-    (writability was checked before any job started)."""
-    try:
-        write(report, path)
-    except OSError as exc:
-        _err(f"error: cannot write {what} {path}: {exc.strerror or exc}")
 
 
 def _checked(func: Callable[..., T], *args: Any) -> T:
@@ -477,11 +355,6 @@ def _print_json(value: object) -> None:
     sys.stdout.flush()
 
 
-def _error_of(job: JobResult) -> tuple[str, str]:
-    error = job.error or {"type": "?", "message": ""}
-    return error["type"], error["message"]
-
-
 def _err(message: str) -> None:
     """A line for people on stderr, control characters shown as escapes."""
-    sys.stderr.write(sanitize(message) + "\n")
+    write_line(sys.stderr, message)

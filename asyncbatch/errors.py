@@ -5,6 +5,7 @@
     AsyncbatchError                 anything asyncbatch raises on purpose
     ├── ConfigError                 the config cannot run: every problem, located (exit 2)
     ├── OutputError                 the report cannot be written where asked (exit 2)
+    ├── ExecutorUnavailable         the Dask extra is missing, the scheduler unreachable (exit 2)
     └── JobError                    one job's failure; ``error_type`` is its report type
         ├── NotARegularFile         input is a directory, FIFO, device or socket
         ├── LineTooLong             a line-oriented action met a line over its bound
@@ -17,6 +18,9 @@
 
 Actions raise whatever they like; :func:`describe_error` is the one place that
 turns an exception into the ``{"type", "message"}`` pair of the report.
+
+Every one of these pickles (:meth:`AsyncbatchError.__reduce__`), so a worker process
+or a Dask worker raises them and the parent gets them back as they were.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 ERROR_TYPES = (
     "FileNotFoundError",
@@ -48,6 +52,19 @@ a dangling link."""
 class AsyncbatchError(Exception):
     """Base of every error asyncbatch raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the message and the attributes, not the ``__init__`` arguments:
+        subclasses take keyword-only context, which the default ``(cls, args)``
+        protocol cannot pass back."""
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[AsyncbatchError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(AsyncbatchError):
     """The config is invalid. Raised by ``load_config`` with every problem found,
@@ -67,6 +84,11 @@ class OutputError(AsyncbatchError):
     def __init__(self, *, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"cannot write {path}: {reason}")
+
+
+class ExecutorUnavailable(AsyncbatchError):
+    """The executor cannot start: the extra is missing or the scheduler is
+    unreachable. Raised before any job starts."""
 
 
 class JobError(AsyncbatchError):
@@ -153,7 +175,7 @@ class Cancelled(JobError):
 class RemoteError(JobError):
     """An action failed in another process (a Dask worker), which described its
     exception with :func:`describe_error`: the report shows that description as is.
-    (Exceptions themselves do not travel: ours may not unpickle.)"""
+    (A user's own exception may not unpickle: its description always does.)"""
 
     def __init__(self, *, error: dict[str, str]) -> None:
         self.error = {"type": str(error["type"]), "message": str(error["message"])}

@@ -1,21 +1,28 @@
-"""Actions by name: ActionSpec, ActionRegistry, the @action decorator, plugins.
+"""The action contract and actions by name: ActionSpec, ActionRegistry, @action, plugins.
 
 An action is an async function ``(path, params) -> dict`` plus an optional pydantic
-model of its params. The decorator records an :class:`ActionSpec` and returns the
-function unchanged (as Typer's ``command()`` does), so tests build a registry of
-their own instead of patching the global one.
+model of its params. A built-in also carries a :class:`Kernel`: its logic written
+once, as a function over the file's bytes, so that the executor can run it however
+suits the file (many small files in one thread hop, a big one streamed in chunks,
+in a worker process) instead of awaiting the action function.
+
+Importing a module of ours registers nothing. :func:`default_registry` composes a
+registry explicitly: the built-ins, the actions user code declared with
+:func:`action`, then the installed plugins. Tests build an :class:`ActionRegistry`
+of their own. This module imports nothing else of asyncbatch.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -29,13 +36,70 @@ ENTRY_POINT_GROUP = "asyncbatch.actions"
 
 
 @dataclass(frozen=True, slots=True)
+class Tuning:
+    """The sizes that reading works with. The defaults suit real files; tests pass
+    tiny ones to put every chunk boundary and threshold under test."""
+
+    chunk_bytes: int = 1 << 20
+    """Bytes per read of a streamed file."""
+    small_file_bytes: int = 256 << 10
+    """Files up to this size are read whole, many of them in one thread hop."""
+    batch_jobs: int = 64
+    """Most small-file jobs one slot takes at once."""
+    process_min_bytes: int = 32 << 20
+    """From this size on, a kernel that holds the GIL runs in a worker process."""
+    max_line_bytes: int = 32 << 20
+    """Longest line a line-oriented kernel holds in memory (``LineTooLong`` beyond)."""
+
+
+DEFAULT_TUNING = Tuning()
+
+
+class Scanner(Protocol):
+    """One run of a kernel over one file: fed the file's bytes in order, then
+    asked for the result. Raises what the action would (``LineTooLong``, say).
+
+    ``data`` may be a buffer that is reused for the next chunk: keep a copy
+    (``bytes(data[a:b])``), never ``data`` itself."""
+
+    def update(self, data: bytes | bytearray) -> None: ...
+
+    def result(self) -> dict[str, Any]: ...
+
+
+ScannerFactory: TypeAlias = Callable[[str, int, Mapping[str, Any], Tuning], Scanner]
+"""``start(path, size, params, tuning)``: a fresh scanner for the file at ``path`` (named
+in error messages, never opened by the scanner) of ``size`` bytes (from ``stat``,
+before anything is read); ``params`` as plain JSON values, so that a worker process
+needs neither pydantic nor the params model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """A built-in's logic as the executor sees it. ``start`` must be a module-level
+    callable of a module that imports only the standard library: worker processes
+    import it by reference."""
+
+    start: ScannerFactory
+    reads: bool = True
+    """False: the result comes from the size alone, and nothing is opened."""
+    releases_gil: bool = False
+    """``update`` lets other threads run (hashlib does): big files scale on threads."""
+    isolated: bool = False
+    """``update`` may run for ever in C code (a regex): run it only in a process that
+    a timeout can kill."""
+
+
+@dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One registered action: its name, function, params model and provenance."""
+    """One registered action: its name, function, params model, provenance and,
+    for a built-in, its kernel."""
 
     name: str
     func: ActionFunc
     params: type[BaseModel] | None = None
     origin: str = "builtin"
+    kernel: Kernel | None = None
 
     @property
     def description(self) -> str:
@@ -55,14 +119,17 @@ class ActionSpec:
 class ActionRegistry:
     """A name -> ActionSpec mapping; ``plugins=True`` also looks up entry points."""
 
-    def __init__(self, *, plugins: bool = False) -> None:
+    def __init__(self, specs: Iterable[ActionSpec] = (), *, plugins: bool = False) -> None:
         self._specs: dict[str, ActionSpec] = {}
         self._plugins = plugins
         self._plugins_loaded = False
         self.plugin_warnings: list[str] = []
+        for spec in specs:
+            self.register(spec)
 
     def action(self, name: str, *, params: type[BaseModel] | None = None) -> Callable[[F], F]:
-        """Register the decorated async function as action ``name``."""
+        """Register the decorated async function as action ``name``; the function
+        is returned unchanged."""
 
         def decorator(func: F) -> F:
             module = func.__module__
@@ -112,8 +179,7 @@ class ActionRegistry:
                 continue
             try:
                 func = entry.load()
-                spec = _spec_for_function(entry.name, func, origin=f"plugin {entry.value}")
-                self.register(spec)
+                self.register(self._spec_for(entry.name, func, origin=f"plugin {entry.value}"))
             except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, not fatal
                 self.plugin_warnings.append(
                     f"plugin action {entry.name!r} ({entry.value}) failed to load: "
@@ -132,43 +198,50 @@ class ActionRegistry:
         if not module_name or not attr:
             raise ImportError(f"{name!r} is not of the form 'module:function'")
         func = _import_attribute(module_name, attr, base_dir)
-        return _spec_for_function(name, func, origin=f"module {module_name}", known=self)
+        return self._spec_for(name, func, origin=f"module {module_name}")
+
+    def _spec_for(self, name: str, func: object, *, origin: str) -> ActionSpec:
+        """Wrap an imported object as a spec under ``name``, keeping the params
+        model and kernel it is registered with here, or was declared with by
+        :func:`action` (a plugin's module declares its params model that way)."""
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"{name!r} is not an async function")
+        for spec in [*self._specs.values(), *_declared._specs.values()]:
+            if spec.func is func:
+                return ActionSpec(name, spec.func, spec.params, origin=origin, kernel=spec.kernel)
+        return ActionSpec(name, func, None, origin=origin)
 
 
-registry = ActionRegistry(plugins=True)
-"""The default registry: built-ins, ``@action`` from user code, and plugins."""
+_declared = ActionRegistry()
+"""What user code declared with :func:`action` in this process."""
 
-action = registry.action
+
+def action(name: str, *, params: type[BaseModel] | None = None) -> Callable[[F], F]:
+    """Declare the decorated async function as action ``name`` for every config
+    loaded afterwards in this process (through :func:`default_registry`); the
+    function is returned unchanged. ``params`` is the pydantic model of its params
+    (without one, the action receives them as a plain dict)."""
+    return _declared.action(name, params=params)
 
 
 def default_registry() -> ActionRegistry:
-    """The default registry with the built-in actions registered."""
-    import asyncbatch.actions  # noqa: F401 - importing registers the built-ins
+    """A new registry of the built-ins, then the actions declared with
+    :func:`action` (which may replace a built-in), then, on a miss, the installed
+    plugins (which never replace either)."""
+    from asyncbatch.actions import builtin_specs
 
-    return registry
+    return ActionRegistry([*builtin_specs(), *_declared], plugins=True)
 
 
+@functools.cache
 def entry_point_references() -> frozenset[str]:
     """The ``"module:function"`` values of the installed ``asyncbatch.actions``
     entry points (read from the metadata, nothing imported)."""
     return frozenset(entry.value for entry in entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _spec_for_function(
-    name: str, func: object, *, origin: str, known: ActionRegistry | None = None
-) -> ActionSpec:
-    """Wrap an imported object as a spec, reusing the params model it was
-    registered with (in ``known``, else in the default registry)."""
-    if not inspect.iscoroutinefunction(func):
-        raise TypeError(f"{name!r} is not an async function")
-    for spec in [*(known or ()), *registry]:
-        if spec.func is func:
-            return ActionSpec(name, spec.func, spec.params, origin=origin)
-    return ActionSpec(name, func, None, origin=origin)
-
-
 def _is_object_of(entry: EntryPoint, spec: ActionSpec) -> bool:
-    """Whether ``spec`` holds the entry point's own object: its ``@action`` registered
+    """Whether ``spec`` holds the entry point's own object: its ``@action`` declared
     it when its module was imported (by user code, or by an earlier entry point of
     the same module), so the plugin is not clashing with itself."""
     target = (getattr(spec.func, "__module__", None), getattr(spec.func, "__qualname__", None))

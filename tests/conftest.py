@@ -1,12 +1,16 @@
-"""Shared fixtures: the asyncio backend (aiofiles needs it) and config factories."""
+"""Shared fixtures: the asyncio backend (aiofiles needs it), a probe of test actions
+and a config writer. Shared helpers are in :mod:`support`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support import Probe
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +20,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def write_config(tmp_path: Path) -> Any:
+def probe() -> Probe:
+    return Probe()
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a JSON config (a dict) into tmp_path and return its path."""
 
     def write(config: dict[str, Any], name: str = "batch.json") -> Path:

@@ -20,8 +20,8 @@ import pydantic
 import pytest
 
 from asyncbatch.actions import _io, fastpath, files, text
-from asyncbatch.actions.files import ChecksumParams, HashAlgorithm, NoParams
-from asyncbatch.actions.text import SearchPatternParams
+from asyncbatch.actions._params import ChecksumParams, HashAlgorithm, NoParams
+from asyncbatch.actions._params import SearchPatternParams
 from asyncbatch.errors import LineTooLong, NotARegularFile
 from asyncbatch.registry import ActionSpec, default_registry
 

@@ -32,10 +32,10 @@ import asyncbatch.runner
 from asyncbatch.cli import app
 from asyncbatch.config import BatchConfig, load_config, select_jobs
 from asyncbatch.errors import ConfigError
-from asyncbatch.limits import ReadyJobs
+from asyncbatch.engine._limits import ReadyJobs
 from asyncbatch.registry import ActionRegistry
-from asyncbatch.report import JobResult, Report
-from asyncbatch.runner import _Scheduler, run_batch
+from asyncbatch.output.report import JobResult, Report
+from asyncbatch.engine import _Scheduler, run_batch
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ import pytest
 from asyncbatch.config import load_config
 from asyncbatch.errors import RemoteError
 from asyncbatch.registry import ActionSpec
-from asyncbatch.runner import run_batch
+from asyncbatch.engine import run_batch
 
 pytestmark = pytest.mark.anyio
 

@@ -25,11 +25,11 @@ import pytest
 
 from asyncbatch import bulk, kernels, linescan, regexplan
 from asyncbatch.actions import _io, fastpath, files, text
-from asyncbatch.actions.files import ChecksumParams, NoParams
+from asyncbatch.actions._params import ChecksumParams, NoParams
 from asyncbatch.config import load_config
 from asyncbatch.errors import NotARegularFile
 from asyncbatch.registry import default_registry
-from asyncbatch.runner import run_batch
+from asyncbatch.engine import run_batch
 
 pytestmark = pytest.mark.anyio
 

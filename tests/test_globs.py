@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncbatch import globs
-from asyncbatch.globs import GlobTooBroad, glob_files, printable
+from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
 
 NAMES = ["a", "b", ".h", "a.log", "b.txt", ".x.log", "sub"]
 """Few names, so that random trees and random patterns meet."""

@@ -27,8 +27,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from asyncbatch.cli import app
-from asyncbatch.junit import RESULT_LIMIT, junit_xml, write_junit
-from asyncbatch.report import JobResult, Report
+from asyncbatch.output.junit import RESULT_LIMIT, junit_xml, write_junit
+from asyncbatch.output.report import JobResult, Report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "batch_config.json"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from asyncbatch.progress import (
+from asyncbatch.output.progress import (
     ProgressState,
     describe,
     format_seconds,
@@ -30,7 +30,7 @@ from asyncbatch.progress import (
     running_under_ci,
     sanitize,
 )
-from asyncbatch.report import JobResult, Status
+from asyncbatch.output.report import JobResult, Status
 
 TIMEOUT = 30
 SUMMARY_KEYS = ["total_jobs", "succeeded", "failed", "skipped", "cancelled"]

@@ -14,7 +14,7 @@ import pytest
 
 import asyncbatch
 from asyncbatch.errors import OutputError
-from asyncbatch.report import JobResult, Report, Summary, check_output_writable, write_report
+from asyncbatch.output.report import JobResult, Report, Summary, check_output_writable, write_report
 
 JOB_KEYS = [
     "name",

@@ -29,11 +29,11 @@ from typer.testing import CliRunner, Result
 
 from asyncbatch import confine, kernels, linescan
 from asyncbatch.actions import _io, fastpath
-from asyncbatch.actions.files import ChecksumParams
+from asyncbatch.actions._params import ChecksumParams
 from asyncbatch.cli import app
 from asyncbatch.config import load_config
 from asyncbatch.errors import OutsideRoot
-from asyncbatch.runner import run_batch
+from asyncbatch.engine import run_batch
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "count_lines": {},

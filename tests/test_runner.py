@@ -24,8 +24,8 @@ import pytest
 from asyncbatch.config import BatchConfig, load_config
 from asyncbatch.errors import JobError, LineTooLong
 from asyncbatch.registry import ActionRegistry
-from asyncbatch.report import JobResult, Report
-from asyncbatch.runner import DEFAULT_CONCURRENCY, run_batch
+from asyncbatch.output.report import JobResult, Report
+from asyncbatch.engine import DEFAULT_CONCURRENCY, run_batch
 
 pytestmark = pytest.mark.anyio
 

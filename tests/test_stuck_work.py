@@ -28,8 +28,8 @@ import pytest
 
 from asyncbatch import linescan
 from asyncbatch.actions import _io, files, text
-from asyncbatch.actions.files import ChecksumParams, NoParams
-from asyncbatch.actions.text import SearchPatternParams
+from asyncbatch.actions._params import ChecksumParams, NoParams
+from asyncbatch.actions._params import SearchPatternParams
 from asyncbatch.errors import NotARegularFile
 
 CATASTROPHIC = "(a+)+$"

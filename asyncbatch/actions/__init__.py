@@ -1,14 +1,21 @@
-"""The built-in actions. Importing this package registers them in the default registry.
+"""The built-in actions: their params models (:mod:`._params`), their kernels
+(:mod:`._kernels`, :mod:`._search`, :mod:`._regexplan`) and the specs that join them
+(:mod:`.builtins`).
 
-A module per family: :mod:`.text` (count_lines, count_words, search_pattern) and
-:mod:`.files` (file_size, checksum). Their plain path reads files through :mod:`._io`
-(aiofiles in daemon threads); :mod:`.fastpath` routes the same work to fewer thread
-hops or to worker processes, with the same results. search_pattern's scan always runs
-in a worker process that a timeout can kill (:mod:`asyncbatch.linescan`).
+Importing this package loads nothing (worker processes import the kernels through
+it); :func:`builtin_specs` is how a registry gets the built-ins.
 """
 
 from __future__ import annotations
 
-from asyncbatch.actions import files, text
+from typing import TYPE_CHECKING
 
-__all__ = ["files", "text"]
+if TYPE_CHECKING:
+    from asyncbatch.registry import ActionSpec
+
+
+def builtin_specs() -> tuple[ActionSpec, ...]:
+    """The five built-in actions, for :func:`asyncbatch.registry.default_registry`."""
+    from asyncbatch.actions.builtins import SPECS
+
+    return SPECS

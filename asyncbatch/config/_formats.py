@@ -3,10 +3,11 @@
 A syntax error becomes a :class:`ConfigError` naming its line (and column), and a
 key repeated in one object is an error rather than a silent overwrite.
 
-Bounded, whatever the input: a config is at most :data:`MAX_CONFIG_BYTES` (so
-``/dev/zero`` or an endless pipe cannot fill memory), and a YAML config's aliases may
-add at most :data:`MAX_YAML_ALIAS_VALUES` values (the "billion laughs" document is
-refused before it is built, and so is an alias that contains itself).
+Bounded, whatever the input: a config is at most ``max_bytes`` (so ``/dev/zero`` or
+an endless pipe cannot fill memory), and a YAML config's aliases may add at most
+``max_alias_values`` values (the "billion laughs" document is refused before it is
+built, and so is an alias that contains itself); see
+:class:`asyncbatch.config.LoadLimits`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,10 @@ import yaml
 
 from asyncbatch.errors import ConfigError
 
-MAX_CONFIG_BYTES = 64 << 20
-"""Largest config read (a 100,000-job config is about 10 MB). Read at call time."""
-
-MAX_YAML_ALIAS_VALUES = 1_000_000
-"""Most values YAML aliases may add to a document, counted as if each alias were
-written out in full. Read at call time."""
-
-
-def read_config_text(path: Path, label: str) -> str:
+def read_config_text(path: Path, label: str, max_bytes: int) -> str:
     """The config file's text; an unreadable, oversized or non-UTF-8 file is a
     ConfigError."""
-    limit = MAX_CONFIG_BYTES
+    limit = max_bytes
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
@@ -50,9 +43,9 @@ def read_config_text(path: Path, label: str) -> str:
         raise ConfigError([f"line {line}: not valid UTF-8"], source=label) from None
 
 
-def read_config_stream(stream: TextIO, label: str) -> str:
+def read_config_stream(stream: TextIO, label: str, max_bytes: int) -> str:
     """A config's text from a stream (stdin), with the same bounds as a file."""
-    limit = MAX_CONFIG_BYTES
+    limit = max_bytes
     try:
         text = stream.read(limit + 1)
     except UnicodeDecodeError:
@@ -66,7 +59,7 @@ def _too_large(limit: int) -> str:
     return f"larger than {limit >> 20} MiB; split it into several configs"
 
 
-def parse_config(text: str, suffix: str, label: str) -> Any:
+def parse_config(text: str, suffix: str, label: str, max_alias_values: int) -> Any:
     """Parse by extension; a syntax error names its line and column."""
     try:
         if suffix == ".json":
@@ -74,9 +67,7 @@ def parse_config(text: str, suffix: str, label: str) -> Any:
         if suffix == ".toml":
             return tomllib.loads(text)
         if suffix in (".yaml", ".yml"):
-            # An alias needs an anchor, and an anchor is written with '&'.
-            loader = _AliasCheckingLoader if "&" in text else _UniqueKeyLoader
-            return yaml.load(text, Loader=loader)
+            return _load_yaml(text, max_alias_values)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"], source=label
@@ -149,20 +140,34 @@ class _AliasCheckingLoader(_UniqueKeyLoader):
     """Also rejects documents whose aliases would expand too far (a walk over every
     node: only for documents that define anchors)."""
 
+    max_alias_values = 0
+
     def construct_document(self, node: Any) -> Any:
-        _check_aliases(node)
+        _check_aliases(node, self.max_alias_values)
         return super().construct_document(node)
 
 
-def _check_aliases(root: yaml.Node) -> None:
+def _load_yaml(text: str, max_alias_values: int) -> Any:
+    """``yaml.load`` with our loaders; aliases checked when there are anchors (an
+    alias needs an anchor, and an anchor is written with '&')."""
+    if "&" not in text:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    loader = _AliasCheckingLoader(text)
+    loader.max_alias_values = max_alias_values
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _check_aliases(root: yaml.Node, limit: int) -> None:
     """Refuse a document whose aliases contain themselves, or would add more than
-    :data:`MAX_YAML_ALIAS_VALUES` values if written out: PyYAML shares an alias's
-    value instead of copying it, but whatever walks the data later (validation,
-    the journal's fingerprint) would see every copy.
+    ``limit`` values if written out: PyYAML shares an alias's value instead of
+    copying it, but whatever walks the data later (validation, the journal's
+    fingerprint) would see every copy.
 
     An alias is the very node object of its anchor, so sizes are computed once per
     node (iteratively: a deep document must not exhaust the stack)."""
-    limit = MAX_YAML_ALIAS_VALUES
     sizes: dict[int, int] = {}  # node id -> values in it, aliases written out
     open_nodes: set[int] = set()  # being sized: meeting one again is a cycle
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]

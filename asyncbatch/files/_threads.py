@@ -1,14 +1,9 @@
-"""The built-in actions' only I/O: stat a regular file, then stream it in chunks,
-every blocking call in a daemon thread.
+"""Daemon threads: where every blocking call of a read goes.
 
-Nothing that is not a regular file is ever opened for reading: a FIFO with no
-writer would block a worker thread forever, a device may never end. Chunked reads
-keep memory flat and give cancellation a checkpoint per chunk.
-
-A read can still hang for good (a hung NFS mount). asyncio's default executor, which
+A read can hang for good (a hung NFS mount). asyncio's default executor, which
 aiofiles uses unless told otherwise, is joined when ``asyncio.run`` ends and its
 threads when the interpreter exits, so such a read would keep the process alive long
-after its job timed out. Every blocking call here goes to :data:`_EXECUTOR`
+after its job timed out. Every blocking call of ours goes to :data:`EXECUTOR`
 instead, whose threads are daemons: a stuck one is abandoned at exit.
 """
 
@@ -17,24 +12,11 @@ from __future__ import annotations
 # anyio cannot run a call in a given executor; aiofiles is asyncio-only anyway.
 import asyncio  # noqa: TID251
 import functools
-import os
 import queue
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple
-
-import aiofiles
-import aiofiles.os
-
-from asyncbatch.confine import ROOT as ROOT  # the run's root, read by the built-ins
-from asyncbatch.confine import stat_confined
-from asyncbatch.errors import NotARegularFile
-from asyncbatch.linescan import file_kind, open_regular
-
-CHUNK_SIZE = 1 << 20
-"""Bytes per read. Read at call time, so tests can shrink it to stress boundaries."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -89,7 +71,7 @@ class _DaemonThreadExecutor(Executor):
                 self._spare += 1
 
 
-_EXECUTOR = _DaemonThreadExecutor(max_workers=32, idle_seconds=10)
+EXECUTOR = _DaemonThreadExecutor(max_workers=32, idle_seconds=10)
 
 
 async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:
@@ -101,46 +83,9 @@ async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:
     return await start_blocking(func, *args)
 
 
-async def stat_regular(path: Path) -> os.stat_result:
-    """``stat`` (following symlinks) and insist on a regular file.
-
-    Raises ``NotARegularFile``; ``FileNotFoundError`` and ``PermissionError``
-    propagate untouched, so the report names them as such. Under a root
-    (:data:`ROOT`) the stat is of an ``O_PATH`` descriptor checked to be inside it
-    (``OutsideRoot`` otherwise)."""
-    root = ROOT.get()
-    if root is None:
-        result = await aiofiles.os.stat(path, executor=_EXECUTOR)
-    else:
-        result = await run_blocking(stat_confined, str(path), root)
-    kind = file_kind(result.st_mode)
-    if kind is not None:
-        raise NotARegularFile(path=str(path), kind=kind)
-    return result
-
-
-async def iter_chunks(path: Path) -> AsyncGenerator[bytes, None]:
-    """Yield the file's bytes in chunks of at most ``CHUNK_SIZE``, until EOF.
-
-    Checks the file is regular before opening it and again (``fstat``, in the
-    opener) after, so a swap between the two cannot make a read hang; under a root
-    (:data:`ROOT`) the opener also checks the opened descriptor is inside it. Consume
-    it under ``contextlib.aclosing`` so the file is closed as soon as the consumer
-    stops."""
-    await stat_regular(path)
-    opener = functools.partial(open_regular, root=ROOT.get())
-    # Not ``async with``: aiofiles' __aexit__ closes in the default executor.
-    file = await aiofiles.open(str(path), "rb", opener=opener, executor=_EXECUTOR)
-    try:
-        while chunk := await file.read(CHUNK_SIZE):
-            yield chunk
-    finally:
-        await file.close()
-
-
 def start_blocking(func: Callable[[*Ts], T], *args: *Ts) -> asyncio.Future[T]:
     """``func(*args)`` started in a daemon thread; await it with :func:`wait_done`."""
-    return asyncio.get_running_loop().run_in_executor(_EXECUTOR, func, *args)
+    return asyncio.get_running_loop().run_in_executor(EXECUTOR, func, *args)
 
 
 async def wait_done(future: asyncio.Future[Any], seconds: float | None) -> bool:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from asyncbatch.config._models import JobConfig
+
 if TYPE_CHECKING:
-    from asyncbatch.config import JobConfig
     from asyncbatch.registry import ActionRegistry, ActionSpec
 
 
@@ -47,8 +48,6 @@ def without_gc() -> Iterator[None]:
 
 @functools.cache
 def _jobs_adapter() -> TypeAdapter[list[JobConfig]]:
-    from asyncbatch.config import JobConfig
-
     return TypeAdapter(list[JobConfig])
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asyncbatch.problems import HINTED, did_you_mean
+from asyncbatch.config._problems import HINTED, did_you_mean
 
 if TYPE_CHECKING:
-    from asyncbatch.config import Job, JobConfig
+    from asyncbatch.config._models import Job, JobConfig
 
 
 def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:

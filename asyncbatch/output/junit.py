@@ -32,7 +32,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.report import JobResult, Report, write_atomically
+from asyncbatch.output.report import JobResult, Report, write_atomically
 
 SUITE_NAME = "asyncbatch"
 RESULT_LIMIT = 1000

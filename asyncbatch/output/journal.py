@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from asyncbatch.config import Job
-from asyncbatch.confine import ROOT, stat_confined
+from asyncbatch.files._confine import stat_confined
 from asyncbatch.errors import OutputError, OutsideRoot
-from asyncbatch.report import JobResult, write_atomically
+from asyncbatch.output.report import JobResult, write_atomically
 
 FSYNC_INTERVAL = 1.0
-"""Seconds between fsyncs of the journal; every line is written immediately."""
+"""Default seconds between fsyncs of the journal; every line is written immediately."""
 
 
 def journal_path(report: Path) -> Path:
@@ -43,12 +43,11 @@ def lock_path(report: Path) -> Path:
     return report.with_name(report.name + ".lock")
 
 
-def fingerprint(job: Job) -> str | None:
+def fingerprint(job: Job, root: str | None = None) -> str | None:
     """What the job's result depends on, hashed; None when the input cannot be
     stat'ed (such a job is never reused)."""
     from asyncbatch import __version__
 
-    root = ROOT.get()
     try:  # under a root, a file outside it is never stat'ed, so never reused
         info = os.stat(job.path) if root is None else stat_confined(str(job.path), root)
     except (OSError, OutsideRoot):
@@ -97,8 +96,17 @@ class RunLock:
 class Journal:
     """Appends finished jobs to ``<report>.journal``; see the module docstring."""
 
-    def __init__(self, report: Path, previous: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        report: Path,
+        previous: dict[str, dict[str, Any]] | None = None,
+        *,
+        root: str | None = None,
+        fsync_interval: float = FSYNC_INTERVAL,
+    ) -> None:
         self.path = journal_path(report)
+        self._root = root
+        self._fsync_interval = fsync_interval
         self._previous = previous or {}
         self._fingerprints: dict[str, str | None] = {}
         self._entries: list[dict[str, Any]] = []
@@ -126,7 +134,7 @@ class Journal:
 
         Called as the job is about to start (after its dependencies), so a file a
         dependency rewrote is fingerprinted as it now is."""
-        mark = fingerprint(job)
+        mark = fingerprint(job, self._root)
         self._fingerprints[job.name] = mark
         entry = self._previous.get(job.name)
         if mark is None or entry is None or entry.get("fingerprint") != mark:
@@ -152,7 +160,7 @@ class Journal:
         self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
         self._file.flush()
         now = time.monotonic()
-        if now - self._last_sync >= FSYNC_INTERVAL:
+        if now - self._last_sync >= self._fsync_interval:
             os.fsync(self._file.fileno())
             self._last_sync = now
 
@@ -222,14 +230,17 @@ def load_journal(report: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
 
 
 @contextmanager
-def journaled(report: Path, *, resume: bool) -> Iterator[tuple[Journal, list[str]]]:
+def journaled(
+    report: Path, *, resume: bool, root: str | None = None
+) -> Iterator[tuple[Journal, list[str]]]:
     """Hold the run lock and an open journal for ``report`` (and, with ``resume``,
-    the earlier successes); yields the journal and warnings about what was read."""
+    the earlier successes); yields the journal and warnings about what was read.
+    ``root`` (a real path) confines the stats of fingerprints."""
     lock = RunLock(report)
     lock.acquire()
     try:
         previous, warnings = load_journal(report) if resume else ({}, [])
-        journal = Journal(report, previous)
+        journal = Journal(report, previous, root=root)
         journal.open(resume=resume)
         try:
             yield journal, warnings

@@ -19,15 +19,8 @@ Standard library (and :mod:`asyncbatch.errors`) only: worker processes import it
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 
 from asyncbatch.errors import OutsideRoot
-
-ROOT: ContextVar[str | None] = ContextVar("asyncbatch_root", default=None)
-"""The running batch's root (a real path), or None: set by ``run_batch`` for the
-run's tasks. Read in the event loop, never in a worker thread (the daemon executor
-does not copy contexts): the built-ins pass it on explicitly to the threads and
-processes that open files."""
 
 O_PATH: int = getattr(os, "O_PATH", 0)
 """Linux: open for ``fstat`` and ``/proc/self/fd`` only (0 where it does not exist)."""

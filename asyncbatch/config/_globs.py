@@ -9,9 +9,9 @@ one), with three differences:
   directory (as ``find`` without ``-L``, and bash's globstar since 4.3), so a link
   loop cannot make it walk forever. A link named explicitly or matched by ``*`` is
   followed as usual.
-- A pattern that looks at more than :data:`MAX_SCANNED` directory entries, or
-  matches more than :data:`MAX_MATCHES` files, raises :class:`GlobTooBroad`
-  (``/**`` over a whole file system ends in a second or two, not in an hour).
+- A pattern that looks at more than ``max_entries`` directory entries, or matches
+  more than ``max_matches`` files, raises :class:`GlobTooBroad` (``/**`` over a
+  whole file system ends in a second or two, not in an hour).
 - Only regular files are returned (the SPEC passes directories over), each once.
 
 Nothing is opened for reading: directories are listed, which is all ``--dry-run``
@@ -26,13 +26,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-MAX_MATCHES = 100_000
-"""Most files one glob may expand to (the SPEC's largest batch). Read at call time."""
-
-MAX_SCANNED = 1_000_000
-"""Most directory entries one glob may look at (each folder it looks in counts as
-one more). Read at call time."""
-
 _MAGIC = re.compile(r"[*?[]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
@@ -44,16 +37,25 @@ class GlobTooBroad(Exception):
         super().__init__(f"the glob {pattern!r} {reason}; narrow it")
 
 
-def glob_files(pattern: str, base_dir: Path) -> list[str]:
+def glob_files(
+    pattern: str,
+    base_dir: Path,
+    *,
+    max_matches: int,
+    max_entries: int,
+) -> list[str]:
     """Sorted regular files matching ``pattern``, relative to ``base_dir`` (absolute
     for an absolute pattern), as ``os.fsdecode`` spells them (an undecodable byte
-    is a lone surrogate: see :func:`printable`). Raises :class:`GlobTooBroad`."""
+    is a lone surrogate: see :func:`printable`). Raises :class:`GlobTooBroad` past
+    ``max_matches`` files or ``max_entries`` directory entries looked at (each
+    folder looked in counts as one more)."""
     parts = [part for part in pattern.split("/") if part]
     if not parts or pattern.endswith("/"):  # a trailing slash matches directories only
         return []
-    limit = MAX_MATCHES
+    limit = max_matches
     found: set[str] = set()
-    for match in _Walk(pattern, base_dir, parts).files("/" if pattern.startswith("/") else ""):
+    walk = _Walk(pattern, base_dir, parts, max_entries)
+    for match in walk.files("/" if pattern.startswith("/") else ""):
         found.add(match)
         if len(found) > limit:
             raise GlobTooBroad(pattern=pattern, reason=f"matches more than {limit} files")
@@ -70,14 +72,15 @@ class _Walk:
     """One expansion: the pattern's components matched from left to right, with a
     budget of directory entries shared by the whole walk."""
 
-    def __init__(self, pattern: str, base_dir: Path, parts: list[str]) -> None:
+    def __init__(self, pattern: str, base_dir: Path, parts: list[str], budget: int) -> None:
         self._pattern = pattern
         self._base = os.fspath(base_dir)
         self._parts = parts
         self._regexes = [
             re.compile(fnmatch.translate(part)) if _MAGIC.search(part) else None for part in parts
         ]
-        self._budget = MAX_SCANNED
+        self._limit = budget
+        self._budget = budget
 
     def files(self, start: str) -> Iterator[str]:
         """Regular files matching the components, as ``start`` + relative path
@@ -141,7 +144,7 @@ class _Walk:
     def _charge(self) -> None:
         self._budget -= 1
         if self._budget < 0:
-            reason = f"looks at more than {MAX_SCANNED} directory entries"
+            reason = f"looks at more than {self._limit} directory entries"
             raise GlobTooBroad(pattern=self._pattern, reason=reason)
 
     def _path(self, prefix: str) -> str:

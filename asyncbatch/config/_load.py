@@ -9,24 +9,22 @@ which is all ``--dry-run`` may do.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
-import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from asyncbatch.bulk import Resolver, validate_jobs, without_gc
-from asyncbatch.confine import check_path, real_root
-from asyncbatch.errors import ConfigError, OutsideRoot, UnknownAction
-from asyncbatch.formats import parse_config, read_config_stream, read_config_text
-from asyncbatch.globs import GlobTooBroad, glob_files, printable
-from asyncbatch.graph import resolve_dependencies, with_dependencies
-from asyncbatch.problems import did_you_mean, locate_errors
+from asyncbatch.config._bulk import Resolver, validate_jobs, without_gc
+from asyncbatch.config._expand import check_expanded_names, expand_jobs
+from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
+from asyncbatch.config._graph import resolve_dependencies, with_dependencies
+from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLimits
+from asyncbatch.config._problems import did_you_mean, locate_errors
+from asyncbatch.errors import ConfigError
+from asyncbatch.files._confine import real_root
 from asyncbatch.registry import (
     ActionRegistry,
     ActionSpec,
@@ -35,96 +33,6 @@ from asyncbatch.registry import (
 )
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
-_GLOB_CHARS = re.compile(r"[*?[]")
-
-"""Problems beyond this many get no "did you mean": on a huge config full of
-unknown names, suggestions would cost quadratic time."""
-
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Retries = Annotated[int, Field(ge=0, le=1000)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class Defaults(_Model):
-    """Values a job gets when it does not set its own."""
-
-    timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
-    retries: Retries | None = Field(None, description="Extra attempts after a failure.")
-
-
-class JobConfig(_Model):
-    """One job as written in the config."""
-
-    name: str = Field(min_length=1, description="Unique job name.")
-    action: str = Field(min_length=1, description="Registered action name, or 'module:function'.")
-    input: str = Field(
-        min_length=1,
-        pattern=r"^[^\x00]*$",
-        description="Input file, relative to the config's directory; may be a glob.",
-    )
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters, validated by the action's model."
-    )
-    depends_on: list[str] = Field(
-        default_factory=list, description="Jobs that must succeed before this one starts."
-    )
-    timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
-    retries: Retries | None = Field(None, description="Extra attempts after a failure.")
-    limits: list[str] = Field(
-        default_factory=list, description="Named limits this job holds a slot of."
-    )
-
-
-class BatchFile(_Model):
-    """The whole config file."""
-
-    schema_: str | None = Field(None, alias="$schema", description="Ignored; for editors.")
-    max_concurrency: int | None = Field(None, ge=1, description="Actions in flight at once.")
-    defaults: Defaults = Field(default_factory=Defaults)
-    limits: dict[str, Annotated[int, Field(ge=1)]] = Field(
-        default_factory=dict, description="Named pools of slots: name -> size."
-    )
-    jobs: list[JobConfig]
-
-
-@dataclass(slots=True)
-class Job:
-    """One runnable job, after glob expansion and params validation."""
-
-    name: str
-    action: str
-    input: str
-    path: Path
-    params: Any
-    spec: ActionSpec | None
-    group: str
-    depends_on: tuple[str, ...] = ()
-    timeout: float | None = None
-    retries: int | None = None
-    limits: tuple[str, ...] = ()
-    start_error: Exception | None = None
-    """Known before the job starts: unknown action, a glob that matched nothing, an
-    input outside the root."""
-    raw_params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class BatchConfig:
-    """A validated config, ready for :func:`asyncbatch.run_batch`."""
-
-    source: str
-    base_dir: Path
-    jobs: list[Job]
-    max_concurrency: int | None = None
-    defaults: Defaults = field(default_factory=Defaults)
-    limits: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    root: str | None = None
-    """The real path of the ``root`` it was loaded with (``--root``), or None."""
-
 
 def find_config(directory: Path) -> Path | None:
     """The config ``run`` uses without an argument, as make finds its Makefile."""
@@ -142,6 +50,7 @@ def load_config(
     strict: bool = False,
     stdin: TextIO | None = None,
     root: str | os.PathLike[str] | None = None,
+    limits: LoadLimits | None = None,
 ) -> BatchConfig:
     """Read, validate and expand a config; raise :class:`ConfigError` listing
     every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (paths then
@@ -151,8 +60,10 @@ def load_config(
     outside it (symbolic links followed) gets ``start_error`` ``OutsideRoot``, so
     it fails without opening anything (each glob match is checked on its own), and
     a ``"module:function"`` action is a config error unless an installed plugin
-    declares it: importing it would run code the root cannot confine."""
+    declares it: importing it would run code the root cannot confine. ``limits``
+    bounds the config's size, YAML aliases and globs (:class:`LoadLimits`)."""
     registry = registry or default_registry()
+    limits = limits or LoadLimits()
     real = None
     if root is not None:
         if not os.path.isdir(root):
@@ -160,15 +71,16 @@ def load_config(
         real = real_root(root)
     label = os.fspath(source)
     if label == "-":
-        text = read_config_stream(stdin or sys.stdin, label)
-        raw = parse_config(text, ".json", label)
+        text = read_config_stream(stdin or sys.stdin, label, limits.max_config_bytes)
+        raw = parse_config(text, ".json", label, limits.max_yaml_alias_values)
         base_dir = Path.cwd()
     else:
         path = Path(label)
-        raw = parse_config(read_config_text(path, label), path.suffix.lower(), label)
+        text = read_config_text(path, label, limits.max_config_bytes)
+        raw = parse_config(text, path.suffix.lower(), label, limits.max_yaml_alias_values)
         base_dir = path.absolute().parent
     with without_gc():  # tens of thousands of objects, no cycles: skip the collector
-        return _build(raw, label, base_dir, registry, strict, real)
+        return _build(raw, label, base_dir, registry, strict, real, limits)
 
 
 def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
@@ -202,7 +114,8 @@ def _build(
     base_dir: Path,
     registry: ActionRegistry,
     strict: bool,
-    root: str | None = None,
+    root: str | None,
+    limits: LoadLimits,
 ) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
@@ -243,8 +156,8 @@ def _build(
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     problems.extend(_check_limits(entries, declared))
-    jobs = _expand(entries, base_dir, problems, root)
-    problems.extend(_check_expanded_names(jobs))
+    jobs = expand_jobs(entries, base_dir, problems, root, limits)
+    problems.extend(check_expanded_names(jobs))
     problems.extend(resolve_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
         raise ConfigError(problems, source=label)
@@ -362,97 +275,3 @@ def _check_limits(
                 yield f"jobs[{index}].limits[{k}]: unknown limit {limit!r} (declared: {names})"
 
 
-def _expand(
-    entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]],
-    base_dir: Path,
-    problems: list[str],
-    root: str | None = None,
-) -> list[Job]:
-    """One Job per config job, or per matching regular file for a glob input
-    (named and shown with undecodable bytes as ``\\xNN``); a glob too broad to
-    expand is a problem. Under ``root``, each job (each glob match) whose input
-    resolves outside it gets ``OutsideRoot`` as its start error."""
-    jobs: list[Job] = []
-    for index, config_job, spec, params in entries:
-        start_error: Exception | None = None
-        if spec is None:
-            start_error = UnknownAction(action=config_job.action)
-        common = {
-            "action": config_job.action,
-            "params": params,
-            "spec": spec,
-            "group": config_job.name,
-            "timeout": config_job.timeout,
-            "retries": config_job.retries,
-            "limits": tuple(config_job.limits),
-            "raw_params": config_job.params,
-        }
-        pattern = config_job.input
-        if _GLOB_CHARS.search(pattern):
-            try:
-                matches = _glob_files(pattern, base_dir)
-            except GlobTooBroad as exc:
-                problems.append(f"jobs[{index}].input: {exc}")
-                matches = []
-            if matches:
-                for match in matches:
-                    shown = printable(match)
-                    path = base_dir / match
-                    jobs.append(
-                        Job(
-                            name=f"{config_job.name}[{shown}]",
-                            input=shown,
-                            path=path,
-                            start_error=start_error or _outside(path, shown, root),
-                            **common,
-                        )
-                    )
-                continue
-            start_error = start_error or FileNotFoundError(errno.ENOENT, "no file matches", pattern)
-        path = base_dir / pattern
-        jobs.append(
-            Job(
-                name=config_job.name,
-                input=pattern,
-                path=path,
-                start_error=start_error or _outside(path, pattern, root),
-                **common,
-            )
-        )
-    return jobs
-
-
-def _outside(path: Path, shown: str, root: str | None) -> OutsideRoot | None:
-    """``OutsideRoot`` if ``path`` resolves outside ``root`` (links followed)."""
-    if root is None:
-        return None
-    try:
-        check_path(path, root, shown)
-    except OutsideRoot as exc:
-        return exc
-    except (OSError, ValueError):  # cannot be resolved: the run reports it as it fails
-        return None
-    return None
-
-
-def _check_expanded_names(jobs: list[Job]) -> Iterable[str]:
-    """A glob expansion named like another job (``logs[a.log]``), or two files of
-    one glob shown alike (``\\xff`` is also how an undecodable byte is shown), would
-    make the report ambiguous."""
-    seen: dict[str, Job] = {}
-    for job in jobs:
-        other = seen.setdefault(job.name, job)
-        if other is not job and job.group != other.group:
-            yield (
-                f"jobs: {job.name!r} is the name of a glob expansion of {job.group!r} "
-                f"and also of a job from {other.group!r}; rename one of them"
-            )
-        elif other is not job and job.input == other.input and job.path != other.path:
-            yield f"jobs: two files of the glob {job.group!r} are shown as {job.input!r}"
-
-
-def _glob_files(pattern: str, base_dir: Path) -> list[str]:
-    """Sorted regular files matching ``pattern`` (``**`` recursive), as paths
-    relative to ``base_dir``, or absolute for an absolute pattern; bounded, see
-    :mod:`asyncbatch.globs`."""
-    return glob_files(pattern, base_dir)

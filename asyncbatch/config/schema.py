@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncbatch.config import BatchFile
+from asyncbatch.config._models import BatchFile
 from asyncbatch.registry import ActionRegistry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -1,0 +1,224 @@
+"""search_pattern's kernel: count a regex's matches, and the lines holding one, in
+a file fed in chunks.
+
+Counts are exact whatever the chunk size: a line, a multi-byte character or a match
+straddling two chunks counts once. Text is UTF-8; invalid bytes become U+FFFD. The
+scan cuts each chunk at its first and last newline: the partial line carried over
+from earlier chunks plus the head of this one is one block, the complete lines
+between are searched in place, the tail is carried over. How a block is searched
+(raw bytes, a literal prefilter, decoded text) is chosen by
+:mod:`asyncbatch.actions._regexplan`, always with the same counts.
+
+``re`` holds the GIL and a catastrophic pattern may never return, so the executor
+runs this kernel only in a worker process that a timeout kills (``isolated``).
+Standard library (and our errors) only: worker processes import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any, AnyStr
+
+from asyncbatch.actions import _regexplan as regexplan
+from asyncbatch.errors import LineTooLong
+from asyncbatch.registry import Tuning
+
+_LINE_UNSAFE = ("(?=", "(?!", "(?<=", "(?<!", "\\A", "\\Z")
+"""Pattern constructs that see past a line's ends (or anchor at the string's), so
+their matches in a block of lines may differ from those in each line alone."""
+
+
+class PatternSearch:
+    """``{"matches": N, "matching_lines": M}`` of ``params["pattern"]`` (with
+    ``params["ignore_case"]``): non-overlapping matches, each within one line;
+    ``^`` and ``$`` anchor at each line. A line longer than
+    ``tuning.max_line_bytes`` raises ``LineTooLong``: memory stays bounded.
+
+    ``optimise=False`` searches every block as decoded text with the ``str``
+    pattern: the reference the optimised scan is tested against."""
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        params: Mapping[str, Any],
+        tuning: Tuning,
+        *,
+        optimise: bool = True,
+    ) -> None:
+        pattern: str = params["pattern"]
+        flags = re.IGNORECASE if params.get("ignore_case") else 0
+        plan = regexplan.plan_for(pattern, flags)
+        if not optimise:
+            plan = regexplan.Plan(plan.text_regex, None, (), ())
+        per_line = any(construct in pattern for construct in _LINE_UNSAFE)
+        self._counter = _BlockCounter(plan, per_line)
+        self._path = path
+        self._limit = tuning.max_line_bytes
+        self._pending: list[bytes] = []  # the current partial line, in pieces: joined once
+        self._pending_size = 0
+
+    def update(self, data: bytes | bytearray) -> None:
+        size = len(data)
+        first = data.find(b"\n")
+        if first < 0:
+            self._pending.append(bytes(data))
+            self._pending_size += size
+            if self._pending_size > self._limit:
+                raise LineTooLong(path=self._path, limit=self._limit)
+            return
+        last = data.rfind(b"\n")
+        if _has_long_line(data, size, self._pending_size, first, last, self._limit):
+            raise LineTooLong(path=self._path, limit=self._limit)
+        self._pending.append(bytes(data[:first]))
+        self._counter.add(b"".join(self._pending), 0, self._pending_size + first)
+        if last > first:
+            self._counter.add(data, first + 1, last)
+        self._pending = [bytes(data[last + 1 :])] if last + 1 < size else []
+        self._pending_size = size - last - 1
+
+    def result(self) -> dict[str, Any]:
+        if self._pending:
+            self._counter.add(b"".join(self._pending), 0, self._pending_size)
+            self._pending = []
+        return {"matches": self._counter.matches, "matching_lines": self._counter.matching_lines}
+
+
+class _BlockCounter:
+    """Totals over blocks of complete lines, with the cheapest exact method."""
+
+    PREFILTER_DENSITY = 512
+    """Give the literal prefilter up on a block with more than one candidate line
+    per this many bytes: there, searching the whole block is cheaper."""
+
+    def __init__(self, plan: regexplan.Plan, per_line: bool) -> None:
+        self._plan = plan
+        self._per_line = per_line
+        self._prefilter = bool(plan.finders)
+        self.matches = 0
+        self.matching_lines = 0
+
+    def add(self, data: bytes | bytearray, start: int, end: int) -> None:
+        """Count the lines ``data[start:end]`` (``start`` is 0 or just after a newline)."""
+        if self._prefilter:
+            spans = _candidate_spans(self._plan, data, start, end, self.PREFILTER_DENSITY)
+            if spans is not None:
+                self._count_candidates(data, spans)
+                return
+            self._prefilter = False  # dense: not worth it for this file
+        if isinstance(data, bytes):
+            self._count(data[start:end])
+        else:
+            with memoryview(data) as view:
+                self._count(bytes(view[start:end]))
+
+    def _count_candidates(self, data: bytes | bytearray, spans: dict[int, int]) -> None:
+        """Count in the candidate lines only: ``spans`` maps a line's start to the
+        end of the line (each holds a literal), in order."""
+        if not spans:
+            return
+        if self._plan.exact:  # the literals' occurrences are the matches
+            self.matching_lines += len(spans)
+            for literal in self._plan.literals:
+                self.matches += sum(data.count(literal, s, e) for s, e in spans.items())
+            return
+        self._count(b"\n".join([data[s:e] for s, e in spans.items()]))
+
+    def _count(self, block: bytes) -> None:
+        plan = self._plan
+        if plan.byte_regex is not None:
+            found, lines = _count_in_block(plan.byte_regex, block, self._per_line)
+        else:
+            text = block.decode("utf-8", "replace")
+            found, lines = _count_in_block(plan.text_regex, text, self._per_line)
+        self.matches += found
+        self.matching_lines += lines
+
+
+def _candidate_spans(
+    plan: regexplan.Plan, data: bytes | bytearray, start: int, end: int, density: int
+) -> dict[int, int] | None:
+    """``{line start: line end}`` of the lines in ``data[start:end]`` holding one of
+    the plan's literals, in order; None when there are more than one per
+    ``density`` bytes."""
+    budget = (end - start) // density + 1
+    low = max(start - 1, 0)  # data[start - 1] is a newline, or start is 0
+    spans: dict[int, int] = {}
+    for finder in plan.finders:
+        for match in finder.finditer(data, start, end):
+            found, line_end = match.span()
+            spans[data.rfind(b"\n", low, found) + 1] = line_end
+            if len(spans) > budget:
+                return None
+    if len(plan.finders) > 1:
+        spans = dict(sorted(spans.items()))
+    return spans
+
+
+@functools.lru_cache(maxsize=8)
+def _line_longer_than(limit: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[^\n]{%d}" % (limit + 1))
+
+
+def _has_long_line(
+    chunk: bytes | bytearray, size: int, pending: int, first: int, last: int, limit: int
+) -> bool:
+    """Whether a line ending in ``chunk[:size]`` (the first one continuing ``pending``
+    bytes from earlier chunks) or the partial line after ``chunk[last]`` is longer
+    than ``limit``.
+
+    Lines between the first and last newline are shorter than the chunk; they are
+    only scanned when the limit is too (in tests), so the outcome never depends on
+    the chunk size."""
+    return bool(
+        pending + first > limit
+        or size - last - 1 > limit
+        or (last - first - 1 > limit and _line_longer_than(limit).search(chunk, first, last))
+    )
+
+
+def _count_across_lines(regex: re.Pattern[AnyStr], text: AnyStr) -> tuple[int, int] | None:
+    """Matches and matching lines in a block of lines, searched in one pass.
+
+    None when a match spans a newline: then per-line matching may differ."""
+    newline = _newline(text)
+    matches = matching_lines = 0
+    line = pos = 0
+    last_matched_line = -1
+    for match in regex.finditer(text):
+        start, end = match.span()
+        if text.find(newline, start, end) >= 0:
+            return None
+        line += text.count(newline, pos, start)
+        pos = start
+        if line != last_matched_line:
+            matching_lines += 1
+            last_matched_line = line
+        matches += 1
+    return matches, matching_lines
+
+
+def _count_line_by_line(regex: re.Pattern[AnyStr], text: AnyStr) -> tuple[int, int]:
+    """Matches and matching lines, each line searched on its own (the reference)."""
+    matches = matching_lines = 0
+    for line in text.split(_newline(text)):
+        found = len(regex.findall(line))
+        if found:
+            matches += found
+            matching_lines += 1
+    return matches, matching_lines
+
+
+def _count_in_block(regex: re.Pattern[AnyStr], text: AnyStr, per_line: bool) -> tuple[int, int]:
+    """Matches and matching lines in ``text``, complete lines joined by ``\\n``."""
+    if not per_line:
+        counted = _count_across_lines(regex, text)
+        if counted is not None:
+            return counted
+    return _count_line_by_line(regex, text)
+
+
+def _newline(text: AnyStr) -> AnyStr:
+    return "\n" if isinstance(text, str) else b"\n"

@@ -1,0 +1,59 @@
+"""The five built-in actions: each is its params model and its kernel, written once.
+
+Each action function is the plain shape of the product (an async function that
+streams its input with aiofiles, or, for ``search_pattern``, scans it in a worker
+process a timeout can kill) and is what a direct call or another executor awaits.
+The local executor of a run reads the kernel instead and picks a faster route for
+each file; the results are the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from asyncbatch.actions._kernels import Checksum, FileSize, LineCount, WordCount
+from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
+from asyncbatch.actions._search import PatternSearch
+from asyncbatch.files.stream import run_kernel
+from asyncbatch.registry import ActionSpec, Kernel
+
+LINES = Kernel(LineCount)
+WORDS = Kernel(WordCount)
+CHECKSUM = Kernel(Checksum, releases_gil=True)
+SIZE = Kernel(FileSize, reads=False)
+SEARCH = Kernel(PatternSearch, isolated=True)
+
+
+async def count_lines(path: Path, params: NoParams) -> dict[str, Any]:
+    """Count lines: each \\n ends one, and a final unterminated line counts too."""
+    return await run_kernel(LINES, path, params)
+
+
+async def count_words(path: Path, params: NoParams) -> dict[str, Any]:
+    """Count whitespace-separated words, exactly as str.split() does on the text."""
+    return await run_kernel(WORDS, path, params)
+
+
+async def file_size(path: Path, params: NoParams) -> dict[str, Any]:
+    """Size of the file in bytes, from stat alone (nothing is read)."""
+    return await run_kernel(SIZE, path, params)
+
+
+async def checksum(path: Path, params: ChecksumParams) -> dict[str, Any]:
+    """Hex digest of the file's bytes (sha256 unless `algorithm` says otherwise)."""
+    return await run_kernel(CHECKSUM, path, params)
+
+
+async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, Any]:
+    """Count regex matches (non-overlapping, each within one line) and matching lines."""
+    return await run_kernel(SEARCH, path, params)
+
+
+SPECS = (
+    ActionSpec("count_lines", count_lines, NoParams, kernel=LINES),
+    ActionSpec("count_words", count_words, NoParams, kernel=WORDS),
+    ActionSpec("file_size", file_size, NoParams, kernel=SIZE),
+    ActionSpec("checksum", checksum, ChecksumParams, kernel=CHECKSUM),
+    ActionSpec("search_pattern", search_pattern, SearchPatternParams, kernel=SEARCH),
+)

@@ -1,0 +1,40 @@
+"""Configs: read a JSON, TOML or YAML file, validate it, expand it into runnable jobs.
+
+Every problem is collected and raised at once as one :class:`ConfigError`, located
+the way the user would point at it (``jobs[2].params.pattern: ...``). Nothing here
+opens an input: globs list directories, which is all ``--dry-run`` may do.
+
+- :mod:`._models`: the file's pydantic models, and the loaded :class:`BatchConfig`;
+- :mod:`._load`: :func:`load_config` and :func:`select_jobs` (``--only``);
+- :mod:`._formats`, :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
+  :mod:`._problems`: parsing, glob expansion, dependencies, many-job shortcuts and
+  located messages;
+- :mod:`.schema`: the JSON Schema of the format, for editors.
+"""
+
+from __future__ import annotations
+
+from asyncbatch.config._load import DISCOVERED_NAMES, find_config, load_config, select_jobs
+from asyncbatch.config._models import (
+    BatchConfig,
+    BatchFile,
+    Defaults,
+    Job,
+    JobConfig,
+    LoadLimits,
+)
+from asyncbatch.errors import ConfigError
+
+__all__ = [
+    "DISCOVERED_NAMES",
+    "BatchConfig",
+    "BatchFile",
+    "ConfigError",
+    "Defaults",
+    "Job",
+    "JobConfig",
+    "LoadLimits",
+    "find_config",
+    "load_config",
+    "select_jobs",
+]

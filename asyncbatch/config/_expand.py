@@ -1,0 +1,113 @@
+"""Config jobs expanded into runnable jobs: one per job, or one per file a glob
+input matches, each checked against ``--root``; names made unambiguous."""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
+from asyncbatch.config._models import Job, JobConfig, LoadLimits
+from asyncbatch.errors import OutsideRoot, UnknownAction
+from asyncbatch.files._confine import check_path
+from asyncbatch.registry import ActionSpec
+
+_GLOB_CHARS = re.compile(r"[*?[]")
+
+
+def expand_jobs(
+    entries: Sequence[tuple[int, JobConfig, ActionSpec | None, Any]],
+    base_dir: Path,
+    problems: list[str],
+    root: str | None,
+    limits: LoadLimits,
+) -> list[Job]:
+    """One Job per config job, or per matching regular file for a glob input
+    (named and shown with undecodable bytes as ``\\xNN``); a glob too broad to
+    expand is a problem. Under ``root``, each job (each glob match) whose input
+    resolves outside it gets ``OutsideRoot`` as its start error."""
+    jobs: list[Job] = []
+    for index, config_job, spec, params in entries:
+        start_error: Exception | None = None
+        if spec is None:
+            start_error = UnknownAction(action=config_job.action)
+        common = {
+            "action": config_job.action,
+            "params": params,
+            "spec": spec,
+            "group": config_job.name,
+            "timeout": config_job.timeout,
+            "retries": config_job.retries,
+            "limits": tuple(config_job.limits),
+            "raw_params": config_job.params,
+        }
+        pattern = config_job.input
+        if _GLOB_CHARS.search(pattern):
+            try:
+                matches = glob_files(
+                    pattern,
+                    base_dir,
+                    max_matches=limits.max_glob_matches,
+                    max_entries=limits.max_glob_entries,
+                )
+            except GlobTooBroad as exc:
+                problems.append(f"jobs[{index}].input: {exc}")
+                matches = []
+            if matches:
+                for match in matches:
+                    shown = printable(match)
+                    path = base_dir / match
+                    jobs.append(
+                        Job(
+                            name=f"{config_job.name}[{shown}]",
+                            input=shown,
+                            path=path,
+                            start_error=start_error or _outside(path, shown, root),
+                            **common,
+                        )
+                    )
+                continue
+            start_error = start_error or FileNotFoundError(errno.ENOENT, "no file matches", pattern)
+        path = base_dir / pattern
+        jobs.append(
+            Job(
+                name=config_job.name,
+                input=pattern,
+                path=path,
+                start_error=start_error or _outside(path, pattern, root),
+                **common,
+            )
+        )
+    return jobs
+
+
+def _outside(path: Path, shown: str, root: str | None) -> OutsideRoot | None:
+    """``OutsideRoot`` if ``path`` resolves outside ``root`` (links followed)."""
+    if root is None:
+        return None
+    try:
+        check_path(path, root, shown)
+    except OutsideRoot as exc:
+        return exc
+    except (OSError, ValueError):  # cannot be resolved: the run reports it as it fails
+        return None
+    return None
+
+
+def check_expanded_names(jobs: list[Job]) -> Iterable[str]:
+    """A glob expansion named like another job (``logs[a.log]``), or two files of
+    one glob shown alike (``\\xff`` is also how an undecodable byte is shown), would
+    make the report ambiguous."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        other = seen.setdefault(job.name, job)
+        if other is not job and job.group != other.group:
+            yield (
+                f"jobs: {job.name!r} is the name of a glob expansion of {job.group!r} "
+                f"and also of a job from {other.group!r}; rename one of them"
+            )
+        elif other is not job and job.input == other.input and job.path != other.path:
+            yield f"jobs: two files of the glob {job.group!r} are shown as {job.input!r}"

@@ -1,0 +1,391 @@
+"""The scheduler of one run: slots, ready jobs, attempts, retries, halting, results.
+
+It decides what runs and records what happened; how an attempt runs is the
+executor's business (:mod:`asyncbatch.engine.executors`). Dependencies are the pure
+:class:`DependencyTracker`'s, named limits the :class:`ReadyJobs`'.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from asyncbatch.engine._limits import ReadyJobs
+from asyncbatch.engine._tracker import DependencyTracker
+from asyncbatch.engine.executors import Attempt, Executor
+from asyncbatch.errors import Cancelled, DependencyFailed, UnknownAction, describe_error
+from asyncbatch.output.report import JobResult, Status
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from asyncbatch.config import BatchConfig, Job
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long a failed job waits before its next attempt: ``start`` seconds,
+    doubling with each attempt, capped at ``cap``, times a random factor in
+    ``[jitter, 1]`` so that jobs failing together do not retry together."""
+
+    start: float = 0.1
+    cap: float = 10.0
+    jitter: float = 0.5
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after ``attempts`` attempts have failed."""
+        exponent = min(attempts - 1, 64)  # 2 ** 64 * start is past any cap
+        base = min(self.cap, self.start * 2.0**exponent)
+        return base * self.rng.uniform(self.jitter, 1.0)
+
+
+class Recorder(Protocol):
+    """Where finished jobs go as they end, and where earlier results come from
+    (``asyncbatch.output.journal.Journal``)."""
+
+    def reusable(self, job: Job) -> JobResult | None:
+        """A recorded result to reuse instead of running ``job``, or None."""
+
+    def record(self, result: JobResult) -> None:
+        """Keep ``result`` durably; called as each job ends."""
+
+
+class RunListener(Protocol):
+    """What happens during a run, as it happens (progress displays); called in the
+    event loop, so keep each call quick. Subclass and override what you need, or
+    write a class with the three methods."""
+
+    def job_started(self, job: Job, attempt: int) -> None:
+        """An attempt of ``job`` began running (``attempt`` counts from 1)."""
+        return None
+
+    def job_retrying(self, job: Job, error: dict[str, str], delay: float) -> None:
+        """An attempt failed with ``error``; the next starts in ``delay`` seconds."""
+        return None
+
+    def job_done(self, result: JobResult) -> None:
+        """The job has its final result."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a run's options make of the config's defaults."""
+
+    timeout: float | None
+    retries: int
+    max_failures: int | None
+    root: str | None
+    backoff: Backoff
+
+
+class Scheduler:
+    """Dependency-aware dispatch of jobs to a fixed pool of workers (the slots)."""
+
+    def __init__(
+        self,
+        config: BatchConfig,
+        settings: Settings,
+        executor: Executor,
+        journal: Recorder | None,
+        listeners: Sequence[RunListener],
+    ) -> None:
+        self._jobs = config.jobs
+        self._settings = settings
+        self._executor = executor
+        self._journal = journal
+        self._listeners = listeners
+        total = len(self._jobs)
+        self._results: list[JobResult | None] = [None] * total
+        self._attempts = [0] * total
+        self._first_start: list[float | None] = [None] * total
+        self._finished = 0
+        self._failures = 0
+        self.first_failure: str | None = None
+        self.halt_reason: str | None = None
+        position = {job.name: i for i, job in enumerate(self._jobs)}
+        self._tracker = DependencyTracker(
+            [[position[dep] for dep in job.depends_on] for job in self._jobs]
+        )
+        self._ready = ReadyJobs(config.limits, [job.limits for job in self._jobs])
+        for index in self._tracker.initially_ready():
+            self._ready.push(index)
+        self._changed = anyio.Event()
+        self._idle = 0  # workers waiting on _changed
+        self._workers = 1
+        self._group: TaskGroup | None = None
+
+    def results(self) -> list[JobResult]:
+        done = [result for result in self._results if result is not None]
+        assert len(done) == len(self._results), "every job ends with a result"
+        return done
+
+    async def run(self, limit: int, stop: anyio.Event | None) -> None:
+        self._workers = min(limit, len(self._jobs))
+        async with anyio.create_task_group() as group:
+            self._group = group
+            if not self._jobs:
+                group.cancel_scope.cancel()
+            if stop is not None:
+                group.start_soon(self._halt_when_set, stop)
+            for _ in range(self._workers):
+                group.start_soon(self._worker)
+        self._cancel_unfinished()
+
+    # --- slots -------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        # Checking halt_reason matters: the worker whose job caused the halt is not
+        # cancelled until its next checkpoint, and an action's body runs up to its
+        # first await as soon as it is called, so without the check it would start
+        # the next ready job after the halt.
+        while self._finished < len(self._jobs) and self.halt_reason is None:
+            attempt = self._take()
+            if attempt is None:
+                self._idle += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._idle -= 1
+                continue
+            taken = [attempt]
+            try:
+                await self._executor.run(attempt, self._more_for(attempt, taken))
+                if attempt.state == "taken":
+                    raise RuntimeError("the executor returned without running the job")
+            except Exception as exc:  # noqa: BLE001 - an executor's bug fails its jobs, not the run
+                attempt.fail(exc)
+                for each in taken:
+                    if each.state == "started":
+                        each.fail(exc)
+            finally:
+                self._ready.release(attempt.index)
+                for each in taken:
+                    each.give_back()
+                self._notify()
+
+    def _take(self) -> Attempt | None:
+        """The first ready job that can run now, as an attempt holding its slots;
+        jobs settled without running (reused, skipped, failed before starting) are
+        recorded on the way."""
+        while (index := self._ready.take()) is not None:
+            if not self._settle(index):
+                return self._attempt(index)
+            self._ready.release(index)
+        return None
+
+    def _more_for(
+        self, first: Attempt, taken: list[Attempt]
+    ) -> Callable[[Callable[[Job], bool], int], list[Attempt]]:
+        """``more`` for the slot of ``first``: ready jobs that need no named limit
+        (none when ``first`` holds some), a fair share of them at most."""
+
+        def more(accept: Callable[[Job], bool], most: int) -> list[Attempt]:
+            if first.job.limits:
+                return []
+            share = self._ready.count_unlimited() // self._workers
+            jobs = self._jobs
+            indices = self._ready.take_unlimited(
+                lambda i: jobs[i].start_error is None and accept(jobs[i]), min(most, share)
+            )
+            attempts = [self._attempt(i) for i in indices if not self._settle(i)]
+            taken.extend(attempts)
+            return attempts
+
+        return more
+
+    def _settle(self, index: int) -> bool:
+        """Record the outcome of a job that needs no attempt: an unknown action is
+        skipped, a result recorded by the journal is reused, a job whose input was
+        refused at load fails at once (never retried: nothing would change)."""
+        job = self._jobs[index]
+        error = job.start_error
+        if isinstance(error, UnknownAction):
+            self._finish(index, "skipped", error=describe_error(error))
+            return True
+        if error is not None:
+            self._first_start[index] = time.perf_counter()
+            self._attempts[index] += 1
+            self._fail_for_good(index, error)
+            return True
+        if self._journal is not None and self._attempts[index] == 0:
+            reused = self._journal.reusable(job)
+            if reused is not None:
+                self._finish(index, "succeeded", reused=reused)
+                return True
+        return False
+
+    def _attempt(self, index: int) -> Attempt:
+        job = self._jobs[index]
+        settings = self._settings
+        return Attempt(
+            self,
+            index,
+            job,
+            timeout=job.timeout if job.timeout is not None else settings.timeout,
+            root=settings.root,
+            failure_may_halt=settings.max_failures is not None,
+        )
+
+    def _notify(self) -> None:
+        """Wake the idle workers: something changed (a job is ready, or all done)."""
+        if self._idle:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    # --- what attempts report (the AttemptOwner protocol) -----------------------------
+
+    def attempt_started(self, attempt: Attempt, at: float | None) -> None:
+        index = attempt.index
+        if self._first_start[index] is None:
+            self._first_start[index] = at if at is not None else time.perf_counter()
+        self._attempts[index] += 1
+        for listener in self._listeners:
+            listener.job_started(attempt.job, self._attempts[index])
+
+    def attempt_ended(
+        self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
+    ) -> None:
+        index = attempt.index
+        if error is None:
+            error = _check_result(result)
+        if error is None:
+            self._finish(index, "succeeded", result=result, ended=at)
+            return
+        job = self._jobs[index]
+        retries = job.retries if job.retries is not None else self._settings.retries
+        if self._attempts[index] > retries:
+            self._fail_for_good(index, error, ended=at)
+            return
+        delay = self._settings.backoff.delay(self._attempts[index])
+        for listener in self._listeners:
+            listener.job_retrying(job, self._describe(index, error), delay)
+        assert self._group is not None
+        self._group.start_soon(self._retry_later, index, delay)
+
+    def attempt_given_back(self, attempt: Attempt) -> None:
+        self._ready.push(attempt.index)
+
+    async def _retry_later(self, index: int, delay: float) -> None:
+        """Make the job ready again after ``delay``: it holds no slot meanwhile."""
+        await anyio.sleep(delay)
+        self._ready.push(index)
+        self._notify()
+
+    # --- results -----------------------------------------------------------------------
+
+    def _describe(self, index: int, error: BaseException) -> dict[str, str]:
+        """The report's error, naming the input as the config wrote it."""
+        job = self._jobs[index]
+        described = describe_error(error)
+        described["message"] = described["message"].replace(str(job.path), job.input)
+        return described
+
+    def _fail_for_good(self, index: int, error: BaseException, ended: float | None = None) -> None:
+        self._finish(index, "failed", error=self._describe(index, error), ended=ended)
+
+    def _finish(
+        self,
+        index: int,
+        status: Status,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, str] | None = None,
+        reused: JobResult | None = None,
+        ended: float | None = None,
+    ) -> None:
+        """Record a final result, release dependents, skip those that cannot run."""
+        self._record(index, status, result, error, reused, ended)
+        released = self._tracker.end(index, succeeded=status == "succeeded")
+        for ready in released.ready:
+            self._ready.push(ready)
+        for skipped, cause in released.skipped:
+            cause_result = self._results[cause]
+            assert cause_result is not None
+            why = DependencyFailed(dependency=self._jobs[cause].name, status=cause_result.status)
+            self._record(skipped, "skipped", None, describe_error(why))
+        if status == "failed":
+            self._count_failure(index)
+        if self._finished == len(self._jobs):
+            assert self._group is not None
+            self._group.cancel_scope.cancel()  # ends the stop watcher and idle workers
+        self._notify()
+
+    def _count_failure(self, index: int) -> None:
+        """Halt once ``max_failures`` jobs have failed, naming the first of them."""
+        self._failures += 1
+        if self.first_failure is None:
+            self.first_failure = self._jobs[index].name
+        limit = self._settings.max_failures
+        if limit is not None and self._failures >= limit and self._finished < len(self._jobs):
+            count = "1 failure" if self._failures == 1 else f"{self._failures} failures"
+            self._halt(f"the run halted after {count} (first: {self.first_failure!r})")
+
+    async def _halt_when_set(self, stop: anyio.Event) -> None:
+        await stop.wait()
+        self._halt("the run was interrupted")
+
+    def _halt(self, reason: str) -> None:
+        if self.halt_reason is None:
+            self.halt_reason = reason
+            assert self._group is not None
+            self._group.cancel_scope.cancel()
+
+    def _record(
+        self,
+        index: int,
+        status: Status,
+        result: dict[str, Any] | None,
+        error: dict[str, str] | None,
+        reused: JobResult | None = None,
+        ended: float | None = None,
+    ) -> None:
+        job = self._jobs[index]
+        first_start = self._first_start[index]
+        end = ended if ended is not None else time.perf_counter()
+        duration = None if first_start is None else round((end - first_start) * 1000, 3)
+        outcome = reused or JobResult(
+            name=job.name,
+            action=job.action,
+            input=job.input,
+            status=status,
+            result=result,
+            error=error,
+            duration_ms=duration,
+            attempts=self._attempts[index],
+        )
+        self._results[index] = outcome
+        self._finished += 1
+        if self._journal is not None:
+            self._journal.record(outcome)
+        for listener in self._listeners:
+            listener.job_done(outcome)
+
+    def _cancel_unfinished(self) -> None:
+        """After a halt: every job without a result (running, waiting for a retry,
+        or never started) is ``cancelled``."""
+        if self._finished == len(self._jobs):
+            return
+        error = describe_error(Cancelled(reason=self.halt_reason or "the run was stopped"))
+        for index, outcome in enumerate(self._results):
+            if outcome is None:
+                self._record(index, "cancelled", None, dict(error))
+
+
+def _check_result(result: object) -> TypeError | None:
+    """An action must return a JSON-serialisable dict: the report depends on it.
+    NaN and infinities are refused too: they are not JSON (RFC 8259)."""
+    if not isinstance(result, dict):
+        return TypeError(f"action returned {type(result).__name__}, expected a dict")
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return TypeError(f"action result is not JSON-serialisable: {exc}")
+    return None

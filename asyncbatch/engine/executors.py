@@ -1,0 +1,215 @@
+"""Where and how an attempt's work runs: the executor seam of the scheduler.
+
+The scheduler (dependencies, limits, slots, retries, halting, the journal, the report)
+decides *what* runs; it hands each slot's work to an :class:`Executor` as an
+:class:`Attempt`, and the executor decides *how*: the scheduler knows nothing of
+threads, processes, batches or clusters. An executor may take more ready attempts
+into the same slot (``more``), which is how many small files share one thread hop.
+
+:class:`LocalExecutor` runs everything in this process and picks a route per job:
+
+- a custom action (no kernel): its async function, awaited in the event loop;
+- a kernel that may never return (a regex): a worker process a timeout can kill;
+- any other kernel: small files many to a thread hop (:mod:`asyncbatch.files.batch`);
+  a big file streamed with aiofiles, or in a worker process when its kernel holds
+  the GIL and another core is free to count.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from asyncbatch.errors import Timeout
+from asyncbatch.files.stream import plain_params, scan_in_process, stream_file
+from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
+
+if TYPE_CHECKING:
+    from asyncbatch.config import Job
+
+
+class AttemptOwner(Protocol):
+    """The scheduler, as an attempt reports to it."""
+
+    def attempt_started(self, attempt: Attempt, at: float | None) -> None: ...
+
+    def attempt_ended(
+        self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
+    ) -> None: ...
+
+    def attempt_given_back(self, attempt: Attempt) -> None: ...
+
+
+class Attempt:
+    """One attempt of one job, handed to an executor.
+
+    The executor calls :meth:`start` when the work begins (at most once; a second
+    call is ignored), then exactly one of :meth:`succeed` or :meth:`fail`. An
+    attempt it took but will not start goes back with :meth:`give_back`; one left
+    untouched when :meth:`Executor.run` returns goes back too. Times (``at``) are
+    ``time.perf_counter()`` values; None means now."""
+
+    __slots__ = ("_owner", "failure_may_halt", "index", "job", "root", "state", "timeout")
+
+    def __init__(
+        self,
+        owner: AttemptOwner,
+        index: int,
+        job: Job,
+        *,
+        timeout: float | None,
+        root: str | None,
+        failure_may_halt: bool,
+    ) -> None:
+        self._owner = owner
+        self.index = index
+        self.job = job
+        self.timeout = timeout
+        self.root = root
+        self.failure_may_halt = failure_may_halt
+        """A failure may halt the run (``--fail-fast``, ``--max-failures``): work
+        batched with this attempt should not start after it fails."""
+        self.state = "taken"
+
+    def start(self, at: float | None = None) -> None:
+        if self.state == "taken":
+            self.state = "started"
+            self._owner.attempt_started(self, at)
+
+    def succeed(self, result: Any, at: float | None = None) -> None:
+        self._end(result, None, at)
+
+    def fail(self, error: BaseException, at: float | None = None) -> None:
+        self._end(None, error, at)
+
+    def give_back(self) -> None:
+        if self.state == "taken":
+            self.state = "given back"
+            self._owner.attempt_given_back(self)
+
+    def _end(self, result: Any, error: BaseException | None, at: float | None) -> None:
+        self.start(at)
+        if self.state == "started":
+            self.state = "ended"
+            self._owner.attempt_ended(self, result, error, at)
+
+
+TakeMore = Callable[[Callable[["Job"], bool], int], list[Attempt]]
+"""``more(accept, most)``: up to ``most`` more ready attempts, in config order while
+``accept(job)`` holds, to run in the same slot as the attempt at hand."""
+
+
+class Executor(Protocol):
+    """Runs attempts; see the module doc. Cancellation of :meth:`run` (a halt, a
+    signal) must return promptly."""
+
+    async def run(self, attempt: Attempt, more: TakeMore) -> None: ...
+
+
+async def run_timed(attempt: Attempt, call: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    """Start ``attempt``, await ``call()`` under the attempt's timeout and report the
+    outcome: the way an executor runs one attempt that it awaits here."""
+    attempt.start()
+    try:
+        with anyio.move_on_after(attempt.timeout) as scope:
+            result = await call()
+        if scope.cancelled_caught:
+            raise Timeout(seconds=attempt.timeout or 0)
+    except Exception as exc:  # noqa: BLE001 - every action failure becomes the attempt's error
+        attempt.fail(exc)
+        return
+    attempt.succeed(result)
+
+
+class LocalExecutor:
+    """Runs actions in this process (the default); see the module doc for its routes.
+    ``tuning`` sets the chunk, batch and threshold sizes; ``cpus`` the cores it
+    counts on (default: all of them)."""
+
+    def __init__(self, tuning: Tuning = DEFAULT_TUNING, *, cpus: int | None = None) -> None:
+        self.tuning = tuning
+        self._cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+
+    async def run(self, attempt: Attempt, more: TakeMore) -> None:
+        job = attempt.job
+        assert job.spec is not None
+        kernel = job.spec.kernel
+        if kernel is None:
+            await run_timed(attempt, functools.partial(job.spec.func, job.path, job.params))
+        elif kernel.isolated:
+            await run_timed(attempt, self._in_process(kernel, attempt))
+        else:
+            batch = [attempt, *more(_batchable, self.tuning.batch_jobs - 1)]
+            await self._run_small_files(batch)
+
+    async def _run_small_files(self, attempts: list[Attempt]) -> None:
+        """Run ``attempts`` in one thread hop; a file too big for it is streamed
+        after (the attempts behind it go back to the queue for other slots)."""
+        from asyncbatch.files.batch import SmallFiles, SmallJob
+
+        jobs = [
+            SmallJob(_kernel(a), str(a.job.path), plain_params(a.job.params), a.timeout)
+            for a in attempts
+        ]
+        first = attempts[0]
+        batch = SmallFiles(
+            jobs, self.tuning, first.root, stop_on_error=first.failure_may_halt,
+            on_running=lambda position, at: attempts[position].start(at),
+        )
+        try:
+            await batch.run()
+        finally:
+            for done in batch.done:
+                ended = attempts[done.position]
+                ended.start(done.started)
+                if done.error is None:
+                    ended.succeed(done.result, done.ended)
+                else:
+                    ended.fail(done.error, done.ended)
+            if batch.timed_out is not None:
+                position, started = batch.timed_out
+                late = attempts[position]
+                late.start(started)
+                late.fail(Timeout(seconds=late.timeout or 0))
+            for position in batch.not_started:
+                attempts[position].give_back()
+        if batch.large is not None:
+            position, size = batch.large
+            large = attempts[position]
+            await run_timed(large, self._big_file(_kernel(large), large, size))
+
+    def _big_file(
+        self, kernel: Kernel, attempt: Attempt, size: int
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """Streamed with aiofiles; in a worker process when the kernel holds the GIL,
+        the file is big enough to pay for it and there is a core to spare."""
+        if not kernel.releases_gil and size >= self.tuning.process_min_bytes and self._cpus > 1:
+            return self._in_process(kernel, attempt)
+        job = attempt.job
+        return functools.partial(
+            stream_file, kernel, job.path, plain_params(job.params), self.tuning, attempt.root
+        )
+
+    def _in_process(
+        self, kernel: Kernel, attempt: Attempt
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
+        job = attempt.job
+        return functools.partial(
+            scan_in_process, kernel, job.path, plain_params(job.params), self.tuning, attempt.root
+        )
+
+
+def _kernel(attempt: Attempt) -> Kernel:
+    spec = attempt.job.spec
+    assert spec is not None and spec.kernel is not None
+    return spec.kernel
+
+
+def _batchable(job: Job) -> bool:
+    """A job a small-file batch can run: a kernel that is not isolated."""
+    kernel = job.spec.kernel if job.spec is not None else None
+    return kernel is not None and not kernel.isolated

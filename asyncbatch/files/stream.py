@@ -1,0 +1,93 @@
+"""The async drivers of a kernel over one file: streamed with aiofiles, or run in a
+worker process that a timeout can kill.
+
+Streaming is the shape of every built-in action: stat, open, then large chunks read
+with aiofiles into one reused buffer, each fed to the kernel's scanner. A kernel that
+releases the GIL (hashing) scans each chunk in a daemon thread, so several big files
+use every core; the others scan in the event loop, where a chunk of a megabyte costs
+about a millisecond. Cancellation (a timeout) stops the stream at its next chunk.
+Every blocking call runs in a daemon thread (:mod:`asyncbatch.files._threads`).
+
+A kernel that may never return (a regex, ``Kernel.isolated``), or one that holds the
+GIL over a big file, runs in a worker process instead: ``anyio.to_process``, killed
+when the job is cancelled or times out.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+
+from asyncbatch.files._scan import open_regular, scan_file_in_worker, stat_regular
+from asyncbatch.files._threads import EXECUTOR, run_blocking
+from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
+
+
+def plain_params(params: Any) -> Mapping[str, Any]:
+    """Validated params as the plain values a kernel takes (a pydantic model is
+    dumped; a dict is taken as is)."""
+    dump = getattr(params, "model_dump", None)
+    return dump() if dump is not None else dict(params or {})
+
+
+async def stream_file(
+    kernel: Kernel,
+    path: str | os.PathLike[str],
+    params: Mapping[str, Any],
+    tuning: Tuning = DEFAULT_TUNING,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """``kernel`` over the file at ``path``, streamed with aiofiles (see the module
+    doc). Raises ``NotARegularFile`` before opening anything that is not a regular
+    file, ``OutsideRoot`` for a file outside ``root``, and ``OSError`` as it comes."""
+    name = os.fspath(path)
+    size = (await run_blocking(stat_regular, name, root)).st_size
+    scanner = kernel.start(name, size, params, tuning)
+    if not kernel.reads:
+        return scanner.result()
+    opener = functools.partial(open_regular, root=root)
+    # Not ``async with``: aiofiles' __aexit__ closes in the default executor.
+    file = await aiofiles.open(name, "rb", buffering=0, opener=opener, executor=EXECUTOR)
+    try:
+        buffer = bytearray(tuning.chunk_bytes)
+        while length := await file.readinto(buffer):
+            chunk = buffer if length == len(buffer) else buffer[:length]
+            if kernel.releases_gil:
+                await run_blocking(scanner.update, chunk)
+            else:
+                scanner.update(chunk)
+    finally:
+        await file.close()
+    return scanner.result()
+
+
+async def scan_in_process(
+    kernel: Kernel,
+    path: str | os.PathLike[str],
+    params: Mapping[str, Any],
+    tuning: Tuning = DEFAULT_TUNING,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """``kernel`` over the file at ``path`` in a worker process, killed if this call
+    is cancelled. The worker stats before it opens, as every driver does; our
+    errors and ``OSError`` come back pickled, as they were raised."""
+    import anyio.to_process
+
+    result: dict[str, Any] = await anyio.to_process.run_sync(
+        scan_file_in_worker, kernel, os.fspath(path), dict(params), tuning, root, cancellable=True
+    )
+    return result
+
+
+async def run_kernel(kernel: Kernel, path: Path, params: Any) -> dict[str, Any]:
+    """A built-in action's body: its kernel streamed, or in a worker process when it
+    must be killable. The executor of a run takes faster routes where it can."""
+    plain = plain_params(params)
+    if kernel.isolated:
+        return await scan_in_process(kernel, path, plain)
+    return await stream_file(kernel, path, plain)
