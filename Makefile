@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck format bench all clean
+.PHONY: install run test test-fast lint typecheck format bench all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The inner loop: everything but the tests marked slow (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
 lint: $(STAMP)
 	$(BIN)/ruff check asyncbatch tests bench
 	$(BIN)/ruff format --check asyncbatch tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -211,7 +211,7 @@ def run(
         _print_json(dry_run_plan(batch))
         raise typer.Exit(EXIT_OK)
     try:
-        outcome = run_session(batch, options, stderr=sys.stderr)
+        outcome = run_session(batch, options)
     except (OutputError, ExecutorUnavailable) as exc:
         _exit_error(str(exc))
     for failure in outcome.failed_writes:
@@ -242,7 +242,7 @@ def list_actions(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the available actions (built-ins and plugins) and their parameters."""
-    from asyncbatch.registry import default_registry
+    from asyncbatch.actions import default_registry
 
     registry = default_registry()
     registry.load_plugins()
@@ -267,8 +267,8 @@ def list_actions(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the config format (for editors' "$schema")."""
+    from asyncbatch.actions import default_registry
     from asyncbatch.config.schema import config_schema
-    from asyncbatch.registry import default_registry
 
     registry = default_registry()
     registry.load_plugins()  # plugin actions and their params belong in it too

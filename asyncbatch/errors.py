@@ -1,4 +1,4 @@
-"""The exception tree and the SPEC's ``error.type`` vocabulary.
+"""The exception tree and the report's ``error.type`` vocabulary.
 
 ::
 

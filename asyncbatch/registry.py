@@ -6,10 +6,11 @@ once, as a function over the file's bytes, so that the executor can run it howev
 suits the file (many small files in one thread hop, a big one streamed in chunks,
 in a worker process) instead of awaiting the action function.
 
-Importing a module of ours registers nothing. :func:`default_registry` composes a
-registry explicitly: the built-ins, the actions user code declared with
-:func:`action`, then the installed plugins. Tests build an :class:`ActionRegistry`
-of their own. This module imports nothing else of asyncbatch.
+Importing a module of ours registers nothing: :func:`asyncbatch.actions.default_registry`
+composes a registry explicitly from the built-ins, the actions user code declared
+with :func:`action` (:func:`declared_actions`), then the installed plugins. Tests
+build an :class:`ActionRegistry` of their own. This module imports nothing else of
+asyncbatch.
 """
 
 from __future__ import annotations
@@ -218,19 +219,15 @@ _declared = ActionRegistry()
 
 def action(name: str, *, params: type[BaseModel] | None = None) -> Callable[[F], F]:
     """Declare the decorated async function as action ``name`` for every config
-    loaded afterwards in this process (through :func:`default_registry`); the
+    loaded afterwards in this process (through the default registry); the
     function is returned unchanged. ``params`` is the pydantic model of its params
     (without one, the action receives them as a plain dict)."""
     return _declared.action(name, params=params)
 
 
-def default_registry() -> ActionRegistry:
-    """A new registry of the built-ins, then the actions declared with
-    :func:`action` (which may replace a built-in), then, on a miss, the installed
-    plugins (which never replace either)."""
-    from asyncbatch.actions import builtin_specs
-
-    return ActionRegistry([*builtin_specs(), *_declared], plugins=True)
+def declared_actions() -> list[ActionSpec]:
+    """The actions user code declared with :func:`action` in this process."""
+    return list(_declared)
 
 
 @functools.cache

@@ -28,6 +28,7 @@ from anyio.abc import TaskStatus
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
     from asyncbatch.engine import Executor, Recorder, RunListener
+    from asyncbatch.output.journal import Journal
     from asyncbatch.output.report import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -58,7 +59,9 @@ class RunOptions:
         if self.scheduler is not None and self.executor != "dask":
             found.append("--scheduler needs --executor dask")
         if self.resume and self.output is None:
-            found.append("--resume needs --output: the journal to resume from lives beside the report")
+            found.append(
+                "--resume needs --output: the journal to resume from lives beside the report"
+            )
         if (
             self.junit is not None
             and self.output is not None
@@ -93,24 +96,26 @@ def run_session(
     config: BatchConfig,
     options: RunOptions,
     *,
-    stderr: TextIO = sys.stderr,
+    stderr: TextIO | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Run ``config`` with ``options`` from start to final writes; see the module doc.
 
     Raises ``OutputError`` (an output cannot be written, the report is locked
     by another run) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
-    reached) before any job starts. ``warn`` gets warnings for people (default:
-    lines on ``stderr``); the live progress and ``-v`` lines go to ``stderr``."""
+    reached) before any job starts. The live progress and ``-v`` lines go to
+    ``stderr`` (default: ``sys.stderr`` as it is at each write, so that lines print
+    above the live display); ``warn`` gets warnings for people (default: lines there)."""
     check_outputs(options)
-    say = warn or functools.partial(_warn_on, stderr)
+    err = _Stderr(stderr)
+    say = warn or (lambda message: err.line(f"warning: {message}"))
     return anyio.run(
-        functools.partial(_signalled_session, config, options, stderr, say), backend="asyncio"
+        functools.partial(_signalled_session, config, options, err, say), backend="asyncio"
     )
 
 
 async def _signalled_session(
-    config: BatchConfig, options: RunOptions, stderr: TextIO, warn: Callable[[str], None]
+    config: BatchConfig, options: RunOptions, stderr: _Stderr, warn: Callable[[str], None]
 ) -> Outcome:
     """The session under signal handling: a first signal sets ``stop``."""
     from asyncbatch.errors import AsyncbatchError
@@ -135,7 +140,7 @@ async def _signalled_session(
 async def _session(
     config: BatchConfig,
     options: RunOptions,
-    stderr: TextIO,
+    stderr: _Stderr,
     warn: Callable[[str], None],
     stop: anyio.Event,
 ) -> Outcome:
@@ -195,11 +200,21 @@ def _open_journal(
     )
     for warning in warnings:
         warn(warning)
+    stack.callback(_close_journal, journal, warn)  # before the lock is released
     return journal
 
 
+def _close_journal(journal: Journal, warn: Callable[[str], None]) -> None:
+    """Sync and close the journal; a disk or folder that fails it is a warning (what
+    was written stays; the report, written next, says whether the run's end is lost)."""
+    try:
+        journal.close()
+    except OSError as exc:
+        warn(f"cannot finish the journal {journal.path}: {exc.strerror or exc}")
+
+
 def _open_display(
-    stack: contextlib.AsyncExitStack, config: BatchConfig, options: RunOptions, stderr: TextIO
+    stack: contextlib.AsyncExitStack, config: BatchConfig, options: RunOptions, stderr: _Stderr
 ) -> RunListener | None:
     """Live progress and ``-v`` lines on ``stderr``, as the options ask."""
     from asyncbatch.output.progress import (
@@ -209,9 +224,10 @@ def _open_display(
         progress_wanted,
     )
 
-    lines = stderr if options.verbose else None
+    lines = stderr.line if options.verbose else None
     state = None
-    if progress_wanted(options.progress, quiet=options.quiet, stream=stderr, environ=os.environ):
+    stream = stderr.stream()
+    if progress_wanted(options.progress, quiet=options.quiet, stream=stream, environ=os.environ):
         state = stack.enter_context(live_progress(ProgressState(len(config.jobs))))
     if state is None and lines is None:
         return None
@@ -248,9 +264,11 @@ class _FinalWrites:
     def outcome(self) -> Outcome:
         assert self.report is not None
         if self._failed:
-            code = EXIT_USAGE
+            code = EXIT_USAGE  # the summary is still printed; the reasons go to stderr
+        elif self.report.ok:
+            code = EXIT_OK
         else:
-            code = EXIT_OK if self.report.ok else EXIT_FAILED
+            code = EXIT_FAILED
         return Outcome(self.report, code, list(self._failed))
 
 
@@ -270,8 +288,17 @@ async def _watch_signals(
                 os._exit(EXIT_CODES[signal.SIGINT])
 
 
-def _warn_on(stream: TextIO, message: str) -> None:
-    from asyncbatch.output.terminal import write_line
+class _Stderr:
+    """Where lines for people go: the stream given, else ``sys.stderr`` looked up at
+    each write (a live display redirects it to print above itself)."""
 
-    write_line(stream, f"warning: {message}")
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
 
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def line(self, text: str) -> None:
+        from asyncbatch.output.terminal import write_line
+
+        write_line(self.stream(), text)

@@ -2,9 +2,9 @@
 
 (a) no ``--output`` (no journal); (b) ``--output`` as shipped (each line written
 and flushed, fsync at most once a second); (c) ``--output`` with an fsync after
-every line. (c) runs through this script as a driver, which sets
-``asyncbatch.journal.FSYNC_INTERVAL = 0`` and then calls the CLI; nothing in the
-package changes. Variants alternate, ``--repeat`` times; medians are printed.
+every line. (c) runs through this script as a driver, which makes the journal
+the CLI opens sync every line (``Journal(..., fsync_interval=0)``) and then calls the
+CLI; nothing in the package changes. Variants alternate, ``--repeat`` times; medians are printed.
 
     python bench/journal_cost.py [--jobs 20000] [--repeat 5] [--variants abc]
     python bench/journal_cost.py --drive run CONFIG -o OUT ...   # (c) by hand
@@ -26,10 +26,12 @@ FILES = 5
 
 def drive(argv: list[str]) -> None:
     """Run the asyncbatch CLI with an fsync after every journal line."""
-    import asyncbatch.journal
-    from asyncbatch.cli import main
+    import functools
 
-    asyncbatch.journal.FSYNC_INTERVAL = 0.0
+    from asyncbatch.cli import main
+    from asyncbatch.output import journal
+
+    journal.Journal = functools.partial(journal.Journal, fsync_interval=0.0)  # type: ignore[misc]
     sys.argv = ["asyncbatch", *argv]
     main()
 

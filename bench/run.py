@@ -4,7 +4,7 @@ Generates its corpora deterministically under a temp folder (10,000 small files,
 8 big files of 128 MiB, one 512 MiB file), warms the page cache, runs the commands
 of each case alternately ``--repeat`` times, and prints a Markdown table of medians
 with ratios to the case's baseline, measured in the same run on the same files,
-then the targets of issue 5, each met or not. Everything is also saved as JSON.
+then the performance targets, each met or not. Everything is also saved as JSON.
 Shared machines are noisy: read ratios, not absolute times.
 
     python bench/run.py [--quick] [--repeat 5] [--json bench/results.json] [--hyperfine]
@@ -112,7 +112,8 @@ def make_big_files(root: Path, count: int, mib: int) -> Path:
 
 
 def make_huge_file(root: Path, big: Path, mib: int) -> Path:
-    """One ``mib`` MiB file (SPEC 4's memory bound), from the big files' bytes."""
+    """One ``mib`` MiB file (for the memory bound of four jobs on it), from the big
+    files' bytes."""
     path = root / "huge.log"
     with path.open("wb") as out:
         written = 0
@@ -327,7 +328,7 @@ def build_cases(root: Path, sizes: Sizes, have_parallel: bool) -> list[Case]:
 
 
 def targets(cases: dict[str, Case], sizes: Sizes) -> list[dict[str, object]]:
-    """Issue 5's targets, each with the measured figure and whether it is met."""
+    """The performance targets, each with the measured figure and whether it is met."""
     found: list[dict[str, object]] = []
 
     def ratio(key: str, label: str, other: str) -> float:
@@ -413,7 +414,7 @@ def to_markdown(cases: list[Case], checks: list[dict[str, object]]) -> str:
             lines.append(f"| {command.label} | {value:.3f} | {value / base:.2f}x | {shown} |")
         lines.append("")
     lines += [
-        "### Targets (issue 5)",
+        "### Targets",
         "",
         "| target | measured | goal | met |",
         "|---|---|---|---|",

@@ -118,7 +118,7 @@ class Probe:
             self.running_in[limit] -= 1
         self.finished.append(path.name)
 
-    def _register(self) -> None:  # noqa: C901 - one nested action each
+    def _register(self) -> None:
         action = self.registry.action
 
         @action("record")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 
 import asyncbatch
 from asyncbatch import ConfigError, Report, load_config, run_batch
-from asyncbatch.registry import ActionFunc, default_registry
+from asyncbatch.actions import default_registry
 
 pytestmark = pytest.mark.anyio
 
@@ -67,11 +68,25 @@ def test_version_is_the_installed_distribution_version() -> None:
     assert asyncbatch.__version__ == importlib.metadata.version("asyncbatch")
 
 
-def test_the_exported_names_are_the_ones_defined_in_the_modules() -> None:
-    errors = importlib.import_module("asyncbatch.errors")
-    runner = importlib.import_module("asyncbatch.runner")
-    assert asyncbatch.ConfigError is errors.ConfigError
-    assert asyncbatch.run_batch is runner.run_batch
+HOMES = {
+    "asyncbatch.engine": ["run_batch"],
+    "asyncbatch.output.report": ["JobResult", "Report", "Summary"],
+    "asyncbatch.config": ["BatchConfig", "Job", "load_config"],
+    "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "action"],
+    "asyncbatch.errors": ["AsyncbatchError", "ConfigError", "JobError", "OutputError"],
+}
+
+
+@pytest.mark.parametrize("module_name", list(HOMES))
+def test_the_exported_names_are_the_ones_defined_in_the_modules(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in HOMES[module_name]:
+        assert getattr(asyncbatch, name) is getattr(module, name), name
+
+
+def test_every_exported_name_has_its_home_module_listed() -> None:
+    homed = {name for names in HOMES.values() for name in names}
+    assert homed == set(asyncbatch.__all__) - {"__version__"}
 
 
 # --- the README example -----------------------------------------------------------------
@@ -172,30 +187,31 @@ async def upper_words(path: Path, params: UpperWordsParams) -> dict[str, Any]:
 
 
 @pytest.fixture
-def registered(monkeypatch: pytest.MonkeyPatch) -> ActionFunc:
-    """``upper_words`` registered with ``@asyncbatch.action`` in the default registry,
-    for this test only: the registry's table is swapped for a copy that the
-    monkeypatch puts back, so other tests still see the built-ins alone."""
-    registry = default_registry()
-    monkeypatch.setattr(registry, "_specs", dict(registry._specs))
-    return asyncbatch.action("test_upper_words", params=UpperWordsParams)(upper_words)
+def declared() -> str:
+    """``upper_words`` declared with ``@asyncbatch.action`` under a name of its own:
+    a declaration lasts for the process, so no other test ever sees the name."""
+    name = f"upper_words_{uuid.uuid4().hex}"
+    assert asyncbatch.action(name, params=UpperWordsParams)(upper_words) is upper_words
+    return name
 
 
-def test_the_action_decorator_returns_the_function_unchanged(registered: ActionFunc) -> None:
-    assert registered is upper_words
-    assert "test_upper_words" in default_registry()
+def test_the_action_decorator_returns_the_function_unchanged_and_declares_it(
+    declared: str,
+) -> None:
+    spec = default_registry().get(declared)
+    assert spec is not None
+    assert (spec.func, spec.params) == (upper_words, UpperWordsParams)
 
 
-@pytest.mark.usefixtures("registered")
 async def test_a_custom_action_registered_with_the_decorator_runs_from_a_config(
-    tmp_path: Path,
+    tmp_path: Path, declared: str
 ) -> None:
     path = write_batch(
         tmp_path,
         [
             {
                 "name": "shout",
-                "action": "test_upper_words",
+                "action": declared,
                 "input": "notes.txt",
                 "params": {"min_length": 5},
             }
@@ -207,14 +223,15 @@ async def test_a_custom_action_registered_with_the_decorator_runs_from_a_config(
     assert job.result == {"words": ["ALPHA", "GAMMA", "DELTA", "EPSILON"]}
 
 
-@pytest.mark.usefixtures("registered")
-def test_a_custom_actions_params_are_validated_when_the_config_loads(tmp_path: Path) -> None:
+def test_a_custom_actions_params_are_validated_when_the_config_loads(
+    tmp_path: Path, declared: str
+) -> None:
     path = write_batch(
         tmp_path,
         [
             {
                 "name": "shout",
-                "action": "test_upper_words",
+                "action": declared,
                 "input": "notes.txt",
                 "params": {"min_length": 0},
             }

@@ -7,18 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from support import SAMPLE, add_module, invoke, read_json, run_module, summary
 
-from asyncbatch.cli import app
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "batch_config.json"
 SAMPLE_JOBS = ["app-lines", "notes-words", "app-errors", "notes-sha256"]
 ALL_SUCCEEDED = {"total_jobs": 4, "succeeded": 4, "failed": 0, "skipped": 0, "cancelled": 0}
 BUILTINS = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]
@@ -26,59 +21,19 @@ SUBPROCESS_TIMEOUT = 20
 
 WriteConfig = Callable[..., Path]
 
-
-def invoke(args: Sequence[str], *, stdin: str | None = None) -> Result:
-    """Run the CLI in process; never a Python traceback, whatever the outcome."""
-    result = CliRunner().invoke(app, list(args), input=stdin)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"the CLI raised {result.exception!r}") from result.exception
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def run_module(
-    args: Sequence[str], *, cwd: Path, stdin: str | None = None, python_flags: Sequence[str] = ()
-) -> subprocess.CompletedProcess[str]:
-    """``python -m asyncbatch ARGS`` in a fresh interpreter."""
-    completed = subprocess.run(
-        [sys.executable, *python_flags, "-m", "asyncbatch", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in completed.stderr
-    return completed
-
-
-def summary(stdout: str) -> dict[str, int]:
-    """stdout is exactly the summary object, indented by 2, and nothing else."""
-    value = json.loads(stdout)
-    assert stdout == json.dumps(value, indent=2) + "\n"
-    assert list(value) == ["total_jobs", "succeeded", "failed", "skipped", "cancelled"]
-    return dict(value)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+TRACE_ACTION = (
+    "from pathlib import Path\n\n"
+    "async def touch(path, params):\n"
+    "    with open(Path(__file__).with_name('trace.txt'), 'a') as trace:\n"
+    "        trace.write(path.name + '\\n')\n"
+    "    return {'touched': path.name}\n"
+)
 
 
 def add_trace_module(folder: Path) -> str:
     """A module next to the config with an action that leaves a trace when it runs
-    (not when it is imported); returns the ``module:function`` reference. The module
-    name is unique so the import cache never hands over another test's module."""
-    name = f"trace_{uuid.uuid4().hex}"
-    (folder / f"{name}.py").write_text(
-        "from pathlib import Path\n\n"
-        "async def touch(path, params):\n"
-        "    with open(Path(__file__).with_name('trace.txt'), 'a') as trace:\n"
-        "        trace.write(path.name + '\\n')\n"
-        "    return {'touched': path.name}\n",
-        encoding="utf-8",
-    )
-    return f"{name}:touch"
+    (not when it is imported); returns the ``module:function`` reference."""
+    return f"{add_module(folder, TRACE_ACTION, 'trace')}:touch"
 
 
 @pytest.fixture
@@ -96,6 +51,7 @@ def count_lines(name: str, input_: str, **fields: Any) -> dict[str, Any]:
 # --- the sample ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_sample_runs_from_another_directory_and_writes_the_report(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     completed = run_module(["run", str(SAMPLE), "-o", str(report_path)], cwd=tmp_path)
@@ -118,6 +74,7 @@ def test_the_sample_runs_in_process_from_another_directory(
     assert [job["name"] for job in read_json(tmp_path / "report.json")["jobs"]] == SAMPLE_JOBS
 
 
+@pytest.mark.slow
 def test_python_m_asyncbatch_run_matches_the_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("asyncbatch")
     if not script.exists():
@@ -139,6 +96,7 @@ def test_python_m_asyncbatch_run_matches_the_console_script(tmp_path: Path) -> N
 # --- streams and exit codes --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failing_job_exits_1_with_the_failure_on_stderr_and_the_report_written(
     data: Path, write_config: WriteConfig
 ) -> None:
@@ -292,10 +250,10 @@ def test_a_bad_option_is_a_usage_error_with_exit_2(option: list[str]) -> None:
 def test_timeout_option_sets_the_default_per_job_timeout(
     data: Path, write_config: WriteConfig
 ) -> None:
-    name = f"slow_{uuid.uuid4().hex}"
-    (data / f"{name}.py").write_text(
+    name = add_module(
+        data,
         "import anyio\n\nasync def hang(path, params):\n    await anyio.sleep(10)\n    return {}\n",
-        encoding="utf-8",
+        "slow",
     )
     config = write_config(
         {
@@ -310,8 +268,8 @@ def test_timeout_option_sets_the_default_per_job_timeout(
 
 
 def test_retries_option_sets_the_default_retries(data: Path, write_config: WriteConfig) -> None:
-    name = f"flaky_{uuid.uuid4().hex}"
-    (data / f"{name}.py").write_text(
+    name = add_module(
+        data,
         "from pathlib import Path\n\n"
         "async def once(path, params):\n"
         "    marker = Path(__file__).with_name('failed-once')\n"
@@ -319,7 +277,7 @@ def test_retries_option_sets_the_default_retries(data: Path, write_config: Write
         "        marker.touch()\n"
         "        raise RuntimeError('first attempt fails')\n"
         "    return {'ok': True}\n",
-        encoding="utf-8",
+        "flaky",
     )
     config = write_config({"jobs": [{"name": "flaky", "action": f"{name}:once", "input": "a.txt"}]})
     result = invoke(["run", str(config), "--retries", "1", "-o", str(data / "report.json")])
@@ -391,6 +349,7 @@ def test_a_dash_reads_the_config_as_json_from_stdin_relative_to_the_cwd(
     assert [job["result"] for job in report["jobs"]] == [{"lines": 2}, {"lines": 1}]
 
 
+@pytest.mark.slow
 def test_a_dash_reads_stdin_in_a_subprocess(data: Path) -> None:
     stdin = json.dumps({"jobs": [count_lines("a", "a.txt")]})
     completed = run_module(["run", "-", "-q"], cwd=data, stdin=stdin)

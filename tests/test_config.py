@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from asyncbatch.actions._params import ChecksumParams
-from asyncbatch.actions._params import SearchPatternParams
+from asyncbatch.actions import default_registry
+from asyncbatch.actions._params import ChecksumParams, SearchPatternParams
 from asyncbatch.config import BatchConfig, find_config, load_config
+from asyncbatch.config.schema import config_schema
 from asyncbatch.errors import ConfigError, UnknownAction
 from asyncbatch.output.plan import dry_run_plan
-from asyncbatch.registry import ActionRegistry, default_registry
-from asyncbatch.config.schema import config_schema
+from asyncbatch.registry import ActionRegistry
 
 WriteConfig = Callable[..., Path]
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "batch_config.json"

@@ -20,10 +20,13 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("distributed") is None,
-    reason="distributed is not installed (pip install 'asyncbatch[dask]')",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("distributed") is None,
+        reason="distributed is not installed (pip install 'asyncbatch[dask]')",
+    ),
+    pytest.mark.slow,  # real scheduler and worker processes
+]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 START_TIMEOUT = 30.0

@@ -1,7 +1,8 @@
 """Durable runs: the journal beside the report, ``--resume``, and the run lock.
 
-Everything here drives the real command (``python -m asyncbatch run``) in a
-subprocess over real files in ``tmp_path``. The test-only actions live in
+Most tests here drive the real command (``python -m asyncbatch run``) in a
+subprocess over real files in ``tmp_path``; the last section uses the journal's
+API (``Journal``, ``journaled``) in process. The test-only actions live in
 ``counting.py`` next to the config. ``work`` appends its input's stem to
 ``log.txt`` as its very last step, so the log counts completed computations: a
 job reused from the journal adds nothing to it. Its behaviour is steered by flag
@@ -26,6 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_module, write_json
+
+from asyncbatch.config import Job, load_config
+from asyncbatch.errors import OutputError
+from asyncbatch.output.journal import Journal, journal_path, journaled
+from asyncbatch.output.report import JobResult
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock and SIGKILL are POSIX")
 
@@ -106,14 +113,7 @@ def command(config: Path, *args: str) -> list[str]:
 
 def run(config: Path, out: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
     output = ["-o", str(out)] if out is not None else []
-    return subprocess.run(
-        command(config, *output, *args),
-        cwd=config.parent,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS,
-        check=False,
-    )
+    return run_module(["run", str(config), *output, *args], cwd=config.parent, timeout=SUBPROCESS)
 
 
 def start(config: Path, out: Path, *args: str) -> subprocess.Popen[str]:
@@ -204,6 +204,7 @@ def ok(completed: subprocess.CompletedProcess[str], code: int = 0) -> None:
 CRASH_JOBS = [f"j{i:02}" for i in range(30)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lines_at_kill", [0, 5, 15], ids=["at-start", "early", "middle"])
 def test_a_run_killed_at_any_moment_then_resumed_computes_every_recorded_job_once(
     tmp_path: Path, processes: list[subprocess.Popen[str]], lines_at_kill: int
@@ -236,6 +237,7 @@ def test_a_run_killed_at_any_moment_then_resumed_computes_every_recorded_job_onc
     assert log(tmp_path) == expected
 
 
+@pytest.mark.slow
 def test_a_resumed_run_that_is_killed_again_keeps_what_both_runs_finished(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
@@ -261,6 +263,7 @@ def test_a_resumed_run_that_is_killed_again_keeps_what_both_runs_finished(
     assert log(tmp_path) == dict.fromkeys(names, 1)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_starts_its_lines_after_a_torn_last_line_so_none_is_lost(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
@@ -286,6 +289,7 @@ def test_a_resumed_run_starts_its_lines_after_a_torn_last_line_so_none_is_lost(
 # --- reuse -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reused_results_keep_the_result_duration_and_attempts_of_the_run_that_computed_them(
     tmp_path: Path,
 ) -> None:
@@ -339,6 +343,7 @@ INCREMENTAL_EDITS: dict[str, tuple[Edit, list[dict[str, Any]], set[str]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", list(INCREMENTAL_EDITS))
 def test_resume_after_a_complete_run_computes_only_what_changed(tmp_path: Path, edit: str) -> None:
     change, jobs, expected = INCREMENTAL_EDITS[edit]
@@ -360,6 +365,7 @@ def test_resume_after_a_complete_run_computes_only_what_changed(tmp_path: Path, 
 # --- what is never reused --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failed_job_runs_again_on_resume(tmp_path: Path) -> None:
     config = batch(tmp_path, [work("a"), work("b")])
     (tmp_path / "fail-a").touch()
@@ -374,6 +380,7 @@ def test_a_failed_job_runs_again_on_resume(tmp_path: Path) -> None:
     assert log(tmp_path) == {"a": 1, "b": 1}
 
 
+@pytest.mark.slow
 def test_a_timed_out_job_runs_again_on_resume(tmp_path: Path) -> None:
     config = batch(tmp_path, [{**work("a"), "timeout": 0.2}, work("b")])
     (tmp_path / "hang-a").touch()
@@ -388,6 +395,7 @@ def test_a_timed_out_job_runs_again_on_resume(tmp_path: Path) -> None:
     assert log(tmp_path) == {"a": 1, "b": 1}
 
 
+@pytest.mark.slow
 def test_jobs_cancelled_by_fail_fast_run_on_resume(tmp_path: Path) -> None:
     """-j 2: ``bad`` fails while ``slow`` runs (cancelled mid-flight) and ``later``
     never starts (cancelled unstarted); ``early`` finished before the halt."""
@@ -411,6 +419,7 @@ def test_jobs_cancelled_by_fail_fast_run_on_resume(tmp_path: Path) -> None:
     assert log(tmp_path) == {"early": 1, "bad": 1, "slow": 1, "later": 1}
 
 
+@pytest.mark.slow
 def test_a_resumed_run_halted_by_fail_fast_keeps_the_successes_it_never_reached(
     tmp_path: Path,
 ) -> None:
@@ -430,6 +439,7 @@ def test_a_resumed_run_halted_by_fail_fast_keeps_the_successes_it_never_reached(
     assert log(tmp_path) == {"a": 2, "b": 1, "c": 1}
 
 
+@pytest.mark.slow
 def test_resume_with_only_keeps_the_successes_of_the_jobs_left_out(tmp_path: Path) -> None:
     config = batch(tmp_path, [work("a"), work("b")])
     out = tmp_path / "out.json"
@@ -453,6 +463,7 @@ def _complete_run(folder: Path, names: list[str]) -> tuple[Path, Path]:
     return config, out
 
 
+@pytest.mark.slow
 def test_a_torn_last_journal_line_is_ignored_with_a_warning_and_the_rest_reused(
     tmp_path: Path,
 ) -> None:
@@ -470,6 +481,7 @@ def test_a_torn_last_journal_line_is_ignored_with_a_warning_and_the_rest_reused(
     assert log(tmp_path) == {**dict.fromkeys(names, 1), torn: 2}
 
 
+@pytest.mark.slow
 def test_a_garbage_line_in_the_middle_of_the_journal_is_skipped_with_a_warning(
     tmp_path: Path,
 ) -> None:
@@ -487,6 +499,7 @@ def test_a_garbage_line_in_the_middle_of_the_journal_is_skipped_with_a_warning(
     assert log(tmp_path) == dict.fromkeys(names, 1)
 
 
+@pytest.mark.slow
 def test_resume_without_a_journal_runs_everything(tmp_path: Path) -> None:
     config = batch(tmp_path, [work("a"), work("b")])
     out = tmp_path / "out.json"
@@ -503,6 +516,7 @@ def test_resume_without_a_journal_runs_everything(tmp_path: Path) -> None:
 # --- when there is no journal ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_without_output_is_a_usage_error_that_runs_nothing(tmp_path: Path) -> None:
     config = batch(tmp_path, [work("a")])
 
@@ -513,6 +527,7 @@ def test_resume_without_output_is_a_usage_error_that_runs_nothing(tmp_path: Path
     assert log(tmp_path) == {}
 
 
+@pytest.mark.slow
 def test_a_dry_run_writes_no_journal_and_no_report(tmp_path: Path) -> None:
     config = batch(tmp_path, [work("a")])
     out = tmp_path / "out.json"
@@ -523,6 +538,7 @@ def test_a_dry_run_writes_no_journal_and_no_report(tmp_path: Path) -> None:
     assert log(tmp_path) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resume", [[], ["--resume"]], ids=["fresh", "resume"])
 def test_a_config_error_leaves_the_journal_and_report_byte_for_byte_untouched(
     tmp_path: Path, resume: list[str]
@@ -542,6 +558,7 @@ def test_a_config_error_leaves_the_journal_and_report_byte_for_byte_untouched(
 # --- the lock --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
@@ -571,6 +588,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(
     assert log(tmp_path) == {"a": 1, "b": 1}
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_lock_behind(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
@@ -591,6 +609,7 @@ def test_a_killed_run_leaves_no_lock_behind(
 # --- the journal at the end ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_after_a_run_the_journal_holds_exactly_the_reports_jobs_one_line_each(
     tmp_path: Path,
 ) -> None:
@@ -611,6 +630,7 @@ def test_after_a_run_the_journal_holds_exactly_the_reports_jobs_one_line_each(
     assert all(len(entry["fingerprint"]) == 64 for entry in entries if entry["job"]["name"] != "c")
 
 
+@pytest.mark.slow
 def test_consecutive_resumed_runs_compact_the_journal_to_one_line_per_job(
     tmp_path: Path,
 ) -> None:
@@ -629,6 +649,7 @@ def test_consecutive_resumed_runs_compact_the_journal_to_one_line_per_job(
 # --- dependencies ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dependent_of_a_reused_job_is_released_and_runs_or_is_reused(tmp_path: Path) -> None:
     config = batch(
         tmp_path,
@@ -644,6 +665,7 @@ def test_a_dependent_of_a_reused_job_is_released_and_runs_or_is_reused(tmp_path:
     assert log(tmp_path) == {"a": 1, "b": 1, "c": 2}
 
 
+@pytest.mark.slow
 def test_a_job_reading_what_its_dependency_rewrote_runs_again_on_the_new_content(
     tmp_path: Path,
 ) -> None:
@@ -673,3 +695,123 @@ def test_a_job_reading_what_its_dependency_rewrote_runs_again_on_the_new_content
     assert reused(out) == set()
     assert report_jobs(out)["count"]["result"] == {"lines": 6}
     assert log(tmp_path) == {"src": 2}
+
+
+# --- the journal's API, in process --------------------------------------------------------
+
+
+def count_jobs(folder: Path, *inputs: str) -> list[Job]:
+    """Loaded ``count_lines`` jobs over ``inputs`` (created when missing), named by stem."""
+    for name in inputs:
+        path = folder / name
+        if not path.exists() and not path.is_symlink():
+            path.write_text(f"{name}\n", encoding="utf-8")
+    jobs = [{"name": Path(n).stem, "action": "count_lines", "input": n} for n in inputs]
+    return load_config(write_json(folder / "batch.json", {"jobs": jobs})).jobs
+
+
+def succeeded(job: Job) -> JobResult:
+    return JobResult(
+        name=job.name,
+        action=job.action,
+        input=job.input,
+        status="succeeded",
+        result={"lines": 1},
+        duration_ms=1.5,
+        attempts=1,
+    )
+
+
+def record_all(journal: Journal, jobs: list[Job]) -> None:
+    """What a run does with each job: ask for a reusable result, then record one."""
+    for each in jobs:
+        assert journal.reusable(each) is None
+        journal.record(succeeded(each))
+
+
+def test_each_recorded_line_is_in_the_file_at_once_whatever_the_fsync_interval(
+    tmp_path: Path,
+) -> None:
+    jobs = count_jobs(tmp_path, "a.txt", "b.txt")
+    report = tmp_path / "out.json"
+    journal = Journal(report, fsync_interval=3600.0)
+    journal.open(resume=False)
+    try:
+        for each in jobs:
+            journal.reusable(each)
+            journal.record(succeeded(each))
+            last = journal_path(report).read_text(encoding="utf-8").splitlines()[-1]
+            assert json.loads(last)["job"] == succeeded(each).to_dict()
+    finally:
+        journal.close()
+    assert journal.path == journal_path(report) == tmp_path / "out.json.journal"
+    assert len(journal_path(report).read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_journaled_holds_the_run_lock_until_it_closes(tmp_path: Path) -> None:
+    (only,) = count_jobs(tmp_path, "a.txt")
+    report = tmp_path / "out.json"
+    with journaled(report, resume=False) as (journal, warnings):
+        assert warnings == []
+        record_all(journal, [only])
+        with (
+            pytest.raises(OutputError, match="another asyncbatch run is writing this report"),
+            journaled(report, resume=False),
+        ):
+            pass
+        assert journal_lines(report) == 1, "the refused run truncated nothing"
+    with journaled(report, resume=True) as (journal, warnings):
+        assert warnings == []
+        assert journal.reusable(only) is not None
+
+
+def test_a_resumed_journal_reuses_unchanged_successes_only(tmp_path: Path) -> None:
+    a, b = count_jobs(tmp_path, "a.txt", "b.txt")
+    report = tmp_path / "out.json"
+    with journaled(report, resume=False) as (journal, _):
+        record_all(journal, [a, b])
+    (tmp_path / "b.txt").write_text("b, now longer\n", encoding="utf-8")
+    with journaled(report, resume=True) as (journal, warnings):
+        assert warnings == []
+        reused = journal.reusable(a)
+        assert reused is not None
+        assert reused.to_dict() == {**succeeded(a).to_dict(), "reused": True}
+        assert journal.reusable(b) is None
+
+
+def test_a_resumed_journal_warns_of_a_torn_last_line(tmp_path: Path) -> None:
+    a, b = count_jobs(tmp_path, "a.txt", "b.txt")
+    report = tmp_path / "out.json"
+    with journaled(report, resume=False) as (journal, _):
+        record_all(journal, [a, b])
+    text = journal_path(report).read_text(encoding="utf-8")
+    journal_path(report).write_text(text[:-20], encoding="utf-8")
+    with journaled(report, resume=True) as (journal, warnings):
+        assert warnings == [f"{journal_path(report)}: torn last line ignored"]
+        assert journal.reusable(a) is not None
+        assert journal.reusable(b) is None
+
+
+def test_under_a_root_an_input_outside_it_is_never_fingerprinted_nor_reused(
+    tmp_path: Path,
+) -> None:
+    inside = tmp_path / "root"
+    inside.mkdir()
+    (tmp_path / "outside.txt").write_text("secret\n", encoding="utf-8")
+    (inside / "link.txt").symlink_to(tmp_path / "outside.txt")
+    mine, link = count_jobs(inside, "mine.txt", "link.txt")
+    root = str(inside.resolve())
+    report = inside / "out.json"
+    with journaled(report, resume=False, root=root) as (journal, _):
+        record_all(journal, [mine, link])
+    entries, _ = read_journal(report)
+    fingerprints = {entry["job"]["name"]: entry["fingerprint"] for entry in entries}
+    assert fingerprints["link"] is None
+    assert isinstance(fingerprints["mine"], str)
+    with journaled(report, resume=True, root=root) as (journal, _):
+        assert journal.reusable(mine) is not None
+        assert journal.reusable(link) is None
+    with journaled(report, resume=False) as (journal, _):
+        record_all(journal, [mine, link])
+    with journaled(report, resume=True) as (journal, _):
+        assert journal.reusable(link) is not None, "without a root, the link is followed"

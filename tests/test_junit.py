@@ -15,23 +15,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from support import SAMPLE, add_module, invoke, run_module
 
-from asyncbatch.cli import app
 from asyncbatch.output.junit import RESULT_LIMIT, junit_xml, write_junit
 from asyncbatch.output.report import JobResult, Report
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "batch_config.json"
 SAMPLE_JOBS = ["app-lines", "notes-words", "app-errors", "notes-sha256"]
 SUBPROCESS_TIMEOUT = 20
 STARTED = datetime(2026, 11, 28, 19, 0, 0, 123456, tzinfo=UTC)
@@ -116,22 +112,6 @@ def assert_ant_schema_layout(suite: ET.Element) -> None:
             assert len(outcome) == 0
             if outcome.tag != "skipped":
                 assert "type" in outcome.attrib
-
-
-def invoke(args: Sequence[str], *, stdin: str | None = None) -> Result:
-    """Run the CLI in process; never a Python traceback, whatever the outcome."""
-    result = CliRunner().invoke(app, list(args), input=stdin)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"the CLI raised {result.exception!r}") from result.exception
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def add_module(folder: Path, source: str) -> str:
-    """A module next to the config (unique name, so no import cache is shared)."""
-    name = f"junit_actions_{uuid.uuid4().hex}"
-    (folder / f"{name}.py").write_text(source, encoding="utf-8")
-    return name
 
 
 TRACE_ACTION = (
@@ -403,19 +383,12 @@ def test_run_junit_writes_every_job_in_report_order_like_the_json_report(
     assert_ant_schema_layout(suite)
 
 
+@pytest.mark.slow
 def test_the_sample_run_as_a_module_writes_junit_with_the_config_stem_as_classname(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "out").mkdir()
-    completed = subprocess.run(
-        [sys.executable, "-m", "asyncbatch", "run", str(SAMPLE), "--junit", "out/junit.xml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in completed.stderr
+    completed = run_module(["run", str(SAMPLE), "--junit", "out/junit.xml"], cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
     suite = ET.parse(tmp_path / "out" / "junit.xml").getroot()
     assert [case.attrib["name"] for case in cases_of(suite)] == SAMPLE_JOBS
@@ -438,7 +411,7 @@ def test_run_junit_replaces_an_existing_file(data: Path, write_config: WriteConf
 def test_junit_where_it_cannot_be_written_is_exit_2_before_any_job_runs(
     data: Path, write_config: WriteConfig, where: str
 ) -> None:
-    module = add_module(data, TRACE_ACTION)
+    module = add_module(data, TRACE_ACTION, "junit_actions")
     config = write_config({"jobs": [{"name": "a", "action": f"{module}:touch", "input": "a.txt"}]})
     result = invoke(["run", str(config), "--junit", str(data / where)])
     assert result.exit_code == 2
@@ -476,7 +449,7 @@ def test_a_dry_run_checks_the_junit_folder_but_writes_nothing(
 def test_junit_and_output_naming_the_same_file_is_exit_2(
     data: Path, write_config: WriteConfig
 ) -> None:
-    module = add_module(data, TRACE_ACTION)
+    module = add_module(data, TRACE_ACTION, "junit_actions")
     config = write_config({"jobs": [{"name": "a", "action": f"{module}:touch", "input": "a.txt"}]})
     result = invoke(["run", str(config), "-o", str(data / "r"), "--junit", str(data / "r")])
     assert result.exit_code == 2
@@ -512,11 +485,12 @@ def test_an_input_file_name_with_control_and_undecodable_bytes_still_gives_parse
 # --- signals ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_posix_signals
 def test_a_run_stopped_by_sigint_still_writes_junit_with_cancelled_jobs_as_errors(
     data: Path, write_config: WriteConfig
 ) -> None:
-    module = add_module(data, SLOW_ACTION)
+    module = add_module(data, SLOW_ACTION, "junit_actions")
     config = write_config(
         {
             "jobs": [

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds and installs a plugin package into a venv
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "asyncbatch-wordfreq"
 BUILTINS = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]

@@ -1,11 +1,11 @@
 """Live progress and the end-of-run summary on stderr: the real command under a
-pseudo-terminal (``os.openpty``) and on pipes, and the progress state on its own."""
+pseudo-terminal (``os.openpty``) and on pipes, the progress state driven by a run's
+events (exact: attempts started and not ended), and the listener that feeds it."""
 
 from __future__ import annotations
 
 import fcntl
 import io
-import json
 import os
 import re
 import select
@@ -17,23 +17,26 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
+from support import KernelProbe, Probe, by_name, job, load, run, run_module, summary, write_json
 
+from asyncbatch.config import Job
+from asyncbatch.engine import Backoff, RunListener
 from asyncbatch.output.progress import (
+    ProgressListener,
     ProgressState,
     describe,
     format_seconds,
-    print_problems,
     progress_wanted,
     running_under_ci,
-    sanitize,
 )
-from asyncbatch.output.report import JobResult, Status
+from asyncbatch.output.report import JobResult, Report, Status
+from asyncbatch.output.terminal import job_line, print_problems, sanitize
 
 TIMEOUT = 30
-SUMMARY_KEYS = ["total_jobs", "succeeded", "failed", "skipped", "cancelled"]
 # Variables that change whether or how rich draws: the tests set what they need.
 DISPLAY_VARIABLES = (
     "CI",
@@ -46,7 +49,7 @@ DISPLAY_VARIABLES = (
     "TERM",
 )
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
-PROGRESS_LINE = re.compile(r"(\d[\d,]*)/(\d[\d,]*) done, (?:\u2264)?\d+ running, \d+ failed")
+PROGRESS_LINE = re.compile(r"(\d[\d,]*)/(\d[\d,]*) done, (\d+) running, \d+ failed")
 EVIL_NAME = "evil\x1b[2Jjob"
 EVIL_INPUT = "gone\x1b]0;pwned\x07.txt"
 
@@ -112,16 +115,7 @@ def run_on_terminal(
 
 
 def run_on_pipes(args: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> Completed:
-    completed = subprocess.run(
-        [sys.executable, "-m", "asyncbatch", *args],
-        cwd=cwd,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in completed.stderr
+    completed = run_module(args, cwd=cwd, env=env, timeout=TIMEOUT)
     return Completed(
         completed.returncode, completed.stdout, completed.stderr, completed.stderr.splitlines()
     )
@@ -153,14 +147,6 @@ def _screen_lines(output: str) -> list[str]:
     return ["".join(line).rstrip() for line in screen]
 
 
-def summary(stdout: str) -> dict[str, int]:
-    """stdout is exactly the summary object, indented by 2, and nothing else."""
-    value = json.loads(stdout)
-    assert stdout == json.dumps(value, indent=2) + "\n"
-    assert list(value) == SUMMARY_KEYS
-    return dict(value)
-
-
 def colour_codes(output: str) -> list[str]:
     """SGR sequences that set a foreground or background colour."""
     found = []
@@ -172,10 +158,16 @@ def colour_codes(output: str) -> list[str]:
 
 
 def progress_frames(output: str) -> list[tuple[int, int]]:
+    """(done, total) of each progress line drawn."""
     return [
         (int(done.replace(",", "")), int(total.replace(",", "")))
-        for done, total in PROGRESS_LINE.findall(output)
+        for done, total, _ in PROGRESS_LINE.findall(output)
     ]
+
+
+def running_counts(output: str) -> list[int]:
+    """The running count of each progress line drawn."""
+    return [int(running) for _, _, running in PROGRESS_LINE.findall(output)]
 
 
 @pytest.fixture
@@ -187,7 +179,7 @@ def batch(tmp_path: Path) -> Path:
         {"name": f"job{i}", "action": "file_size", "input": f"{'abc'[i % 3]}.txt"}
         for i in range(12)
     ]
-    return write(tmp_path / "batch.json", {"jobs": jobs})
+    return write_json(tmp_path / "batch.json", {"jobs": jobs})
 
 
 @pytest.fixture
@@ -200,17 +192,13 @@ def failing(tmp_path: Path) -> Path:
         {"name": EVIL_NAME, "action": "count_lines", "input": EVIL_INPUT},
         {"name": "after", "action": "file_size", "input": "a.txt", "depends_on": [EVIL_NAME]},
     ]
-    return write(tmp_path / "failing.json", {"jobs": jobs})
-
-
-def write(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return path
+    return write_json(tmp_path / "failing.json", {"jobs": jobs})
 
 
 # --- live progress: when it shows -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_progress_shows_on_a_terminal_then_gives_way_to_the_summary(batch: Path) -> None:
     result = run_on_terminal(["run", str(batch)], cwd=batch.parent, env=environment())
     assert result.returncode == 0
@@ -220,12 +208,15 @@ def test_progress_shows_on_a_terminal_then_gives_way_to_the_summary(batch: Path)
     assert all(total == 12 for _, total in frames)
     assert frames[-1] == (12, 12)
     assert "elapsed, ETA " in result.stderr
+    assert "\u2264" not in result.stderr, "running is exact, never shown as a bound"
+    assert all(0 <= running <= 4 for running in running_counts(result.stderr))
     # Erased in place: what is left on screen is the summary alone.
     visible = [line for line in result.stderr_lines if line.strip()]
     assert len(visible) == 1, visible
     assert re.fullmatch(r"12 succeeded, 0 failed, 0 skipped, 0 cancelled in [\d.]+ s", visible[0])
 
 
+@pytest.mark.slow
 def test_no_progress_when_stderr_is_a_pipe(batch: Path) -> None:
     result = run_on_pipes(["run", str(batch)], cwd=batch.parent, env=environment())
     assert result.returncode == 0
@@ -235,6 +226,7 @@ def test_no_progress_when_stderr_is_a_pipe(batch: Path) -> None:
     assert len(result.stderr_lines) == 1
 
 
+@pytest.mark.slow
 def test_progress_forced_on_a_pipe_goes_to_stderr_and_stdout_stays_the_summary(
     batch: Path,
 ) -> None:
@@ -250,6 +242,7 @@ def test_progress_forced_on_a_pipe_goes_to_stderr_and_stdout_stays_the_summary(
     assert progress_frames(result.stderr)[-1] == (12, 12)
 
 
+@pytest.mark.slow
 def test_no_progress_turns_it_off_on_a_terminal(batch: Path) -> None:
     result = run_on_terminal(
         ["run", str(batch), "--no-progress"], cwd=batch.parent, env=environment()
@@ -259,19 +252,28 @@ def test_no_progress_turns_it_off_on_a_terminal(batch: Path) -> None:
     assert "12 succeeded" in result.stderr
 
 
-@pytest.mark.parametrize("value", ["true", "1", "True"])
-def test_ci_turns_progress_off_on_a_terminal(batch: Path, value: str) -> None:
-    result = run_on_terminal(["run", str(batch)], cwd=batch.parent, env=environment(CI=value))
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variables",
+    [{"CI": "true"}, {"CI": "1"}, {"CI": "True"}, {"TERM": "dumb"}],
+    ids=["CI=true", "CI=1", "CI=True", "TERM=dumb"],
+)
+def test_ci_or_a_dumb_terminal_turns_progress_off_on_a_terminal(
+    batch: Path, variables: dict[str, str]
+) -> None:
+    result = run_on_terminal(["run", str(batch)], cwd=batch.parent, env=environment(**variables))
     assert result.returncode == 0
     assert progress_frames(result.stderr) == []
     assert "12 succeeded" in result.stderr
 
 
+@pytest.mark.slow
 def test_ci_false_leaves_progress_on(batch: Path) -> None:
     result = run_on_terminal(["run", str(batch)], cwd=batch.parent, env=environment(CI="false"))
     assert progress_frames(result.stderr)
 
 
+@pytest.mark.slow
 def test_the_progress_option_wins_over_ci(batch: Path) -> None:
     result = run_on_terminal(
         ["run", str(batch), "--progress"], cwd=batch.parent, env=environment(CI="true")
@@ -280,6 +282,7 @@ def test_the_progress_option_wins_over_ci(batch: Path) -> None:
     assert progress_frames(result.stderr)[-1] == (12, 12)
 
 
+@pytest.mark.slow
 def test_quiet_turns_progress_off_even_when_forced(batch: Path) -> None:
     result = run_on_terminal(
         ["run", str(batch), "-q", "--progress"], cwd=batch.parent, env=environment()
@@ -289,6 +292,7 @@ def test_quiet_turns_progress_off_even_when_forced(batch: Path) -> None:
     assert summary(result.stdout)["succeeded"] == 12
 
 
+@pytest.mark.slow
 def test_quiet_on_a_terminal_still_shows_the_failures(failing: Path) -> None:
     result = run_on_terminal(["run", str(failing), "-q"], cwd=failing.parent, env=environment())
     assert result.returncode == 1
@@ -297,6 +301,7 @@ def test_quiet_on_a_terminal_still_shows_the_failures(failing: Path) -> None:
     assert "FileNotFoundError" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_without_progress_never_imports_rich(batch: Path) -> None:
     result = run_on_pipes(
         ["run", str(batch)], cwd=batch.parent, env=environment(PYTHONPROFILEIMPORTTIME="1")
@@ -314,6 +319,7 @@ def test_a_run_without_progress_never_imports_rich(batch: Path) -> None:
 # --- live progress: what it looks like ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_verbose_lines_print_above_the_live_progress(batch: Path) -> None:
     result = run_on_terminal(["run", str(batch), "-v"], cwd=batch.parent, env=environment())
     assert result.returncode == 0
@@ -323,6 +329,7 @@ def test_verbose_lines_print_above_the_live_progress(batch: Path) -> None:
     assert result.stderr_lines[-2].startswith("12 succeeded")
 
 
+@pytest.mark.slow
 def test_no_color_leaves_no_colour_codes_on_the_terminal(failing: Path) -> None:
     coloured = run_on_terminal(["run", str(failing)], cwd=failing.parent, env=environment())
     assert colour_codes(coloured.stderr), "without NO_COLOR the display has colour"
@@ -338,6 +345,7 @@ def test_no_color_leaves_no_colour_codes_on_the_terminal(failing: Path) -> None:
 # --- the end-of-run summary ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_control_characters_in_names_and_messages_are_escaped_on_a_pipe(failing: Path) -> None:
     result = run_on_pipes(["run", str(failing), "-v"], cwd=failing.parent, env=environment())
     assert result.returncode == 1
@@ -355,6 +363,7 @@ def test_control_characters_in_names_and_messages_are_escaped_on_a_pipe(failing:
     )
 
 
+@pytest.mark.slow
 def test_control_characters_in_names_and_messages_are_escaped_on_a_terminal(
     failing: Path,
 ) -> None:
@@ -367,6 +376,7 @@ def test_control_characters_in_names_and_messages_are_escaped_on_a_terminal(
     assert "gone\\x1b]0;pwned\\x07.txt: no such file" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_terminal_table_lists_the_failure_first_with_aligned_columns(failing: Path) -> None:
     result = run_on_terminal(["run", str(failing)], cwd=failing.parent, env=environment())
     rows = [line for line in result.stderr_lines if line.strip()]
@@ -382,9 +392,10 @@ def test_the_terminal_table_lists_the_failure_first_with_aligned_columns(failing
         assert second[start] != " "
 
 
+@pytest.mark.slow
 def test_the_terminal_table_cuts_long_messages_at_the_terminal_width(tmp_path: Path) -> None:
     missing = "x" * 150 + ".txt"
-    config = write(
+    config = write_json(
         tmp_path / "long.json",
         {"jobs": [{"name": "long", "action": "count_lines", "input": missing}]},
     )
@@ -395,9 +406,10 @@ def test_the_terminal_table_cuts_long_messages_at_the_terminal_width(tmp_path: P
     assert table[0].rstrip().endswith("\u2026")
 
 
+@pytest.mark.slow
 def test_the_plain_summary_keeps_whole_messages_and_aligns_the_columns(tmp_path: Path) -> None:
     missing = "y" * 150 + ".txt"
-    config = write(
+    config = write_json(
         tmp_path / "plain.json",
         {
             "jobs": [
@@ -500,12 +512,6 @@ def test_progress_wanted_quiet_first_then_the_option_then_terminal_and_ci(
 # --- the progress state ---------------------------------------------------------------------------
 
 
-@dataclass
-class Spec:
-    name: str
-    depends_on: tuple[str, ...] = ()
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -518,22 +524,20 @@ def result(name: str, status: Status = "succeeded", *, reused: bool = False) -> 
     return JobResult(name=name, action="file_size", input="x", status=status, reused=reused)
 
 
-def flat(count: int) -> list[Spec]:
-    return [Spec(f"j{i}") for i in range(count)]
-
-
 def test_the_state_counts_jobs_by_status() -> None:
-    state = ProgressState(flat(5), limit=2)
+    state = ProgressState(6)
     for name, status in [("j0", "succeeded"), ("j1", "failed"), ("j2", "skipped")]:
         state.job_done(result(name, status))  # type: ignore[arg-type]
     state.job_done(result("j3", "cancelled"))
-    assert (state.total, state.done) == (5, 4)
-    assert (state.failed, state.skipped, state.cancelled) == (1, 1, 1)
+    state.job_done(result("j4", reused=True))
+    assert (state.total, state.done) == (6, 5)
+    assert (state.failed, state.skipped, state.cancelled, state.reused) == (1, 1, 1, 1)
 
 
 def test_the_eta_is_unknown_before_the_first_job_ends() -> None:
     clock = Clock()
-    state = ProgressState(flat(4), limit=2, clock=clock)
+    state = ProgressState(4, clock=clock)
+    state.job_started("j0")
     clock.now += 10
     assert state.eta() is None
     assert state.elapsed() == 10
@@ -541,7 +545,7 @@ def test_the_eta_is_unknown_before_the_first_job_ends() -> None:
 
 def test_the_eta_is_the_remaining_jobs_at_the_average_pace_so_far() -> None:
     clock = Clock()
-    state = ProgressState(flat(20), limit=4, clock=clock)
+    state = ProgressState(20, clock=clock)
     for i in range(5):
         state.job_done(result(f"j{i}"))
     clock.now += 10.0
@@ -550,7 +554,7 @@ def test_the_eta_is_the_remaining_jobs_at_the_average_pace_so_far() -> None:
 
 def test_the_eta_leaves_reused_results_out_of_the_pace() -> None:
     clock = Clock()
-    state = ProgressState(flat(20), limit=4, clock=clock)
+    state = ProgressState(20, clock=clock)
     for i in range(10):
         state.job_done(result(f"j{i}", reused=True))
     assert state.eta() is None
@@ -562,63 +566,46 @@ def test_the_eta_leaves_reused_results_out_of_the_pace() -> None:
 
 
 def test_the_eta_is_zero_when_every_job_is_done() -> None:
-    state = ProgressState(flat(2), limit=4)
+    state = ProgressState(2)
     state.job_done(result("j0"))
     state.job_done(result("j1"))
     assert state.eta() == 0.0
 
 
-def test_running_is_capped_by_the_limit_in_a_flat_batch() -> None:
-    state = ProgressState(flat(10), limit=4)
-    assert state.running == 4
-    for i in range(7):
-        state.job_done(result(f"j{i}"))
+def test_running_is_exactly_the_started_attempts_that_have_not_ended() -> None:
+    state = ProgressState(10)
+    assert state.running == 0
+    for name in ("a", "b", "c"):
+        state.job_started(name)
     assert state.running == 3
-    assert state.running_is_exact is False
-
-
-def test_running_leaves_out_jobs_waiting_for_their_dependencies() -> None:
-    chain = [Spec("a"), Spec("b", ("a",)), Spec("c", ("b",))]
-    state = ProgressState(chain, limit=4)
-    assert state.running == 1
     state.job_done(result("a"))
+    state.job_done(result("b", "failed"))
     assert state.running == 1
-    state.job_done(result("b"))
-    assert state.running == 1
-    state.job_done(result("c"))
+    state.job_done(result("c", "cancelled"))
     assert state.running == 0
 
 
-def test_running_counts_a_job_once_all_its_dependencies_succeeded() -> None:
-    diamond = [Spec("a"), Spec("b", ("a",)), Spec("c", ("a",)), Spec("d", ("b", "c"))]
-    state = ProgressState(diamond, limit=4)
-    state.job_done(result("a"))
-    assert state.running == 2
-    state.job_done(result("b"))
-    assert state.running == 1
-    state.job_done(result("c"))
-    assert state.running == 1
-
-
-def test_dependents_of_a_failed_job_never_count_as_running() -> None:
-    chain = [Spec("a"), Spec("b", ("a",)), Spec("c", ("b",)), Spec("free")]
-    state = ProgressState(chain, limit=4)
-    assert state.running == 2
-    state.job_done(result("a", "failed"))
-    state.job_done(result("b", "skipped"))
-    state.job_done(result("c", "skipped"))
-    assert state.running == 1
-    state.job_done(result("free"))
+def test_a_job_waiting_for_its_next_attempt_is_not_running() -> None:
+    state = ProgressState(2)
+    state.job_started("a")
+    state.job_waiting("a")
     assert state.running == 0
-
-
-def test_reported_starts_make_running_exact() -> None:
-    state = ProgressState(flat(10), limit=4)
-    state.job_started("j0")
-    state.job_started("j1")
-    assert (state.running, state.running_is_exact) == (2, True)
-    state.job_done(result("j0"))
+    state.job_started("a")
+    state.job_started("a")  # a second report of the same attempt counts once
     assert state.running == 1
+    state.job_waiting("a")
+    state.job_done(result("a", "failed"))  # failed for good while waiting: no start
+    assert (state.running, state.done, state.failed) == (0, 1, 1)
+
+
+def test_jobs_that_end_without_starting_leave_running_alone() -> None:
+    """Skipped, reused and cancelled-before-starting jobs have a result, no attempt."""
+    state = ProgressState(5)
+    state.job_started("busy")
+    state.job_done(result("after", "skipped"))
+    state.job_done(result("again", reused=True))
+    state.job_done(result("never", "cancelled"))
+    assert (state.running, state.done) == (1, 3)
 
 
 @pytest.mark.parametrize(
@@ -631,15 +618,172 @@ def test_format_seconds_is_minutes_and_seconds_under_an_hour(
     assert format_seconds(seconds) == shown
 
 
-def test_the_status_line_marks_running_as_a_bound_until_starts_are_reported() -> None:
+def test_the_status_line_shows_the_exact_running_count() -> None:
     clock = Clock()
-    state = ProgressState(flat(10), limit=4, clock=clock)
+    state = ProgressState(10, clock=clock)
+    state.job_started("j0")
+    state.job_started("j1")
     state.job_done(result("j0", "failed"))
     clock.now += 3
-    text = ", ".join(part for part, _ in describe(state))
-    assert text == "1/10 done, \u22644 running, 1 failed, 0:03 elapsed, ETA 0:27"
-    assert ", ".join(part for part, _ in describe(state, ascii_only=True)).startswith(
-        "1/10 done, <=4 running"
+    assert describe(state) == [
+        ("1/10 done", ""),
+        ("1 running", ""),
+        ("1 failed", "red"),
+        ("0:03 elapsed", ""),
+        ("ETA 0:27", ""),
+    ]
+
+
+def test_the_status_line_shows_skipped_and_cancelled_only_when_there_are_some() -> None:
+    state = ProgressState(1234, clock=Clock())
+    assert [text for text, _ in describe(state)] == [
+        "0/1,234 done",
+        "0 running",
+        "0 failed",
+        "0:00 elapsed",
+        "ETA -:--",
+    ]
+    state.job_done(result("s", "skipped"))
+    state.job_done(result("c", "cancelled"))
+    assert describe(state)[2:5] == [
+        ("0 failed", ""),
+        ("1 skipped", "yellow"),
+        ("1 cancelled", "red"),
+    ]
+
+
+# --- the listener ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    name: str
+
+
+def test_the_listener_turns_a_runs_events_into_the_states_counts_and_verbose_lines() -> None:
+    state, lines = ProgressState(2), list[str]()
+    listener = ProgressListener(state, lines.append)
+    listener.job_started(Named("a"), 1)
+    listener.job_started(Named("b"), 1)
+    assert state.running == 2
+    listener.job_retrying(Named("a"), {"type": "ActionError", "message": "no"}, 0.5)
+    assert state.running == 1
+    listener.job_started(Named("a"), 2)
+    done = JobResult(
+        name="a", action="x", input="in", status="succeeded", result={"n": 1}, duration_ms=2.0
     )
-    state.job_started("j1")
-    assert [part for part, _ in describe(state)][1] == "1 running"
+    listener.job_done(done)
+    assert (state.running, state.done) == (1, 1)
+    assert lines == [job_line(done)]
+
+
+def test_the_listener_without_a_state_writes_lines_and_without_lines_only_counts() -> None:
+    lines: list[str] = []
+    only_lines = ProgressListener(None, lines.append)
+    failed = JobResult(
+        name="e",
+        action="x",
+        input="in",
+        status="failed",
+        error={"type": "ActionError", "message": "bad"},
+        duration_ms=1.5,
+        attempts=2,
+    )
+    only_lines.job_started(Named("e"), 1)
+    only_lines.job_retrying(Named("e"), {"type": "ActionError", "message": "bad"}, 0.1)
+    only_lines.job_done(failed)
+    assert lines == ["failed    e in 1.5 ms: ActionError: bad"]
+    state = ProgressState(1)
+    only_counts = ProgressListener(state, None)
+    only_counts.job_started(Named("a"), 1)
+    only_counts.job_done(result("a"))
+    assert (state.running, state.done) == (0, 1)
+
+
+class Watched(RunListener):
+    """A run's events, passed on to a ProgressListener, noting after each one what
+    the state shows as running."""
+
+    def __init__(self, state: ProgressState) -> None:
+        self.state = state
+        self.progress = ProgressListener(state, None)
+        self.shown: list[int] = []
+
+    def job_started(self, job: Job, attempt: int) -> None:
+        self.progress.job_started(job, attempt)
+        self.shown.append(self.state.running)
+
+    def job_retrying(self, job: Job, error: dict[str, str], delay: float) -> None:
+        self.progress.job_retrying(job, error, delay)
+        self.shown.append(self.state.running)
+
+    def job_done(self, result: JobResult) -> None:
+        self.progress.job_done(result)
+        self.shown.append(self.state.running)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limit", [1, 2, 3])
+async def test_a_real_runs_state_never_shows_more_running_than_max_concurrency(
+    tmp_path: Path, probe: Probe, limit: int
+) -> None:
+    """Awaited actions (some retried, one failing with a dependent skipped, an
+    unknown action) and kernel jobs (which the local executor batches), under
+    ``limit`` slots:
+    the state is sampled after every event and at every turn of the event loop
+    while the run goes on. It never shows more than ``limit`` running, nor fewer
+    than the probe's actions actually running, reaches ``limit``, and ends at 0."""
+    scans = KernelProbe("scan")
+    probe.registry.register(scans.spec)
+    for i in range(6):
+        (tmp_path / f"f{i}.txt").write_text("x" * i, encoding="utf-8")
+    jobs = [
+        *(job(f"r{i}", params={"fill": limit}) for i in range(6)),
+        *(job(f"flaky{i}", "flaky", params={"failures": 1}, retries=1) for i in range(3)),
+        job("bad", "fail"),
+        job("after-bad", depends_on=["bad"]),
+        job("unknown", "no_such_action"),
+        *({"name": f"scan{i}", "action": "scan", "input": f"f{i}.txt"} for i in range(6)),
+    ]
+    config = load(tmp_path, probe, jobs)
+    state = ProgressState(len(config.jobs))
+    watched = Watched(state)
+    sampled: list[tuple[int, int]] = []
+    finished = anyio.Event()
+
+    async def sample() -> None:
+        while not finished.is_set():
+            sampled.append((state.running, probe.running))
+            await anyio.lowlevel.checkpoint()
+
+    async def batch() -> None:
+        try:
+            reports.append(
+                await run(
+                    config,
+                    probe,
+                    max_concurrency=limit,
+                    listener=watched,
+                    backoff=Backoff(start=0.001),
+                )
+            )
+        finally:
+            finished.set()
+
+    reports: list[Report] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(sample)
+        group.start_soon(batch)
+    (report,) = reports
+    outcomes = {name: (each.status, each.attempts) for name, each in by_name(report).items()}
+    assert outcomes["after-bad"] == ("skipped", 0)
+    assert outcomes["unknown"] == ("skipped", 0)
+    assert outcomes["bad"] == ("failed", 1)
+    assert all(outcomes[f"flaky{i}"] == ("succeeded", 2) for i in range(3))
+    assert sorted(scans.scanned) == [f"f{i}.txt" for i in range(6)]
+    assert sampled, "the sampler ran during the run"
+    assert all(0 <= shown <= limit for shown in watched.shown)
+    assert all(actually <= shown <= limit for shown, actually in sampled)
+    assert max(watched.shown) == limit
+    assert (state.running, state.done, state.total) == (0, len(jobs), len(jobs))
+    assert (state.failed, state.skipped) == (1, 2)

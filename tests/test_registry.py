@@ -1,12 +1,19 @@
 """ActionRegistry: the decorator, params validation, "module:function" references,
-and entry-point plugins (real ``*.dist-info`` directories on sys.path)."""
+entry-point plugins (real ``*.dist-info`` directories on sys.path), and the default
+registry, built anew each call from the built-ins, ``@asyncbatch.action``
+declarations and the plugins.
+
+``@asyncbatch.action`` declares for the whole process, so tests that use it
+declare unique names; what must start from nothing runs in a fresh interpreter."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +21,16 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import asyncbatch
-from asyncbatch import registry as registry_module
-from asyncbatch.registry import ENTRY_POINT_GROUP, ActionRegistry, ActionSpec, default_registry
+from asyncbatch.actions import builtin_specs, builtins, default_registry
+from asyncbatch.actions._params import ChecksumParams, NoParams
+from asyncbatch.registry import (
+    ENTRY_POINT_GROUP,
+    ActionRegistry,
+    ActionSpec,
+    Kernel,
+    Tuning,
+    declared_actions,
+)
 
 
 class LoudParams(BaseModel):
@@ -41,12 +56,13 @@ def unique() -> Iterator[str]:
         del sys.modules[name]
 
 
-@pytest.fixture
-def global_registry(monkeypatch: pytest.MonkeyPatch) -> ActionRegistry:
-    """The default registry, its registrations undone after the test."""
-    reg = default_registry()
-    monkeypatch.setattr(reg, "_specs", dict(reg._specs))
-    return reg
+def fresh_python(code: str) -> Any:
+    """Run ``code`` in a new interpreter and return what it prints, as JSON."""
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
 
 
 # --- the decorator and the spec --------------------------------------------
@@ -129,21 +145,121 @@ def test_validate_params_gives_a_plain_dict_copy_without_a_model() -> None:
     assert params is not raw
 
 
-def test_the_builtins_are_registered_with_a_builtin_origin() -> None:
-    specs = {spec.name: spec for spec in default_registry()}
-    builtins = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]
-    assert set(builtins) <= set(specs)
-    assert all(specs[name].origin == "builtin" for name in builtins)
+BUILTIN_NAMES = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]
 
 
-def test_the_public_action_decorator_registers_in_the_default_registry(
-    global_registry: ActionRegistry,
-) -> None:
+class ByteCount:
+    """A scanner: the bytes it was fed."""
+
+    def __init__(self, path: str, size: int, params: Mapping[str, Any], tuning: Tuning) -> None:
+        self.count = 0
+
+    def update(self, data: bytes | bytearray) -> None:
+        self.count += len(data)
+
+    def result(self) -> dict[str, Any]:
+        return {"bytes": self.count}
+
+
+def test_a_spec_carries_a_kernel_and_a_registry_hands_it_back() -> None:
+    kernel = Kernel(ByteCount, releases_gil=True)
+    spec = ActionSpec("bytes", noop, None, origin="tests", kernel=kernel)
+    assert ActionRegistry([spec]).get("bytes") is spec
+    assert (kernel.reads, kernel.releases_gil, kernel.isolated) == (True, True, False)
+    scanner = kernel.start("in.txt", 5, {}, Tuning())
+    scanner.update(b"abc")
+    scanner.update(bytearray(b"de"))
+    assert scanner.result() == {"bytes": 5}
+    assert ActionSpec("plain", noop).kernel is None
+
+
+# --- the default registry ---------------------------------------------------
+
+
+def test_the_default_registry_holds_the_five_builtins_with_their_models_and_kernels() -> None:
+    assert {spec.name for spec in builtin_specs()} == set(BUILTIN_NAMES)
+    reg = default_registry()
+    for builtin in builtin_specs():
+        assert reg.get(builtin.name) == builtin
+        assert builtin.origin == "builtin"
+        assert builtin.kernel is not None
+        assert builtin.params is not None
+    assert reg.get("count_lines") == ActionSpec(
+        "count_lines", builtins.count_lines, NoParams, kernel=builtins.LINES
+    )
+
+
+def test_default_registry_builds_a_new_registry_each_call() -> None:
+    first, second = default_registry(), default_registry()
+    assert first is not second
+    first.action("only_in_first")(noop)
+    assert first.get("only_in_first") is not None
+    assert second.get("only_in_first") is None
+    assert default_registry().get("only_in_first") is None
+
+
+def test_the_public_action_decorator_declares_for_every_default_registry_made_afterwards() -> None:
     name = f"public_{uuid.uuid4().hex}"
+    before = default_registry()
     assert asyncbatch.action(name, params=LoudParams)(noop) is noop
-    spec = global_registry.get(name)
-    assert spec is not None
-    assert (spec.func, spec.params, spec.origin) == (noop, LoudParams, __name__)
+    for reg in (default_registry(), default_registry()):
+        spec = reg.get(name)
+        assert spec is not None
+        assert (spec.func, spec.params, spec.origin, spec.kernel) == (
+            noop,
+            LoudParams,
+            __name__,
+            None,
+        )
+    assert name in [spec.name for spec in declared_actions()]
+    assert before.get(name) is None, "a registry made before the declaration is left alone"
+    assert ActionRegistry().get(name) is None, "a registry of one's own starts empty"
+
+
+IMPORT_ONLY = """
+import json, sys
+import asyncbatch, asyncbatch.actions, asyncbatch.registry
+loaded = sorted(name for name in sys.modules if name.startswith(("asyncbatch", "pydantic")))
+declared = [spec.name for spec in asyncbatch.registry.declared_actions()]
+names = [spec.name for spec in asyncbatch.actions.default_registry()]
+print(json.dumps({"loaded": loaded, "declared": declared, "names": names}))
+"""
+
+
+def test_importing_asyncbatch_and_its_actions_registers_nothing_and_loads_no_builtin() -> None:
+    """In a fresh interpreter: the imports load neither the built-ins nor pydantic,
+    and the first default registry holds the built-ins alone."""
+    seen = fresh_python(IMPORT_ONLY)
+    assert "asyncbatch.actions" in seen["loaded"], "the probe ran"
+    assert "asyncbatch.actions.builtins" not in seen["loaded"]
+    assert [name for name in seen["loaded"] if name.split(".")[0] == "pydantic"] == []
+    assert seen["declared"] == []
+    assert seen["names"] == BUILTIN_NAMES
+
+
+DECLARE_A_BUILTIN = """
+import json
+import asyncbatch
+from asyncbatch.actions import default_registry
+
+before = default_registry()
+
+@asyncbatch.action("count_lines")
+async def mine(path, params):
+    return {}
+
+after, kept = default_registry().get("count_lines"), before.get("count_lines")
+print(json.dumps({
+    "after": [after.func.__name__, after.origin, after.params is None, after.kernel is None],
+    "kept": [kept.func.__name__, kept.origin],
+}))
+"""
+
+
+def test_an_action_declared_under_a_builtins_name_replaces_it_in_later_default_registries() -> None:
+    """In a fresh interpreter, so that no other test sees the replaced built-in."""
+    seen = fresh_python(DECLARE_A_BUILTIN)
+    assert seen == {"after": ["mine", "__main__", True, True], "kept": ["count_lines", "builtin"]}
 
 
 # --- "module:function" -----------------------------------------------------
@@ -181,7 +297,7 @@ def test_resolve_imports_module_function_from_sys_path_without_base_dir(
 
 
 def test_a_module_function_decorated_with_action_reuses_its_params_model(
-    tmp_path: Path, unique: str, global_registry: ActionRegistry
+    tmp_path: Path, unique: str
 ) -> None:
     (tmp_path / f"{unique}.py").write_text(
         "from pydantic import BaseModel\n"
@@ -195,7 +311,10 @@ def test_a_module_function_decorated_with_action_reuses_its_params_model(
     spec = ActionRegistry().resolve(f"{unique}:go", tmp_path)
     assert spec is not None
     assert spec.params is sys.modules[unique].Params
-    assert global_registry.get(f"{unique}_named") is not None
+    assert spec.origin == f"module {unique}"
+    declared = default_registry().get(f"{unique}_named")
+    assert declared is not None
+    assert (declared.func, declared.params) == (spec.func, spec.params)
 
 
 def test_a_module_function_registered_in_the_resolving_registry_reuses_its_model(
@@ -209,6 +328,29 @@ def test_a_module_function_registered_in_the_resolving_registry_reuses_its_model
     again = reg.resolve(f"{unique}:go", tmp_path)
     assert again is not None
     assert again.params is LoudParams
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in builtin_specs()])
+def test_a_module_function_naming_a_builtins_function_keeps_its_kernel_and_model(
+    name: str,
+) -> None:
+    reg = default_registry()
+    builtin = reg.get(name)
+    assert builtin is not None
+    spec = reg.resolve(f"asyncbatch.actions.builtins:{name}")
+    assert spec is not None
+    assert spec.name == f"asyncbatch.actions.builtins:{name}"
+    assert spec.origin == "module asyncbatch.actions.builtins"
+    assert (spec.func, spec.params, spec.kernel) == (builtin.func, builtin.params, builtin.kernel)
+    assert spec.kernel is not None
+
+
+def test_a_builtin_referenced_as_module_function_validates_params_with_its_model() -> None:
+    spec = default_registry().resolve("asyncbatch.actions.builtins:checksum")
+    assert spec is not None
+    assert spec.validate_params({}) == ChecksumParams()
+    with pytest.raises(ValidationError):
+        spec.validate_params({"algorithm": "crc-nope"})
 
 
 @pytest.mark.parametrize(
@@ -282,6 +424,7 @@ def test_a_plugin_registry_finds_an_entry_point_action_on_a_miss(
     assert spec.origin == f"plugin {unique}_acts:shout"
     assert reg.plugin_warnings == []
     assert reg.resolve("shout") == spec
+    assert default_registry().get("shout") == spec, "the default registry looks plugins up"
 
 
 def test_a_registry_without_plugins_ignores_entry_points(make_plugin: MakePlugin) -> None:
@@ -339,12 +482,15 @@ def test_a_plugin_named_like_a_builtin_is_ignored_with_a_warning(
     make_plugin: MakePlugin, unique: str
 ) -> None:
     make_plugin({"count_lines": "{mod}_acts:shout"}, {"{mod}_acts": PLUGIN_SOURCE})
-    reg = ActionRegistry(plugins=True)
-    reg.register(ActionSpec("count_lines", noop, None, origin="builtin"))
+    reg = default_registry()
     reg.load_plugins()
     spec = reg.get("count_lines")
     assert spec is not None
-    assert spec.func is noop
+    assert (spec.func, spec.kernel, spec.origin) == (
+        builtins.count_lines,
+        builtins.LINES,
+        "builtin",
+    )
     assert reg.plugin_warnings == [
         f"plugin action 'count_lines' ({unique}_acts:shout) ignored: "
         "a built-in already has that name"
@@ -366,19 +512,8 @@ def test_a_plugin_never_replaces_an_action_registered_in_code(
     ]
 
 
-def test_a_plugin_cannot_replace_a_real_builtin(make_plugin: MakePlugin) -> None:
-    make_plugin({"count_lines": "{mod}_acts:shout"}, {"{mod}_acts": PLUGIN_SOURCE})
-    builtin = default_registry().get("count_lines")
-    assert builtin is not None
-    reg = ActionRegistry(plugins=True)
-    reg.register(builtin)
-    reg.load_plugins()
-    assert reg.get("count_lines") is builtin
-    assert len(reg.plugin_warnings) == 1
-
-
 def test_a_plugin_decorated_with_action_keeps_its_params_model(
-    make_plugin: MakePlugin, unique: str, global_registry: ActionRegistry
+    make_plugin: MakePlugin, unique: str
 ) -> None:
     source = (
         "from pydantic import BaseModel\n"
@@ -394,16 +529,6 @@ def test_a_plugin_decorated_with_action_keeps_its_params_model(
     spec = reg.get("shout")
     assert spec is not None
     assert spec.params is sys.modules[f"{unique}_acts"].Params
-
-
-@pytest.fixture
-def fresh_plugins(
-    global_registry: ActionRegistry, monkeypatch: pytest.MonkeyPatch
-) -> ActionRegistry:
-    """The default registry with its plugins not looked up yet, as in a new process."""
-    monkeypatch.setattr(global_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(global_registry, "plugin_warnings", [])
-    return global_registry
 
 
 def decorated_module(*names: str) -> str:
@@ -422,23 +547,25 @@ def decorated_module(*names: str) -> str:
 
 
 def test_a_plugin_imported_by_user_code_first_does_not_clash_with_itself(
-    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+    make_plugin: MakePlugin, unique: str
 ) -> None:
-    """Its ``@action`` registered the name on import; the entry point is the same
+    """Its ``@action`` declared the name on import; the entry point is the same
     function, so it is the plugin, not a rival: no warning, and a plugin origin."""
     name = f"{unique}_top"
     make_plugin({name: f"{{mod}}_acts:act_{name}"}, {"{mod}_acts": decorated_module(name)})
     module = importlib.import_module(f"{unique}_acts")
-    fresh_plugins.load_plugins()
-    assert fresh_plugins.plugin_warnings == []
-    spec = fresh_plugins.get(name)
+    reg = default_registry()
+    assert reg.get(name) is not None, "declared on import"
+    reg.load_plugins()
+    assert reg.plugin_warnings == []
+    spec = reg.get(name)
     assert spec is not None
     assert (spec.func, spec.params) == (getattr(module, f"act_{name}"), module.Params)
     assert spec.origin == f"plugin {unique}_acts:act_{name}"
 
 
 def test_a_plugin_module_with_two_entry_points_loads_both_without_warnings(
-    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+    make_plugin: MakePlugin, unique: str
 ) -> None:
     """Loading the first entry point imports the module, which registers both."""
     first, second = f"{unique}_first", f"{unique}_second"
@@ -446,17 +573,18 @@ def test_a_plugin_module_with_two_entry_points_loads_both_without_warnings(
         {first: f"{{mod}}_acts:act_{first}", second: f"{{mod}}_acts:act_{second}"},
         {"{mod}_acts": decorated_module(first, second)},
     )
-    fresh_plugins.load_plugins()
-    assert fresh_plugins.plugin_warnings == []
+    reg = default_registry()
+    reg.load_plugins()
+    assert reg.plugin_warnings == []
     for name in (first, second):
-        spec = fresh_plugins.get(name)
+        spec = reg.get(name)
         assert spec is not None
         assert spec.params is sys.modules[f"{unique}_acts"].Params
         assert spec.origin == f"plugin {unique}_acts:act_{name}"
 
 
 def test_a_plugin_entry_point_to_another_function_under_a_taken_name_is_still_ignored(
-    make_plugin: MakePlugin, unique: str, fresh_plugins: ActionRegistry
+    make_plugin: MakePlugin, unique: str
 ) -> None:
     """A function of the same module but not the one registered is a rival."""
     name = f"{unique}_top"
@@ -464,13 +592,12 @@ def test_a_plugin_entry_point_to_another_function_under_a_taken_name_is_still_ig
         {name: "{mod}_acts:other"},
         {"{mod}_acts": decorated_module(name) + PLUGIN_SOURCE.replace("shout", "other")},
     )
-    importlib.import_module(f"{unique}_acts")
-    fresh_plugins.load_plugins()
-    assert fresh_plugins.plugin_warnings == [
+    module = importlib.import_module(f"{unique}_acts")
+    reg = default_registry()
+    reg.load_plugins()
+    spec = reg.get(name)
+    assert spec is not None
+    assert spec.func is getattr(module, f"act_{name}")
+    assert reg.plugin_warnings == [
         f"plugin action {name!r} ({unique}_acts:other) ignored: {unique}_acts already has that name"
     ]
-
-
-def test_default_registry_is_the_registry_behind_the_action_decorator() -> None:
-    assert default_registry() is registry_module.registry
-    assert registry_module.action == registry_module.registry.action

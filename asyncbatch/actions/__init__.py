@@ -1,9 +1,10 @@
 """The built-in actions: their params models (:mod:`._params`), their kernels
 (:mod:`._kernels`, :mod:`._search`, :mod:`._regexplan`) and the specs that join them
-(:mod:`.builtins`).
+(:mod:`.builtins`); and :func:`default_registry`, where they meet user code's actions
+and the installed plugins.
 
-Importing this package loads nothing (worker processes import the kernels through
-it); :func:`builtin_specs` is how a registry gets the built-ins.
+Importing this package loads nothing more (worker processes import the kernels
+through it).
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from asyncbatch.registry import ActionSpec
+    from asyncbatch.registry import ActionRegistry, ActionSpec
 
 
 def builtin_specs() -> tuple[ActionSpec, ...]:
-    """The five built-in actions, for :func:`asyncbatch.registry.default_registry`."""
-    from asyncbatch.actions.builtins import SPECS
+    """The five built-in actions."""
+    from asyncbatch.actions.builtins import BUILTINS
 
-    return SPECS
+    return BUILTINS
+
+
+def default_registry() -> ActionRegistry:
+    """A new registry of the built-ins, then the actions declared with
+    ``asyncbatch.action`` (which may replace a built-in), then, on a miss, the
+    installed plugins (which never replace either)."""
+    from asyncbatch.registry import ActionRegistry, declared_actions
+
+    return ActionRegistry([*builtin_specs(), *declared_actions()], plugins=True)

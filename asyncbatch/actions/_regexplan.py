@@ -48,7 +48,7 @@ class Plan:
     """What the scan of one (pattern, flags) may use."""
 
     text_regex: re.Pattern[str]
-    """The pattern as the SPEC defines it (``re.MULTILINE`` added)."""
+    """The pattern as search_pattern defines it (``re.MULTILINE`` added)."""
     byte_regex: re.Pattern[bytes] | None
     """The same pattern over raw bytes, when that is exact (byte-safe)."""
     literals: tuple[bytes, ...]

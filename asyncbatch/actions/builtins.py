@@ -50,7 +50,7 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
     return await run_kernel(SEARCH, path, params)
 
 
-SPECS = (
+BUILTINS = (
     ActionSpec("count_lines", count_lines, NoParams, kernel=LINES),
     ActionSpec("count_words", count_words, NoParams, kernel=WORDS),
     ActionSpec("file_size", file_size, NoParams, kernel=SIZE),

@@ -46,29 +46,20 @@ def expand_jobs(
         }
         pattern = config_job.input
         if _GLOB_CHARS.search(pattern):
-            try:
-                matches = glob_files(
-                    pattern,
-                    base_dir,
-                    max_matches=limits.max_glob_matches,
-                    max_entries=limits.max_glob_entries,
-                )
-            except GlobTooBroad as exc:
-                problems.append(f"jobs[{index}].input: {exc}")
-                matches = []
-            if matches:
-                for match in matches:
-                    shown = printable(match)
-                    path = base_dir / match
-                    jobs.append(
-                        Job(
-                            name=f"{config_job.name}[{shown}]",
-                            input=shown,
-                            path=path,
-                            start_error=start_error or _outside(path, shown, root),
-                            **common,
-                        )
+            matches = _glob(pattern, base_dir, limits, f"jobs[{index}].input", problems)
+            for match in matches:
+                shown = printable(match)
+                path = base_dir / match
+                jobs.append(
+                    Job(
+                        name=f"{config_job.name}[{shown}]",
+                        input=shown,
+                        path=path,
+                        start_error=start_error or _outside(path, shown, root),
+                        **common,
                     )
+                )
+            if matches:
                 continue
             start_error = start_error or FileNotFoundError(errno.ENOENT, "no file matches", pattern)
         path = base_dir / pattern
@@ -82,6 +73,22 @@ def expand_jobs(
             )
         )
     return jobs
+
+
+def _glob(
+    pattern: str, base_dir: Path, limits: LoadLimits, where: str, problems: list[str]
+) -> list[str]:
+    """The glob's matches; one too broad to expand is a problem (and no match)."""
+    try:
+        return glob_files(
+            pattern,
+            base_dir,
+            max_matches=limits.max_glob_matches,
+            max_entries=limits.max_glob_entries,
+        )
+    except GlobTooBroad as exc:
+        problems.append(f"{where}: {exc}")
+        return []
 
 
 def _outside(path: Path, shown: str, root: str | None) -> OutsideRoot | None:

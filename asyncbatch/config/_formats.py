@@ -21,6 +21,7 @@ import yaml
 
 from asyncbatch.errors import ConfigError
 
+
 def read_config_text(path: Path, label: str, max_bytes: int) -> str:
     """The config file's text; an unreadable, oversized or non-UTF-8 file is a
     ConfigError."""

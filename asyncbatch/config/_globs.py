@@ -12,7 +12,7 @@ one), with three differences:
 - A pattern that looks at more than ``max_entries`` directory entries, or matches
   more than ``max_matches`` files, raises :class:`GlobTooBroad` (``/**`` over a
   whole file system ends in a second or two, not in an hour).
-- Only regular files are returned (the SPEC passes directories over), each once.
+- Only regular files are returned (directories are passed over), each once.
 
 Nothing is opened for reading: directories are listed, which is all ``--dry-run``
 may do.

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from asyncbatch.actions import default_registry
 from asyncbatch.config._bulk import Resolver, validate_jobs, without_gc
 from asyncbatch.config._expand import check_expanded_names, expand_jobs
 from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
@@ -25,14 +26,10 @@ from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLim
 from asyncbatch.config._problems import did_you_mean, locate_errors
 from asyncbatch.errors import ConfigError
 from asyncbatch.files._confine import real_root
-from asyncbatch.registry import (
-    ActionRegistry,
-    ActionSpec,
-    default_registry,
-    entry_point_references,
-)
+from asyncbatch.registry import ActionRegistry, ActionSpec, entry_point_references
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
+
 
 def find_config(directory: Path) -> Path | None:
     """The config ``run`` uses without an argument, as make finds its Makefile."""
@@ -121,37 +118,16 @@ def _build(
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
     problems: list[str] = []
     raw_jobs = raw.get("jobs")
-    try:
-        header = BatchFile.model_validate(
-            {**raw, "jobs": []} if isinstance(raw_jobs, list) else raw
-        )
-    except ValidationError as exc:
-        problems.extend(locate_errors(exc, "", BatchFile))
-        header = None
+    header = _validate_header(raw, problems)
     if not isinstance(raw_jobs, list):
         raise ConfigError(problems, source=label)
-
     warnings: list[str] = []
-    entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
-    invalid_names: set[str] = set()
-    resolver = Resolver(registry, base_dir)
-    confined = _Confined(root)
-    valid = validate_jobs(raw_jobs)  # one call; job by job only to locate problems
-    for index, raw_job in enumerate(raw_jobs):
-        where = f"jobs[{index}]"
-        try:
-            job = valid[index] if valid is not None else JobConfig.model_validate(raw_job)
-        except ValidationError as exc:
-            problems.extend(locate_errors(exc, where, JobConfig))
-            _check_invalid_job(raw_job, exc, where, resolver, registry, strict, problems, confined)
-            if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
-                invalid_names.add(raw_job["name"])
-            continue
-        spec, params = _resolve_action(
-            job, where, resolver, registry, strict, problems, warnings, confined
-        )
-        entries.append((index, job, spec, params))
-
+    entries, invalid_names = _validate_jobs(
+        raw_jobs,
+        _Context(Resolver(registry, base_dir), registry, strict, _Confined(root)),
+        problems,
+        warnings,
+    )
     problems.extend(_check_names(entries))
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
@@ -174,15 +150,56 @@ def _build(
     )
 
 
+def _validate_header(raw: dict[str, Any], problems: list[str]) -> BatchFile | None:
+    """The top level without its jobs, validated (problems appended)."""
+    raw_jobs = raw.get("jobs")
+    try:
+        return BatchFile.model_validate({**raw, "jobs": []} if isinstance(raw_jobs, list) else raw)
+    except ValidationError as exc:
+        problems.extend(locate_errors(exc, "", BatchFile))
+        return None
+
+
+def _validate_jobs(
+    raw_jobs: list[Any], context: _Context, problems: list[str], warnings: list[str]
+) -> tuple[list[tuple[int, JobConfig, ActionSpec | None, Any]], set[str]]:
+    """Every job validated with its action and params: the valid ones as
+    ``(index, job, spec, params)``, and the names of the invalid ones (they exist,
+    so depending on them is no further problem)."""
+    entries: list[tuple[int, JobConfig, ActionSpec | None, Any]] = []
+    invalid_names: set[str] = set()
+    valid = validate_jobs(raw_jobs)  # one call; job by job only to locate problems
+    for index, raw_job in enumerate(raw_jobs):
+        where = f"jobs[{index}]"
+        try:
+            job = valid[index] if valid is not None else JobConfig.model_validate(raw_job)
+        except ValidationError as exc:
+            problems.extend(locate_errors(exc, where, JobConfig))
+            _check_invalid_job(raw_job, exc, where, context, problems)
+            if isinstance(raw_job, dict) and isinstance(raw_job.get("name"), str):
+                invalid_names.add(raw_job["name"])
+            continue
+        spec, params = _resolve_action(job, where, context, problems, warnings)
+        entries.append((index, job, spec, params))
+    return entries, invalid_names
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Context:
+    """What resolving a job's action needs."""
+
+    resolver: Resolver
+    registry: ActionRegistry
+    strict: bool
+    confined: _Confined
+
+
 def _check_invalid_job(
     raw_job: Any,
     exc: ValidationError,
     where: str,
-    resolver: Resolver,
-    registry: ActionRegistry,
-    strict: bool,
+    context: _Context,
     problems: list[str],
-    confined: _Confined,
 ) -> None:
     """A job that failed validation still has its action and params checked when
     those two are sound, so that every problem is reported at once."""
@@ -195,21 +212,19 @@ def _check_invalid_job(
         input="",
         params=raw_job.get("params", {}),
     )
-    _resolve_action(partial, where, resolver, registry, strict, problems, [], confined)
+    _resolve_action(partial, where, context, problems, [])
 
 
 def _resolve_action(
     job: JobConfig,
     where: str,
-    resolver: Resolver,
-    registry: ActionRegistry,
-    strict: bool,
+    context: _Context,
     problems: list[str],
     warnings: list[str],
-    confined: _Confined,
 ) -> tuple[ActionSpec | None, Any]:
     """The job's action spec and validated params (problems and warnings appended)."""
-    if not confined.allows(job.action):
+    resolver = context.resolver
+    if not context.confined.allows(job.action):
         problems.append(
             f"{where}.action: {job.action!r} is refused with --root: a 'module:function' "
             "action is imported and runs unconfined; use a built-in or an installed plugin"
@@ -221,9 +236,9 @@ def _resolve_action(
         problems.append(f"{where}.action: cannot use {job.action!r}: {exc}")
         return None, None
     if spec is None:
-        known = [s.name for s in registry]
+        known = [s.name for s in context.registry]
         hint = did_you_mean(job.action, known)
-        if strict:
+        if context.strict:
             problems.append(f"{where}.action: unknown action {job.action!r}{hint}")
         else:
             warnings.append(
@@ -273,5 +288,3 @@ def _check_limits(
             if limit not in declared:
                 names = ", ".join(sorted(declared)) or "none"
                 yield f"jobs[{index}].limits[{k}]: unknown limit {limit!r} (declared: {names})"
-
-

@@ -82,7 +82,9 @@ async def run_batch(
         root=None if confined is None else real_root(confined),
         backoff=backoff or Backoff(),
     )
-    listeners = [each for each in (listener, _Callback(on_job_done) if on_job_done else None) if each]
+    listeners = [
+        each for each in (listener, _Callback(on_job_done) if on_job_done else None) if each
+    ]
     scheduler = Scheduler(config, settings, executor or LocalExecutor(), journal, listeners)
     started_at = now()
     await scheduler.run(limit, stop)

@@ -60,7 +60,8 @@ class Recorder(Protocol):
 class RunListener(Protocol):
     """What happens during a run, as it happens (progress displays); called in the
     event loop, so keep each call quick. Subclass and override what you need, or
-    write a class with the three methods."""
+    write a class with the three methods. A listener that raises is dropped for the
+    rest of the run; the run goes on."""
 
     def job_started(self, job: Job, attempt: int) -> None:
         """An attempt of ``job`` began running (``attempt`` counts from 1)."""
@@ -101,7 +102,7 @@ class Scheduler:
         self._settings = settings
         self._executor = executor
         self._journal = journal
-        self._listeners = listeners
+        self._listeners = list(listeners)
         total = len(self._jobs)
         self._results: list[JobResult | None] = [None] * total
         self._attempts = [0] * total
@@ -175,7 +176,7 @@ class Scheduler:
         """The first ready job that can run now, as an attempt holding its slots;
         jobs settled without running (reused, skipped, failed before starting) are
         recorded on the way."""
-        while (index := self._ready.take()) is not None:
+        while self.halt_reason is None and (index := self._ready.take()) is not None:
             if not self._settle(index):
                 return self._attempt(index)
             self._ready.release(index)
@@ -211,9 +212,9 @@ class Scheduler:
             self._finish(index, "skipped", error=describe_error(error))
             return True
         if error is not None:
-            self._first_start[index] = time.perf_counter()
-            self._attempts[index] += 1
-            self._fail_for_good(index, error)
+            attempt = self._attempt(index)
+            attempt.start()
+            attempt.fail(error)  # permanent: see attempt_ended
             return True
         if self._journal is not None and self._attempts[index] == 0:
             reused = self._journal.reusable(job)
@@ -247,8 +248,7 @@ class Scheduler:
         if self._first_start[index] is None:
             self._first_start[index] = at if at is not None else time.perf_counter()
         self._attempts[index] += 1
-        for listener in self._listeners:
-            listener.job_started(attempt.job, self._attempts[index])
+        self._tell("job_started", attempt.job, self._attempts[index])
 
     def attempt_ended(
         self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
@@ -261,12 +261,11 @@ class Scheduler:
             return
         job = self._jobs[index]
         retries = job.retries if job.retries is not None else self._settings.retries
-        if self._attempts[index] > retries:
+        if self._attempts[index] > retries or error is job.start_error:
             self._fail_for_good(index, error, ended=at)
             return
         delay = self._settings.backoff.delay(self._attempts[index])
-        for listener in self._listeners:
-            listener.job_retrying(job, self._describe(index, error), delay)
+        self._tell("job_retrying", job, self._describe(index, error), delay)
         assert self._group is not None
         self._group.start_soon(self._retry_later, index, delay)
 
@@ -365,8 +364,17 @@ class Scheduler:
         self._finished += 1
         if self._journal is not None:
             self._journal.record(outcome)
-        for listener in self._listeners:
-            listener.job_done(outcome)
+        self._tell("job_done", outcome)
+
+    def _tell(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every listener. One that raises (a ``-v`` line on a
+        closed pipe, say) is dropped for the rest of the run: the run's bookkeeping
+        must never stop half-way because of it."""
+        for listener in list(self._listeners):
+            try:
+                getattr(listener, event)(*args)
+            except Exception:  # noqa: BLE001 - a listener's failure is not the run's
+                self._listeners.remove(listener)
 
     def _cancel_unfinished(self) -> None:
         """After a halt: every job without a result (running, waiting for a retry,

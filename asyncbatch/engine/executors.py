@@ -149,27 +149,33 @@ class LocalExecutor:
     async def _run_small_files(self, attempts: list[Attempt]) -> None:
         """Run ``attempts`` in one thread hop; a file too big for it is streamed
         after (the attempts behind it go back to the queue for other slots)."""
-        from asyncbatch.files.batch import SmallFiles, SmallJob
+        from asyncbatch.files.batch import Done, SmallFiles, SmallJob
 
         jobs = [
             SmallJob(_kernel(a), str(a.job.path), plain_params(a.job.params), a.timeout)
             for a in attempts
         ]
+
+        def done(finished: Done) -> None:
+            attempt = attempts[finished.position]
+            attempt.start(finished.started)
+            if finished.error is None:
+                attempt.succeed(finished.result, finished.ended)
+            else:
+                attempt.fail(finished.error, finished.ended)
+
         first = attempts[0]
         batch = SmallFiles(
-            jobs, self.tuning, first.root, stop_on_error=first.failure_may_halt,
-            on_running=lambda position, at: attempts[position].start(at),
+            jobs,
+            self.tuning,
+            first.root,
+            stop_on_error=first.failure_may_halt,
+            on_started=lambda position, at: attempts[position].start(at),
+            on_done=done,
         )
         try:
             await batch.run()
         finally:
-            for done in batch.done:
-                ended = attempts[done.position]
-                ended.start(done.started)
-                if done.error is None:
-                    ended.succeed(done.result, done.ended)
-                else:
-                    ended.fail(done.error, done.ended)
             if batch.timed_out is not None:
                 position, started = batch.timed_out
                 late = attempts[position]
@@ -205,7 +211,8 @@ class LocalExecutor:
 
 def _kernel(attempt: Attempt) -> Kernel:
     spec = attempt.job.spec
-    assert spec is not None and spec.kernel is not None
+    assert spec is not None
+    assert spec.kernel is not None
     return spec.kernel
 
 

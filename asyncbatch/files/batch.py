@@ -20,7 +20,6 @@ from asyncbatch.files._scan import scan_small_file
 from asyncbatch.files._threads import start_blocking, wait_done
 from asyncbatch.registry import Kernel, Tuning
 
-
 REPORT_AFTER = 1.0
 """Seconds between looks at a batch's running job (and after which it is reported)."""
 
@@ -60,16 +59,18 @@ class _Shared:
 
 
 class SmallFiles:
-    """Run ``jobs`` in one daemon thread. After :meth:`run` (even a cancelled one):
+    """Run ``jobs`` in one daemon thread, telling the caller, in the event loop and in
+    order, when each job started (``on_started(position, at)``) and how it ended
+    (``on_done(done)``): at the end, and whenever the caller wakes to watch a
+    deadline or, every :data:`REPORT_AFTER` seconds, to show a slow job as running.
+    After :meth:`run` (even a cancelled one, which reports the job it was on as
+    started):
 
-    - ``done``: the jobs finished, in order (a result or an exception each);
     - ``timed_out``: ``(position, started)`` of a job stopped at its deadline;
     - ``large``: ``(position, size)`` of a file too big to read whole (not started);
     - ``not_started``: positions never started.
 
     With ``stop_on_error``, the thread starts nothing after the first job that fails.
-    A job still running after :data:`REPORT_AFTER` seconds is passed to
-    ``on_running(position, started)``, so that a slow one shows as running.
     """
 
     def __init__(
@@ -79,19 +80,18 @@ class SmallFiles:
         root: str | None,
         *,
         stop_on_error: bool,
-        on_running: Callable[[int, float], None] | None = None,
+        on_started: Callable[[int, float], None],
+        on_done: Callable[[Done], None],
     ) -> None:
         self._jobs = jobs
-        self._on_running = on_running
         self._tuning = tuning
         self._root = root
         self._stop_on_error = stop_on_error
+        self._on_started = on_started
+        self._on_done = on_done
         self._shared = _Shared()
+        self._delivered = 0
         self.timed_out: tuple[int, float] | None = None
-
-    @property
-    def done(self) -> list[Done]:
-        return self._shared.done
 
     @property
     def large(self) -> tuple[int, int] | None:
@@ -107,21 +107,35 @@ class SmallFiles:
         future = start_blocking(self._work)
         try:
             while not await wait_done(future, self._wait_for()):
-                with shared.lock:
-                    running, started = shared.running, shared.started
-                    if running is None:
-                        continue
-                    timeout = self._jobs[running].timeout
-                    if timeout is not None and time.perf_counter() - started >= timeout:
+                running, started = self._deliver()
+                if running is None:
+                    continue
+                timeout = self._jobs[running].timeout
+                if timeout is not None and time.perf_counter() - started >= timeout:
+                    with shared.lock:
                         shared.abandoned = True
-                        self.timed_out = (running, started)
-                        return
-                if self._on_running is not None:
-                    self._on_running(running, started)
+                    self.timed_out = (running, started)
+                    return
+                self._on_started(running, started)
             future.result()  # the thread's own bugs surface here
         finally:
             with shared.lock:
                 shared.abandoned = True
+            running, started = self._deliver()
+            if running is not None and self.timed_out is None:
+                self._on_started(running, started)  # cancelled while on it: it did start
+
+    def _deliver(self) -> tuple[int | None, float]:
+        """Tell the caller about the jobs finished since last time, in order; return
+        the running job (None between jobs) and when it started."""
+        shared = self._shared
+        with shared.lock:
+            finished = shared.done[self._delivered :]
+            self._delivered = len(shared.done)
+            running, started = shared.running, shared.started
+        for done in finished:
+            self._on_done(done)
+        return running, started
 
     def _wait_for(self) -> float:
         """Seconds until the earliest moment a job can reach its deadline: the

@@ -15,6 +15,7 @@ report at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from asyncbatch.config import Job
-from asyncbatch.files._confine import stat_confined
 from asyncbatch.errors import OutputError, OutsideRoot
+from asyncbatch.files._confine import stat_confined
 from asyncbatch.output.report import JobResult, write_atomically
 
 FSYNC_INTERVAL = 1.0
@@ -168,13 +169,17 @@ class Journal:
         """Sync and close; after a resumed run, compact the journal to this run's
         lines so it does not grow with every incremental run. Earlier successes of
         jobs this run never looked at (cut off by a halt, left out by ``--only``)
-        are kept: they may still be reused."""
-        if self._file is None:
-            return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+        are kept: they may still be reused. Raises ``OSError`` when the disk or
+        the folder fails it (the lines written before stay on disk)."""
+        file, self._file = self._file, None
+        if file is None:
+            return  # closed already (a second call is a no-op, even after a failure)
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        finally:
+            with contextlib.suppress(OSError):  # the descriptor is released either way
+                file.close()
         if self._resume:
             unseen = [e for name, e in self._previous.items() if name not in self._fingerprints]
             entries = [*unseen, *self._entries]

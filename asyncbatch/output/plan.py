@@ -12,7 +12,7 @@ from asyncbatch.errors import describe_error
 
 
 def dry_run_plan(config: BatchConfig) -> dict[str, Any]:
-    """SPEC 8: ``{"valid", "total_jobs", "jobs": [{name, action, input, depends_on,
+    """The plan: ``{"valid", "total_jobs", "jobs": [{name, action, input, depends_on,
     warnings}]}``. When the config declares named limits, the plan shows them at
     the top (``"limits"``) and on each job that needs some."""
     plan: dict[str, Any] = {"valid": True, "total_jobs": len(config.jobs)}

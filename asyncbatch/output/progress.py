@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from asyncbatch.output.terminal import job_line, write_line
+from asyncbatch.output.terminal import job_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -126,9 +126,10 @@ class ProgressState:
 
 class ProgressListener:
     """The run's events (an ``asyncbatch.engine.RunListener``) as counts on a
-    :class:`ProgressState` and, with ``lines``, a ``-v`` line per finished job."""
+    :class:`ProgressState` and, with ``lines``, a ``-v`` line per finished job
+    (``lines`` prints one line for people)."""
 
-    def __init__(self, state: ProgressState | None, lines: TextIO | None) -> None:
+    def __init__(self, state: ProgressState | None, lines: Callable[[str], None] | None) -> None:
         self._state = state
         self._lines = lines
 
@@ -144,7 +145,7 @@ class ProgressListener:
         if self._state is not None:
             self._state.job_done(result)
         if self._lines is not None:
-            write_line(self._lines, job_line(result))
+            self._lines(job_line(result))
 
 
 class _Named(Protocol):
@@ -242,5 +243,3 @@ class _ProgressLine:
         cells.append(text)
         grid.add_row(*cells)
         yield grid
-
-

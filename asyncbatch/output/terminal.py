@@ -37,7 +37,6 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-
 def write_line(stream: TextIO, message: str) -> None:
     """One line for people on ``stream``, control characters shown as escapes."""
     stream.write(sanitize(message) + "\n")
