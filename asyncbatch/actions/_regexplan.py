@@ -100,7 +100,15 @@ def required_literals(pattern: str, flags: int = 0) -> tuple[bytes, ...]:
 
 
 def _usable(text: str) -> bool:
-    return bool(text) and "\n" not in text and "\ufffd" not in text
+    """A literal the prefilter can look for in raw bytes: not empty, no newline, no
+    U+FFFD, and encodable (a lone surrogate is valid in a pattern, never in text)."""
+    if not text or "\n" in text or "\ufffd" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _byte_safe(items: Any) -> bool:
