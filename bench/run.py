@@ -8,9 +8,13 @@ then the performance targets, each met or not. Everything is also saved as JSON.
 Shared machines are noisy: read ratios, not absolute times.
 
     python bench/run.py [--quick] [--repeat 5] [--json bench/results.json] [--hyperfine]
+                        [--against OTHER_PYTHON]
 
 ``--quick`` shrinks every corpus (a smoke run in well under a minute). GNU parallel
 and hyperfine are used when installed (``apt-get install -y parallel hyperfine``).
+``--against`` adds, beside each asyncbatch row, the same command run by another
+interpreter's asyncbatch (an older checkout's virtualenv, say), measured in the same
+rounds on the same files: before/after comparisons free of the machine's drift.
 """
 
 from __future__ import annotations
@@ -193,6 +197,21 @@ def run_case_with_hyperfine(case: Case, repeat: int, folder: Path) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     for result in json.loads(export.read_text())["results"]:
         case.times[result["command"]] = result["times"]
+
+
+def add_rows_against(cases: list[Case], python: str) -> None:
+    """Beside each asyncbatch row, the same command with ``python``'s asyncbatch."""
+    for case in cases:
+        extra = [
+            Command(
+                f"{command.label} [against]",
+                command.shell.replace(ASYNCBATCH, f"{python} -m asyncbatch", 1),
+                command.rss,
+            )
+            for command in case.commands
+            if command.shell.startswith(ASYNCBATCH)
+        ]
+        case.commands.extend(extra)
 
 
 def median(case: Case, label: str) -> float:
@@ -431,6 +450,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None, help="rounds (5; --quick: 1)")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--hyperfine", action="store_true", help="time with hyperfine")
+    parser.add_argument(
+        "--against", help="another Python whose asyncbatch runs beside ours, row by row"
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 5)
@@ -442,6 +464,8 @@ def main() -> None:
         args.hyperfine = False
     with tempfile.TemporaryDirectory(prefix="asyncbatch-bench-") as temp:
         cases = build_cases(Path(temp), sizes, have_parallel)
+        if args.against:
+            add_rows_against(cases, args.against)
         for case in cases:
             print(f"running: {case.title}", file=sys.stderr)
             if args.hyperfine and case.key != "huge":

@@ -1,4 +1,4 @@
-"""asyncbatch.globs: the same matches as the standard library's glob on ordinary
+"""asyncbatch.config._globs: the same matches as the standard library's glob on ordinary
 trees, and bounded where glob is not (symbolic link loops, whole file systems)."""
 
 from __future__ import annotations
@@ -13,8 +13,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncbatch import globs
+from asyncbatch.config import LoadLimits
 from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
+
+DEFAULTS = LoadLimits()
+
+
+def files(pattern: str, base: Path) -> list[str]:
+    """``glob_files`` with the default limits of a config load."""
+    return glob_files(
+        pattern,
+        base,
+        max_matches=DEFAULTS.max_glob_matches,
+        max_entries=DEFAULTS.max_glob_entries,
+    )
+
 
 NAMES = ["a", "b", ".h", "a.log", "b.txt", ".x.log", "sub"]
 """Few names, so that random trees and random patterns meet."""
@@ -52,6 +65,7 @@ def patterns(draw: st.DrawFn) -> str:
     return "/".join(parts) + draw(st.sampled_from(["", "", "/"]))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     tree=st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4).map(tuple), max_size=12),
@@ -64,7 +78,7 @@ def test_matches_what_the_standard_glob_matches_on_trees_without_links(
     base.mkdir()
     build(base, tree)
     expected = stdlib_files(pattern, base)
-    assert glob_files(pattern, base) == expected
+    assert files(pattern, base) == expected
 
 
 def test_double_star_never_enters_a_link_to_a_directory(tmp_path: Path) -> None:
@@ -75,9 +89,9 @@ def test_double_star_never_enters_a_link_to_a_directory(tmp_path: Path) -> None:
     (folder / "a").symlink_to(".")
     (folder / "b").symlink_to(".")
     started = time.monotonic()
-    assert glob_files("**/*.none", tmp_path) == []
-    assert glob_files("**/*.txt", tmp_path) == ["d/f.txt"]
-    assert glob_files("**", tmp_path) == ["d/f.txt"]
+    assert files("**/*.none", tmp_path) == []
+    assert files("**/*.txt", tmp_path) == ["d/f.txt"]
+    assert files("**", tmp_path) == ["d/f.txt"]
     assert time.monotonic() - started < 5
 
 
@@ -87,9 +101,9 @@ def test_a_link_named_in_the_pattern_or_matched_by_a_star_is_followed(tmp_path: 
     (real / "x.log").write_text("x\n", encoding="utf-8")
     (tmp_path / "link").symlink_to(real)
     (tmp_path / "file-link.log").symlink_to(real / "x.log")
-    assert glob_files("link/*.log", tmp_path) == ["link/x.log"]
-    assert glob_files("*/x.log", tmp_path) == ["link/x.log", "real/x.log"]
-    assert glob_files("**/*.log", tmp_path) == ["file-link.log", "real/x.log"]
+    assert files("link/*.log", tmp_path) == ["link/x.log"]
+    assert files("*/x.log", tmp_path) == ["link/x.log", "real/x.log"]
+    assert files("**/*.log", tmp_path) == ["file-link.log", "real/x.log"]
 
 
 def test_links_that_lead_nowhere_are_passed_over(tmp_path: Path) -> None:
@@ -97,39 +111,34 @@ def test_links_that_lead_nowhere_are_passed_over(tmp_path: Path) -> None:
     (tmp_path / "loop-b.txt").symlink_to("loop-a.txt")
     (tmp_path / "dangling.txt").symlink_to("missing.txt")
     (tmp_path / "ok.txt").write_text("x\n", encoding="utf-8")
-    assert glob_files("*.txt", tmp_path) == ["ok.txt"]
+    assert files("*.txt", tmp_path) == ["ok.txt"]
 
 
-def test_a_glob_looking_at_too_many_entries_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(globs, "MAX_SCANNED", 50)
+def test_a_glob_looking_at_too_many_entries_is_refused(tmp_path: Path) -> None:
     for i in range(60):
         (tmp_path / f"f{i}.dat").write_text("", encoding="utf-8")
     with pytest.raises(GlobTooBroad, match=r"looks at more than 50 directory entries; narrow it"):
-        glob_files("**/*.none", tmp_path)
+        glob_files("**/*.none", tmp_path, max_matches=1000, max_entries=50)
+    assert glob_files("**/*.none", tmp_path, max_matches=1000, max_entries=1000) == []
 
 
-def test_a_glob_matching_too_many_files_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(globs, "MAX_MATCHES", 10)
+def test_a_glob_matching_too_many_files_is_refused(tmp_path: Path) -> None:
     for i in range(11):
         (tmp_path / f"f{i}.dat").write_text("", encoding="utf-8")
     with pytest.raises(GlobTooBroad, match=r"'\*\.dat' matches more than 10 files; narrow it"):
-        glob_files("*.dat", tmp_path)
+        glob_files("*.dat", tmp_path, max_matches=10, max_entries=1000)
     (tmp_path / "f10.dat").unlink()
-    assert len(glob_files("*.dat", tmp_path)) == 10
+    assert len(glob_files("*.dat", tmp_path, max_matches=10, max_entries=1000)) == 10
 
 
 def test_an_absolute_pattern_gives_absolute_paths(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x\n", encoding="utf-8")
-    assert glob_files(f"{tmp_path}/*.txt", Path("/nonexistent")) == [f"{tmp_path}/a.txt"]
+    assert files(f"{tmp_path}/*.txt", Path("/nonexistent")) == [f"{tmp_path}/a.txt"]
 
 
 def test_a_pattern_ending_in_a_slash_matches_no_file(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
-    assert glob_files("*/", tmp_path) == []
+    assert files("*/", tmp_path) == []
 
 
 def test_printable_shows_undecodable_bytes_as_escapes_and_leaves_the_rest() -> None:

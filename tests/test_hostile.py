@@ -5,12 +5,17 @@ bombs, numbers too long to read, ``/**``). Whatever the config, asyncbatch exits
 (and its journal and lock), and never writes through a link it did not create.
 
 Hypothesis runs derandomized (the same examples on every run, so CI is stable),
-with modest example counts: the whole file runs in a few seconds."""
+with modest example counts; the generated configs go through the command with its
+default load limits (it has no other), so a ``/**`` among them walks the real file
+system up to those limits: the property tests are marked slow. The load limits
+themselves (:class:`LoadLimits`) are tested small, through ``load_config``."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -23,18 +28,21 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner, Result
+from support import invoke
+from typer.testing import Result
 
-from asyncbatch import cli, formats, globs
-from asyncbatch.cli import app
+from asyncbatch import cli
+from asyncbatch.config import ConfigError, LoadLimits, load_config
 
 FUZZ = settings(
     max_examples=120,
     deadline=None,
     derandomize=True,
-    # monkeypatch lowers the glob limits once for every example; files are made per example
+    # tmp_path is made once for every example; each example makes its own folder in it
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+SMALL_GLOBS = LoadLimits(max_glob_entries=3000, max_glob_matches=300)
+"""``/**`` and ``../**`` hit these limits in milliseconds instead of seconds."""
 BUILTINS = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]
 REPORT = "out/report.json"
 RUN_FILES = {REPORT, f"{REPORT}.journal", f"{REPORT}.lock"}
@@ -284,13 +292,6 @@ def nearly_valid(draw: st.DrawFn, *, real: bool) -> dict[str, Any]:
 # --- running it and checking what it did -------------------------------------------------
 
 
-@pytest.fixture
-def small_glob_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``/**`` and ``../**`` hit the limits in milliseconds instead of seconds."""
-    monkeypatch.setattr(globs, "MAX_SCANNED", 3000)
-    monkeypatch.setattr(globs, "MAX_MATCHES", 300)
-
-
 MakeFolder = Callable[[], Path]
 
 
@@ -319,10 +320,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
             if not stat.S_ISDIR(info.st_mode):
                 found[str(path.relative_to(folder))] = (info.st_size, info.st_mtime_ns)
     return found
-
-
-def invoke(args: Sequence[str], *, stdin: str | bytes | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=stdin)
 
 
 def check_outcome(result: Result, *, dry_run: bool) -> None:
@@ -380,7 +377,7 @@ def check_files(folder: Path, before: dict[str, tuple[int, int]], *, wrote_repor
 # --- generated configs -------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("small_glob_limits")
+@pytest.mark.slow
 @FUZZ
 @given(config=configs(real=False), with_output=st.booleans())
 def test_a_dry_run_of_any_json_config_exits_0_or_2_cleanly_and_writes_nothing(
@@ -397,7 +394,7 @@ def test_a_dry_run_of_any_json_config_exits_0_or_2_cleanly_and_writes_nothing(
     check_files(folder, before, wrote_report=False)
 
 
-@pytest.mark.usefixtures("small_glob_limits")
+@pytest.mark.slow
 @FUZZ
 @given(config=configs(real=True))
 def test_a_run_of_any_json_config_exits_0_1_or_2_and_writes_only_its_report(
@@ -413,6 +410,7 @@ def test_a_run_of_any_json_config_exits_0_1_or_2_and_writes_only_its_report(
     check_files(folder, before, wrote_report=result.exit_code in (0, 1))
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=150)
 @given(
     data=st.one_of(
@@ -458,6 +456,7 @@ def yaml_with_aliases(draw: st.DrawFn) -> str:
     return "defs:\n" + "\n".join(lines) + "\njobs:\n" + job % draw(st.sampled_from(anchors))
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=100)
 @given(document=yaml_with_aliases())
 def test_yaml_anchors_and_aliases_never_exhaust_memory(inputs: MakeFolder, document: str) -> None:
@@ -581,26 +580,69 @@ def test_deep_nesting_is_a_config_error(tmp_path: Path, suffix: str, text: str) 
     assert result.exit_code == 2
 
 
-def test_a_config_that_never_ends_is_refused_at_the_size_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(formats, "MAX_CONFIG_BYTES", 1 << 20)
+def test_a_config_that_never_ends_is_refused_at_the_default_size_limit() -> None:
+    """64 MiB of ``/dev/zero`` are read (a few tens of milliseconds), not more."""
     result = invoke(["run", "/dev/zero"])
     check_outcome(result, dry_run=False)
     assert result.exit_code == 2
-    assert "/dev/zero: larger than 1 MiB" in result.stderr
+    assert "error: /dev/zero: larger than 64 MiB; split it into several configs" in result.stderr
 
 
-def test_a_config_on_stdin_is_held_to_the_same_size_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(formats, "MAX_CONFIG_BYTES", 1 << 20)
-    result = invoke(["run", "-"], stdin='{"jobs": [' + " " * (2 << 20) + "]}")
+@pytest.mark.slow
+def test_a_config_on_stdin_is_held_to_the_same_default_size_limit() -> None:
+    result = invoke(["run", "-"], stdin='{"jobs": [' + " " * (64 << 20) + "]}")
     check_outcome(result, dry_run=False)
     assert result.exit_code == 2
-    assert "-: larger than 1 MiB" in result.stderr
+    assert "error: -: larger than 64 MiB; split it into several configs" in result.stderr
 
 
+def _config_of_size(size: int) -> str:
+    """A valid JSON config of exactly ``size`` characters (ASCII: as many bytes)."""
+    text = '{"jobs": []}'
+    return text[:-1] + " " * (size - len(text)) + "}"
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_load_limits_bound_the_config_size_to_the_byte(tmp_path: Path, source: str) -> None:
+    """A config of exactly ``max_config_bytes`` loads; one byte more is refused,
+    from a file and from stdin alike."""
+    limits = LoadLimits(max_config_bytes=1 << 20)
+
+    def load(text: str) -> None:
+        if source == "file":
+            path = tmp_path / "c.json"
+            path.write_text(text, encoding="utf-8")
+            load_config(path, limits=limits)
+        else:
+            load_config("-", stdin=io.StringIO(text), limits=limits)
+
+    load(_config_of_size(1 << 20))
+    with pytest.raises(ConfigError) as refused:
+        load(_config_of_size((1 << 20) + 1))
+    assert refused.value.problems == ["larger than 1 MiB; split it into several configs"]
+
+
+def test_a_size_limit_under_a_mebibyte_is_stated_truly() -> None:
+    """``LoadLimits(max_config_bytes=1000)``: the message must not round the limit
+    down to "0 MiB" (it may say it in bytes or KiB, as long as it is the limit)."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(
+            "-",
+            stdin=io.StringIO(_config_of_size(1001)),
+            limits=LoadLimits(max_config_bytes=1000),
+        )
+    (problem,) = refused.value.problems
+    stated = re.fullmatch(
+        r"larger than ([0-9][0-9.,]*) (bytes|KB|KiB|MB|MiB); split it into several configs",
+        problem,
+    )
+    assert stated is not None, problem
+    units = {"bytes": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 1 << 20}
+    value = float(stated.group(1).replace(",", "")) * units[stated.group(2)]
+    assert abs(value - 1000) <= 10, problem
+
+
+@pytest.mark.slow
 def test_a_config_on_stdin_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     """In a real process, with a UTF-8 locale (strict decoding of stdin)."""
     import subprocess
@@ -649,6 +691,7 @@ def test_a_nul_byte_in_an_input_is_a_config_error(tmp_path: Path) -> None:
 # --- globs over everything ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_glob_over_the_whole_file_system_ends_quickly_with_the_default_limits(
     tmp_path: Path,
 ) -> None:
@@ -664,26 +707,42 @@ def test_a_glob_over_the_whole_file_system_ends_quickly_with_the_default_limits(
     check_outcome(result, dry_run=True)
     assert time.monotonic() - started < 30
     if result.exit_code == 2:
-        assert "jobs[0].input: the glob '/**' " in result.stderr
+        assert f"error: {config}: jobs[0].input: the glob '/**' " in result.stderr
         assert "; narrow it" in result.stderr
+        assert json.loads(result.stdout)["errors"][0].startswith("jobs[0].input: the glob '/**' ")
 
 
-@pytest.mark.usefixtures("small_glob_limits")
 @pytest.mark.parametrize("pattern", ["/**", "../**", "/**/*.nothing", "**/" * 30 + "*"])
-def test_a_glob_past_the_limits_is_a_located_config_error(tmp_path: Path, pattern: str) -> None:
+def test_a_glob_past_the_load_limits_is_a_located_config_error(
+    tmp_path: Path, pattern: str
+) -> None:
+    """330 files below the config's folder (``../**`` sees them all, and nothing
+    else): more than any glob of the config may match."""
+    folder = tmp_path / "configs"
     for i in range(30):
-        (tmp_path / f"d{i}").mkdir()
-        (tmp_path / f"d{i}" / "f.txt").write_text("x\n", encoding="utf-8")
-    config = tmp_path / "c.json"
+        (folder / f"d{i}").mkdir(parents=True)
+        for j in range(11):
+            (folder / f"d{i}" / f"f{j}.txt").write_text("x\n", encoding="utf-8")
+    config = folder / "c.json"
     config.write_text(
-        json.dumps({"jobs": [{"name": "g", "action": "file_size", "input": pattern}]}),
+        json.dumps(
+            {
+                "jobs": [
+                    {"name": "ok", "action": "file_size", "input": "d1/*.txt"},
+                    {"name": "g", "action": "file_size", "input": pattern},
+                ]
+            }
+        ),
         encoding="utf-8",
     )
-    result = invoke(["run", str(config), "--dry-run"])
-    check_outcome(result, dry_run=True)
-    assert result.exit_code == 2
-    assert f"jobs[0].input: the glob {pattern!r} " in result.stderr
-    assert json.loads(result.stdout)["errors"][0].startswith("jobs[0].input: the glob")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, limits=SMALL_GLOBS)
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"jobs[1].input: the glob {pattern!r} ")
+    assert problem.endswith("; narrow it")
+    assert re.search(
+        r"(matches more than 300 files|looks at more than 3000 directory entries)", problem
+    )
 
 
 def test_a_glob_through_a_link_loop_ends(tmp_path: Path) -> None:
@@ -717,6 +776,7 @@ def test_a_glob_through_a_link_loop_ends(tmp_path: Path) -> None:
 # --- many jobs, many problems ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ten_thousand_bad_jobs_print_fifty_problems_and_count_the_rest(tmp_path: Path) -> None:
     jobs = [
         {"name": f"j{i}", "action": "file_size", "input": "a.txt", "depends_on": [f"x{i}"]}

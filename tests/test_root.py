@@ -6,34 +6,37 @@ links between them. Confinement is checked at two levels: up front at config loa
 (the job fails with ``OutsideRoot`` without opening anything; ``--dry-run`` warns),
 and on the descriptor each built-in actually opens, which is what a file swapped
 for a link after the first check meets. The second level is tested by running a
-config loaded without a root under ``run_batch(root=...)`` and by calling the open
-helpers directly on links that point out.
+config loaded without a root under ``run_batch(root=...)`` on every route of the
+local executor (a batch of small files, a streamed file, a worker process), by a
+kernel that swaps its own input for a link out between the stat and the open, and by
+calling the drivers and open helpers directly on links that point out.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import subprocess
-import sys
-import threading
-from contextlib import aclosing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from typer.testing import CliRunner, Result
+from support import invoke, run, run_module
+from typer.testing import Result
 
-from asyncbatch import confine, kernels, linescan
-from asyncbatch.actions import _io, fastpath
-from asyncbatch.actions._params import ChecksumParams
-from asyncbatch.cli import app
+from asyncbatch.actions import builtin_specs
 from asyncbatch.config import load_config
+from asyncbatch.engine import LocalExecutor
 from asyncbatch.errors import OutsideRoot
-from asyncbatch.engine import run_batch
+from asyncbatch.files import _confine as confine
+from asyncbatch.files._scan import open_regular, scan_file, scan_small_file, stat_regular
+from asyncbatch.files.batch import Done, SmallFiles, SmallJob
+from asyncbatch.files.stream import scan_in_process, stream_file
+from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
+
+pytestmark = pytest.mark.anyio
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "count_lines": {},
@@ -62,15 +65,8 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def invoke(args: list[str]) -> Result:
-    result = CliRunner().invoke(app, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"the CLI raised {result.exception!r}") from result.exception
-    assert "Traceback" not in result.stderr
-    return result
-
-
 def write_config(tmp_path: Path, jobs: list[dict[str, Any]], name: str = "batch.json") -> Path:
+    """The jobs as a config inside ``root/``."""
     path = tmp_path / "root" / name
     path.write_text(json.dumps({"jobs": jobs}))
     return path
@@ -234,52 +230,72 @@ def test_module_function_actions_are_config_errors_with_root_and_run_without(
     assert allowed.exit_code == 0, allowed.stderr
 
 
+@pytest.mark.slow
 def test_a_module_function_declared_by_an_installed_plugin_is_allowed_with_root(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
+    tree: Path,
 ) -> None:
-    from asyncbatch import config as config_module
-
-    monkeypatch.setattr(
-        config_module,
-        "entry_point_references",
-        lambda: frozenset({"asyncbatch.actions.text:count_lines"}),
+    """An installed distribution (a ``*.dist-info`` folder on the path, as pip
+    leaves one) declares ``count_lines`` as an entry point: that reference may be
+    used under ``--root``, and runs; another reference of the same module may not.
+    In a fresh process: entry points are read once per process."""
+    site = tree / "site"
+    dist_info = site / "abtest_rootplugin-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: abtest-rootplugin\nVersion: 1.0\n"
     )
-    config = write_config(
-        tree,
-        [
-            {
-                "name": "plugin",
-                "action": "asyncbatch.actions.text:count_lines",
-                "input": "inside.txt",
-            },
-            {
-                "name": "other",
-                "action": "asyncbatch.actions.text:count_words",
-                "input": "inside.txt",
-            },
-        ],
+    (dist_info / "entry_points.txt").write_text(
+        "[asyncbatch.actions]\nlines = asyncbatch.actions.builtins:count_lines\n"
     )
-    result = invoke(["run", str(config), "--root", str(tree / "root")])
-    assert result.exit_code == 2
-    assert "jobs[0].action" not in result.stderr
-    assert "jobs[1].action: 'asyncbatch.actions.text:count_words' is refused" in result.stderr
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    declared = {
+        "name": "plugin",
+        "action": "asyncbatch.actions.builtins:count_lines",
+        "input": "inside.txt",
+    }
+    undeclared = {**declared, "name": "other", "action": "asyncbatch.actions.builtins:count_words"}
+    config = write_config(tree, [declared, undeclared])
+    refused = run_module(["run", str(config), "--root", "root"], cwd=tree, env=env)
+    assert refused.returncode == 2
+    assert "jobs[0].action" not in refused.stderr
+    assert "jobs[1].action: 'asyncbatch.actions.builtins:count_words' is refused" in refused.stderr
+    config = write_config(tree, [declared])
+    report = tree / "report.json"
+    allowed = run_module(
+        ["run", str(config), "--root", "root", "-o", str(report)], cwd=tree, env=env
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert [entry["result"] for entry in json.loads(report.read_text())["jobs"]] == [{"lines": 2}]
 
 
-# --- every built-in, fast path and plain path --------------------------------------------
+# --- every built-in, on every route ---------------------------------------------------------
+
+ROUTES: dict[str, tuple[Tuning, int]] = {
+    # Every file of these tests is small: one thread hop reads a whole batch.
+    "batch": (Tuning(), 2),
+    # Every non-empty file is big; one core: nothing goes to a worker process.
+    "streamed": (Tuning(chunk_bytes=4096, small_file_bytes=0), 1),
+    # Every non-empty file is big and worth a worker process for the counts
+    # (search_pattern always runs in one; checksum and file_size never do).
+    "worker": (Tuning(chunk_bytes=4096, small_file_bytes=0, process_min_bytes=1), 2),
+}
 
 
-@pytest.fixture(params=["fast", "plain"])
-def path_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The built-ins' fast paths, or the plain aiofiles path (fast paths off)."""
-    monkeypatch.setattr(fastpath, "ENABLED", request.param == "fast")
-    kind: str = request.param
-    return kind
+@pytest.fixture(params=list(ROUTES))
+def route(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def executor(route: str) -> LocalExecutor:
+    """The local executor, with thresholds that put every file on ``route``."""
+    tuning, cpus = ROUTES[route]
+    return LocalExecutor(tuning, cpus=cpus)
 
 
 @pytest.mark.parametrize("action", list(BUILTINS))
-def test_every_builtin_refuses_an_outside_input_through_the_cli(
-    tree: Path, action: str, path_kind: str
-) -> None:
+def test_every_builtin_refuses_an_outside_input_through_the_cli(tree: Path, action: str) -> None:
     result, jobs = run_report(
         tree,
         [
@@ -294,78 +310,115 @@ def test_every_builtin_refuses_an_outside_input_through_the_cli(
     assert jobs["in"]["status"] == "succeeded"
 
 
-def test_the_plain_path_refuses_in_a_fresh_process_with_fastpath_off(tree: Path) -> None:
-    """``ASYNCBATCH_FASTPATH=0`` as a user sets it, in a real subprocess."""
+@pytest.mark.slow
+def test_every_builtin_refuses_in_a_fresh_process_with_a_relative_root(tree: Path) -> None:
+    """``--root root`` as a user types it, relative to the current directory."""
     config = write_config(tree, [job(name, "link_out", name) for name in BUILTINS])
     report = tree / "report.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncbatch",
-            "run",
-            str(config),
-            "--root",
-            "root",
-            "-o",
-            str(report),
-        ],
-        cwd=tree,
-        env={**os.environ, "ASYNCBATCH_FASTPATH": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_module(["run", str(config), "--root", "root", "-o", str(report)], cwd=tree)
     assert completed.returncode == 1, completed.stderr
-    assert "Traceback" not in completed.stderr
-    jobs = json.loads(report.read_text())["jobs"]
-    assert {entry["error"]["type"] for entry in jobs} == {"OutsideRoot"}
+    for entry in json.loads(report.read_text())["jobs"]:
+        assert_outside(entry, "link_out", tree)
 
 
-def _run_with_root_at_open_time(tree: Path, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+async def _run_with_root_at_open_time(
+    tree: Path, jobs: list[dict[str, Any]], executor: LocalExecutor
+) -> dict[str, Any]:
     """Load without a root (no up-front check), then run under one: only the
     checks on the opened descriptors stand between the jobs and the secret."""
     config = load_config(write_config(tree, jobs))
     assert all(entry.start_error is None for entry in config.jobs)
-    report = anyio.run(functools.partial(run_batch, config, root=tree / "root"), backend="asyncio")
+    report = await run(config, root=tree / "root", executor=executor)
     return {entry.name: entry.to_dict() for entry in report.jobs}
 
 
-@pytest.mark.parametrize("action", list(BUILTINS))
-def test_every_builtin_checks_the_opened_descriptor_when_the_upfront_check_is_skipped(
-    tree: Path, action: str, path_kind: str
+ON_ROUTES = [
+    (route, action)
+    for route in ROUTES
+    for action in BUILTINS
+    if action != "search_pattern" or route == "worker"
+]
+"""search_pattern runs in a worker process on every route (a regex may never return):
+it is run on the worker route only, not three times over."""
+
+
+@pytest.mark.parametrize(("route", "action"), ON_ROUTES)
+async def test_every_builtin_checks_the_opened_descriptor_when_the_upfront_check_is_skipped(
+    tree: Path, action: str, executor: LocalExecutor
 ) -> None:
-    jobs = _run_with_root_at_open_time(
+    jobs = await _run_with_root_at_open_time(
         tree,
         [
             job("out", "link_out", action),
             job("dir", "dir_out/secret.txt", action),
             job("in", "link_in", action),
+            job("inside", "inside.txt", action),
         ],
+        executor,
     )
     assert_outside(jobs["out"], "link_out", tree)
     assert_outside(jobs["dir"], "dir_out/secret.txt", tree)
     assert jobs["in"]["status"] == "succeeded"
+    assert jobs["inside"]["status"] == "succeeded"
 
 
-@pytest.mark.parametrize("action", ["count_lines", "count_words", "checksum"])
-def test_one_hop_big_file_reads_check_the_opened_descriptor(
-    tree: Path, action: str, monkeypatch: pytest.MonkeyPatch
+class SwapOnStart:
+    """A kernel's scanner that, when started (after the driver's ``stat``, before
+    its open), replaces its input with a link to ``params["target"]``: a real race,
+    made deterministic. Its result is what it read. (Module level: a worker process
+    imports it by reference.)"""
+
+    def __init__(self, path: str, size: int, params: Mapping[str, Any], tuning: Tuning) -> None:
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+            os.symlink(params["target"], path)
+        self._read = bytearray()
+
+    def update(self, data: bytes | bytearray) -> None:
+        self._read += data
+
+    def result(self) -> dict[str, Any]:
+        return {"read": self._read.decode()}
+
+
+SWAP = Kernel(SwapOnStart)
+
+
+async def _swap(path: Path, params: Any) -> dict[str, Any]:
+    raise AssertionError("the local executor runs the kernel, not this")
+
+
+async def test_an_input_swapped_for_a_link_out_after_the_stat_is_never_read(
+    tree: Path, route: str, executor: LocalExecutor
 ) -> None:
-    """Files too big for a batch go one file per hop (and, for counts, to a worker
-    process when there are cores for it): still refused."""
-    monkeypatch.setattr(fastpath, "ENABLED", True)
-    monkeypatch.setattr(fastpath, "SMALL_FILE_BYTES", 0)
-    monkeypatch.setattr(fastpath, "PROCESS_MIN_BYTES", 1)
-    jobs = _run_with_root_at_open_time(
-        tree, [job("out", "link_out", action), job("in", "inside.txt", action)]
+    """Streamed or in a worker process, the open is refused (``OutsideRoot``). A
+    batch reads a small file whole before its scanner starts: the swap comes too
+    late, and what was read is the harmless file inside."""
+    victim = tree / "root" / "victim.txt"
+    victim.write_text("harmless\n")
+    secret = tree / "root2" / "secret.txt"
+    registry = ActionRegistry([ActionSpec("swap", _swap, origin="tests", kernel=SWAP)])
+    path = write_config(
+        tree,
+        [
+            {
+                "name": "swap",
+                "action": "swap",
+                "input": "victim.txt",
+                "params": {"target": str(secret)},
+            }
+        ],
     )
-    assert_outside(jobs["out"], "link_out", tree)
-    assert jobs["in"]["status"] == "succeeded"
+    config = load_config(path, registry=registry, root=tree / "root")
+    (result,) = (await run(config, executor=executor)).jobs
+    assert victim.is_symlink()  # the swap happened
+    if route == "batch":
+        assert result.result == {"read": "harmless\n"}
+    else:
+        assert_outside(result.to_dict(), "victim.txt", tree)
 
 
-# --- the lowest-level helpers: a path checked inside, then swapped for a link out ---------
+# --- the drivers and lowest-level helpers: a path checked inside, then swapped for a link out
 
 
 @pytest.fixture
@@ -384,14 +437,14 @@ def swapped(tree: Path) -> tuple[str, str]:
 def test_open_regular_refuses_a_descriptor_outside_the_root(swapped: tuple[str, str]) -> None:
     path, root = swapped
     with pytest.raises(OutsideRoot, match=re.escape(f"{path}: resolves outside the root {root}")):
-        linescan.open_regular(path, root=root)
-    fd = linescan.open_regular(path)  # without a root: opened as before
+        open_regular(path, root=root)
+    fd = open_regular(path)  # without a root: opened as before
     os.close(fd)
 
 
 def test_open_regular_accepts_a_link_that_stays_inside(tree: Path) -> None:
     root = confine.real_root(tree / "root")
-    fd = linescan.open_regular(str(tree / "root" / "link_in"), root=root)
+    fd = open_regular(str(tree / "root" / "link_in"), root=root)
     try:
         assert os.read(fd, 100) == b"deep\n"
     finally:
@@ -405,7 +458,7 @@ def test_stat_of_file_size_is_checked_on_an_o_path_descriptor(
     with pytest.raises(OutsideRoot):
         confine.stat_confined(path, root)
     with pytest.raises(OutsideRoot):
-        kernels.stat_regular(path, root)
+        stat_regular(path, root)
     inside = tree / "root" / "inside.txt"
     assert confine.stat_confined(str(inside), root).st_size == inside.stat().st_size
 
@@ -419,66 +472,54 @@ def test_confined_stat_needs_no_read_permission(tree: Path) -> None:
     assert confine.stat_confined(str(locked), root).st_size == 7
 
 
-def test_kernels_and_scanners_refuse_a_swapped_path(swapped: tuple[str, str]) -> None:
-    path, root = swapped
-    for name in ("count_lines", "count_words", "checksum", "file_size"):
-        with pytest.raises(OutsideRoot):
-            kernels.small_job(name, path, ChecksumParams(), 1 << 20, root)
-    for name in ("count_lines", "count_words"):
-        with pytest.raises(OutsideRoot):
-            kernels.run_on_file(kernels.KERNELS[name], path, 4096, None, None, root)
-    with pytest.raises(OutsideRoot):
-        fastpath._one_file("checksum", path, ChecksumParams(), 4096, threading.Event(), None, root)
-    assert linescan.scan_file(path, "secret", 0, 4096, 1 << 20, True, root) == ("outside_root",)
-    assert linescan.scan_file(path, "secret", 0, 4096, 1 << 20, True) == ("ok", 1, 1)
+SECRET_RESULTS: dict[str, dict[str, Any]] = {
+    "count_lines": {"lines": 1},
+    "count_words": {"words": 2},
+    "file_size": {"bytes": len(SECRET)},
+    "search_pattern": {"matches": 1, "matching_lines": 1},
+}
+"""What each built-in makes of the secret (checksum aside), when it may read it."""
 
 
-def test_the_aiofiles_reader_refuses_a_swapped_path(
-    swapped: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The stat passes (the swap happens right after it); the opener refuses."""
-    path, root = swapped
-    monkeypatch.setattr(_io, "stat_confined", lambda path, root: os.stat(path))
-
-    async def read_all() -> bytes:
-        token = _io.ROOT.set(root)
-        try:
-            async with aclosing(_io.iter_chunks(Path(path))) as chunks:
-                return b"".join([chunk async for chunk in chunks])
-        finally:
-            _io.ROOT.reset(token)
-
-    with pytest.raises(OutsideRoot):
-        anyio.run(read_all, backend="asyncio")
-
-
-def test_worker_processes_check_what_they_open_against_the_root_they_are_given(
+async def test_every_driver_refuses_a_swapped_path_under_a_root_and_reads_it_without(
     swapped: tuple[str, str],
 ) -> None:
-    """Line and word counts of big files and every search run in worker processes;
-    the root travels to them as an argument and they check their own descriptor."""
-    import anyio.to_process
-
+    """In a thread (``scan_file``, ``scan_small_file``, a batch), streamed with
+    aiofiles, and in a worker process (the root travels to it as an argument, and
+    it checks its own descriptor; the error comes back pickled)."""
     path, root = swapped
-
-    async def in_workers() -> list[Any]:
-        return [
-            await anyio.to_process.run_sync(
-                kernels.count_in_worker, "count_lines", path, 4096, root
-            ),
-            await anyio.to_process.run_sync(
-                kernels.count_in_worker, "count_words", path, 4096, None
-            ),
-            await anyio.to_process.run_sync(
-                linescan.scan_file_in_worker, path, "secret", 0, 4096, 1 << 20, True, root
-            ),
-        ]
-
-    assert anyio.run(in_workers, backend="asyncio") == [
-        ("outside_root",),
-        ("ok", {"words": 2}),
-        ("outside_root",),
-    ]
+    tuning = Tuning(chunk_bytes=4096)
+    message = re.escape(f"{path}: resolves outside the root {root}")
+    for spec in builtin_specs():
+        kernel, params = spec.kernel, BUILTINS[spec.name]
+        assert kernel is not None
+        with pytest.raises(OutsideRoot, match=message):
+            scan_file(kernel, path, params, tuning, root)
+        with pytest.raises(OutsideRoot, match=message):
+            scan_small_file(kernel, path, params, tuning, root)
+        with pytest.raises(OutsideRoot, match=message):
+            await stream_file(kernel, path, params, tuning, root)
+        with anyio.fail_after(30), pytest.raises(OutsideRoot, match=message):
+            await scan_in_process(kernel, path, params, tuning, root)
+        finished: list[Done] = []
+        batch = SmallFiles(
+            [SmallJob(kernel, path, params, None)],
+            tuning,
+            root,
+            stop_on_error=False,
+            on_started=lambda position, at: None,
+            on_done=finished.append,
+        )
+        await batch.run()
+        (done,) = finished
+        assert isinstance(done.error, OutsideRoot), spec.name
+        assert str(done.error) == f"{path}: resolves outside the root {root}"
+        if spec.name in SECRET_RESULTS:  # without a root, the link is followed
+            expected = SECRET_RESULTS[spec.name]
+            assert scan_file(kernel, path, params, tuning) == expected
+            assert await stream_file(kernel, path, params, tuning) == expected
+            with anyio.fail_after(30):
+                assert await scan_in_process(kernel, path, params, tuning) == expected
 
 
 def test_resume_never_reuses_a_result_for_an_input_outside_the_root(tree: Path) -> None:

@@ -57,7 +57,15 @@ def read_config_stream(stream: TextIO, label: str, max_bytes: int) -> str:
 
 
 def _too_large(limit: int) -> str:
-    return f"larger than {limit >> 20} MiB; split it into several configs"
+    return f"larger than {_size(limit)}; split it into several configs"
+
+
+def _size(count: int) -> str:
+    """A size in the largest unit that states it exactly (``64 MiB``, ``1000 bytes``)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count} bytes"
 
 
 def parse_config(text: str, suffix: str, label: str, max_alias_values: int) -> Any:

@@ -142,16 +142,22 @@ def scan_small_file(
 
 
 def scan_file_in_worker(
-    kernel: Kernel, path: str, params: Mapping[str, Any], tuning: Tuning, root: str | None
+    kernel: Kernel,
+    path: str,
+    params: Mapping[str, Any],
+    tuning: Tuning,
+    root: str | None,
+    parent: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`scan_file`, in a worker process made to take orders from its parent only."""
-    become_worker()
+    """:func:`scan_file`, in a worker process made to take orders from its parent
+    only; ``parent`` is the parent's pid, as the parent passes it."""
+    become_worker(parent)
     return scan_file(kernel, path, params, tuning, root)
 
 
 @functools.cache
-def become_worker() -> None:
-    """Once per worker process: ignore SIGINT and SIGTERM, and die with the parent.
+def become_worker(parent: int | None = None) -> None:
+    """Once per worker process: die with the parent, and ignore SIGINT and SIGTERM.
 
     Ctrl-C in a terminal (or ``timeout``'s SIGTERM) reaches the whole process group;
     the parent decides what to cancel and kills the workers it no longer needs. A
@@ -159,15 +165,19 @@ def become_worker() -> None:
     and be raised in the parent's job, crashing the run instead of cancelling it,
     and one killed by SIGTERM would fail its job instead. Ignoring signals must not
     make an orphan immortal (a second Ctrl-C ends the parent with ``os._exit``), so
-    on Linux the kernel kills the worker when its parent dies, however abruptly."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    on Linux the kernel kills the worker when its parent dies, however abruptly. That
+    request does not reach back to a parent that died before it was made: a worker
+    whose ``parent`` is already gone exits at once."""
     if sys.platform == "linux":
         import ctypes
 
         pr_set_pdeathsig = 1
         with contextlib.suppress(AttributeError, OSError):  # no prctl: no safety net
             ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if parent is not None and os.getppid() != parent:  # orphaned before the request
+        os._exit(1)
 
 
 def _chunks(fd: int, chunk_size: int, stop: StopFlag | None) -> Iterator[bytes | bytearray]:

@@ -79,7 +79,14 @@ async def scan_in_process(
     import anyio.to_process
 
     result: dict[str, Any] = await anyio.to_process.run_sync(
-        scan_file_in_worker, kernel, os.fspath(path), dict(params), tuning, root, cancellable=True
+        scan_file_in_worker,
+        kernel,
+        os.fspath(path),
+        dict(params),
+        tuning,
+        root,
+        os.getpid(),
+        cancellable=True,
     )
     return result
 
