@@ -41,8 +41,9 @@ class Tuning:
     """The sizes that reading works with. The defaults suit real files; tests pass
     tiny ones to put every chunk boundary and threshold under test."""
 
-    chunk_bytes: int = 1 << 20
-    """Bytes per read of a streamed file."""
+    chunk_bytes: int = 4 << 20
+    """Bytes per read of a streamed file (two buffers of it per stream: one is
+    scanned while the next is read)."""
     small_file_bytes: int = 256 << 10
     """Files up to this size are read whole, many of them in one thread hop."""
     batch_jobs: int = 64

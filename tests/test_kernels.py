@@ -4,12 +4,12 @@ Oracles: Python on the whole bytes (the actions' definitions), hashlib, and core
 (wc, grep, sha256sum) where they apply. Routes, on the same files: the action
 function awaited (aiofiles streaming, or a worker process for ``search_pattern``),
 ``stream_file``, ``scan_file`` (synchronous: worker processes and Dask workers),
-``scan_small_file`` and ``SmallFiles`` batches, ``scan_in_process``, and a whole
-``run_batch`` with a ``LocalExecutor`` whose thresholds sit right at the files'
-sizes, with one core and with two. Chunks are cut tiny so that lines, words,
-multi-byte characters and matches straddle reads. ``PatternSearch(optimise=False)``
-(every block decoded and searched with the ``str`` pattern) is the reference the
-optimised search is compared with. No timings are asserted.
+``scan_small_file`` and ``SmallFiles`` batches, ``scan_in_thread``,
+``scan_in_process``, and a whole ``run_batch`` with a ``LocalExecutor`` whose
+thresholds sit right at the files' sizes, with one core and with two. Chunks are
+cut tiny so that lines, words, multi-byte characters and matches straddle reads.
+``PatternSearch(optimise=False)`` (every block decoded and searched with the ``str``
+pattern) is the reference the optimised search is compared with. No timings are asserted.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from asyncbatch.engine import Backoff, LocalExecutor, run_batch
 from asyncbatch.errors import NotARegularFile, describe_error
 from asyncbatch.files._scan import open_regular, scan_file, scan_small_file
 from asyncbatch.files.batch import Done, SmallFiles, SmallJob
-from asyncbatch.files.stream import plain_params, scan_in_process, stream_file
+from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
 from asyncbatch.output.report import Report
 from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Scanner, Tuning
 
@@ -281,6 +281,9 @@ async def routes(
         found[f"scan_file/{chunk}"] = caught(partial(scan_file, kernel, name, params, each))
         found[f"stream_file/{chunk}"] = await caught_async(
             partial(stream_file, kernel, path, params, each)
+        )
+        found[f"scan_in_thread/{chunk}"] = await caught_async(
+            partial(scan_in_thread, kernel, path, params, each)
         )
     for chunk in process_chunks:
         each = replace(tuning, chunk_bytes=chunk)
@@ -802,6 +805,7 @@ async def test_streaming_routes_feed_the_scanner_chunk_bytes_at_a_time(tmp_path:
     assert scan_file(kernel, str(path), {}, tuning) == want
     assert await stream_file(kernel, path, {}, tuning) == want
     assert await scan_in_process(kernel, path, {}, tuning) == want
+    assert await scan_in_thread(kernel, path, {}, tuning) == want
     assert await stream_file(Kernel(Pieces, releases_gil=True), path, {}, tuning) == want
     at_the_limit = Tuning(chunk_bytes=10, small_file_bytes=10)
     assert scan_small_file(kernel, str(path), {}, at_the_limit, None) == {"pieces": ["0123456789"]}
@@ -1128,3 +1132,27 @@ async def test_a_pattern_naming_a_lone_surrogate_counts_like_python(
         else {"matches": 0, "matching_lines": 0}
     )
     await assert_every_route("search_pattern", path, {"pattern": pattern}, want, chunks=(1, 4096))
+
+
+async def test_a_scan_in_a_thread_stops_at_its_next_chunk_once_cancelled(tmp_path: Path) -> None:
+    """A timeout cannot kill a thread: the scan checks a stop flag between chunks."""
+    path = write(tmp_path, b"x" * 1000)
+    fed: list[int] = []
+
+    class Slow:
+        def __init__(self, path: str, size: int, params: Mapping[str, Any], tuning: Tuning):
+            pass
+
+        def update(self, data: bytes | bytearray) -> None:
+            fed.append(len(data))
+            time.sleep(0.02)
+
+        def result(self) -> dict[str, Any]:
+            return {"chunks": len(fed)}
+
+    with anyio.move_on_after(0.1):
+        await scan_in_thread(Kernel(Slow, releases_gil=True), path, {}, Tuning(chunk_bytes=1))
+    seen = len(fed)
+    await anyio.sleep(0.2)
+    assert 0 < seen < 1000
+    assert len(fed) <= seen + 1  # the chunk under way when cancelled, then nothing

@@ -11,8 +11,9 @@ into the same slot (``more``), which is how many small files share one thread ho
 - a custom action (no kernel): its async function, awaited in the event loop;
 - a kernel that may never return (a regex): a worker process a timeout can kill;
 - any other kernel: small files many to a thread hop (:mod:`asyncbatch.files.batch`);
-  a big file streamed with aiofiles, or in a worker process when its kernel holds
-  the GIL and another core is free to count.
+  a big file in a daemon thread of its own when its kernel releases the GIL
+  (hashing: files hash on every core), in a worker process when it holds the GIL
+  and the file is big enough to pay for one, else streamed with aiofiles.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from asyncbatch.errors import Timeout
-from asyncbatch.files.stream import plain_params, scan_in_process, stream_file
+from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
 from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
 
 if TYPE_CHECKING:
@@ -191,14 +192,17 @@ class LocalExecutor:
     def _big_file(
         self, kernel: Kernel, attempt: Attempt, size: int
     ) -> Callable[[], Awaitable[dict[str, Any]]]:
-        """Streamed with aiofiles; in a worker process when the kernel holds the GIL,
-        the file is big enough to pay for it and there is a core to spare."""
-        if not kernel.releases_gil and size >= self.tuning.process_min_bytes and self._cpus > 1:
-            return self._in_process(kernel, attempt)
+        """CPU-bound work where it can use both cores: a kernel that releases the GIL
+        in a daemon thread of its own; one that holds it in a worker process, when
+        the file is big enough to pay for one and a second core is there; else the
+        file is streamed with aiofiles."""
         job = attempt.job
-        return functools.partial(
-            stream_file, kernel, job.path, plain_params(job.params), self.tuning, attempt.root
-        )
+        args = (kernel, job.path, plain_params(job.params), self.tuning, attempt.root)
+        if kernel.releases_gil:
+            return functools.partial(scan_in_thread, *args)
+        if size >= self.tuning.process_min_bytes and self._cpus > 1:
+            return functools.partial(scan_in_process, *args)
+        return functools.partial(stream_file, *args)
 
     def _in_process(
         self, kernel: Kernel, attempt: Attempt

@@ -2,28 +2,33 @@
 worker process that a timeout can kill.
 
 Streaming is the shape of every built-in action: stat, open, then large chunks read
-with aiofiles into one reused buffer, each fed to the kernel's scanner. A kernel that
-releases the GIL (hashing) scans each chunk in a daemon thread, so several big files
-use every core; the others scan in the event loop, where a chunk of a megabyte costs
-about a millisecond. Cancellation (a timeout) stops the stream at its next chunk.
-Every blocking call runs in a daemon thread (:mod:`asyncbatch.files._threads`).
+with aiofiles into one reused buffer, each fed to the kernel's scanner: in the event
+loop, where a chunk of a few megabytes costs a few milliseconds, or in a daemon
+thread for a kernel that releases the GIL (hashing). Cancellation (a timeout) stops
+the stream at its next chunk. Every blocking call runs in a daemon thread
+(:mod:`asyncbatch.files._threads`).
 
-A kernel that may never return (a regex, ``Kernel.isolated``), or one that holds the
-GIL over a big file, runs in a worker process instead: ``anyio.to_process``, killed
-when the job is cancelled or times out.
+Two more drivers, for work that is CPU-bound: :func:`scan_in_thread` runs a whole
+file in one daemon thread (a kernel that releases the GIL: several files hash on
+several cores, without a thread hop per chunk), stopped at its next chunk when the
+job is cancelled; :func:`scan_in_process` runs it in a worker process
+(``anyio.to_process``), killed when the job is cancelled or times out: for a kernel
+that may never return (a regex, ``Kernel.isolated``) or that holds the GIL over a big
+file.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiofiles
 
-from asyncbatch.files._scan import open_regular, scan_file_in_worker, stat_regular
+from asyncbatch.files._scan import open_regular, scan_file, scan_file_in_worker, stat_regular
 from asyncbatch.files._threads import EXECUTOR, run_blocking
 from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
 
@@ -64,6 +69,22 @@ async def stream_file(
     finally:
         await file.close()
     return scanner.result()
+
+
+async def scan_in_thread(
+    kernel: Kernel,
+    path: str | os.PathLike[str],
+    params: Mapping[str, Any],
+    tuning: Tuning = DEFAULT_TUNING,
+    root: str | None = None,
+) -> dict[str, Any]:
+    """``kernel`` over the file at ``path`` in one daemon thread, which stops at its
+    next chunk once this call is cancelled."""
+    stop = threading.Event()
+    try:
+        return await run_blocking(scan_file, kernel, os.fspath(path), params, tuning, root, stop)
+    finally:
+        stop.set()
 
 
 async def scan_in_process(
