@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from asyncbatch.engine._scheduler import Backoff, Recorder, RunListener, Scheduler, Settings
+from asyncbatch.engine._hooks import Recorder, RunListener
+from asyncbatch.engine._scheduler import Backoff, Scheduler, Settings
 from asyncbatch.engine.executors import Executor, LocalExecutor
 from asyncbatch.files._confine import real_root
 from asyncbatch.output.report import JobResult, Report, now

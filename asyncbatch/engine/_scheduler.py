@@ -12,10 +12,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from asyncbatch.engine._hooks import Recorder, RunListener
 from asyncbatch.engine._limits import ReadyJobs
 from asyncbatch.engine._tracker import DependencyTracker
 from asyncbatch.engine.executors import Attempt, Executor
@@ -44,36 +45,6 @@ class Backoff:
         exponent = min(attempts - 1, 64)  # 2 ** 64 * start is past any cap
         base = min(self.cap, self.start * 2.0**exponent)
         return base * self.rng.uniform(self.jitter, 1.0)
-
-
-class Recorder(Protocol):
-    """Where finished jobs go as they end, and where earlier results come from
-    (``asyncbatch.output.journal.Journal``)."""
-
-    def reusable(self, job: Job) -> JobResult | None:
-        """A recorded result to reuse instead of running ``job``, or None."""
-
-    def record(self, result: JobResult) -> None:
-        """Keep ``result`` durably; called as each job ends."""
-
-
-class RunListener(Protocol):
-    """What happens during a run, as it happens (progress displays); called in the
-    event loop, so keep each call quick. Subclass and override what you need, or
-    write a class with the three methods. A listener that raises is dropped for the
-    rest of the run; the run goes on."""
-
-    def job_started(self, job: Job, attempt: int) -> None:
-        """An attempt of ``job`` began running (``attempt`` counts from 1)."""
-        return None
-
-    def job_retrying(self, job: Job, error: dict[str, str], delay: float) -> None:
-        """An attempt failed with ``error``; the next starts in ``delay`` seconds."""
-        return None
-
-    def job_done(self, result: JobResult) -> None:
-        """The job has its final result."""
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,41 @@
+"""What a run asks of, and tells, the world around it: the journal it records into
+(:class:`Recorder`) and the listeners that hear of starts, retries and results
+(:class:`RunListener`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from asyncbatch.config import Job
+    from asyncbatch.output.report import JobResult
+
+
+class Recorder(Protocol):
+    """Where finished jobs go as they end, and where earlier results come from
+    (``asyncbatch.output.journal.Journal``)."""
+
+    def reusable(self, job: Job) -> JobResult | None:
+        """A recorded result to reuse instead of running ``job``, or None."""
+
+    def record(self, result: JobResult) -> None:
+        """Keep ``result`` durably; called as each job ends."""
+
+
+class RunListener(Protocol):
+    """What happens during a run, as it happens (progress displays); called in the
+    event loop, so keep each call quick. Subclass and override what you need, or
+    write a class with the three methods. A listener that raises is dropped for the
+    rest of the run; the run goes on."""
+
+    def job_started(self, job: Job, attempt: int) -> None:
+        """An attempt of ``job`` began running (``attempt`` counts from 1)."""
+        return None
+
+    def job_retrying(self, job: Job, error: dict[str, str], delay: float) -> None:
+        """An attempt failed with ``error``; the next starts in ``delay`` seconds."""
+        return None
+
+    def job_done(self, result: JobResult) -> None:
+        """The job has its final result."""
+        return None
