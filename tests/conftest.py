@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Probe
+from support import ROUTES, Probe
+
+from asyncbatch.engine import LocalExecutor
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,17 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(params=list(ROUTES))
+def route(request: pytest.FixtureRequest) -> str:
+    """Each of the local executor's routes in turn (see ``support.ROUTES``)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def executor(route: str) -> LocalExecutor:
+    """The local executor, with thresholds that put every file on ``route``."""
+    tuning, cpus = ROUTES[route]
+    return LocalExecutor(tuning, cpus=cpus)

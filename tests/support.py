@@ -289,6 +289,20 @@ def outcome(result: JobResult) -> tuple[str, str | None, int]:
     return result.status, None if result.error is None else result.error["type"], result.attempts
 
 
+ROUTES: dict[str, tuple[Tuning, int]] = {
+    # Every file of these tests is small: one thread hop reads a whole batch.
+    "batch": (Tuning(small_file_bytes=1 << 20), 2),
+    # Every non-empty file is big; one core: nothing goes to a worker process (a
+    # kernel that releases the GIL, checksum, runs in a thread of its own).
+    "streamed": (Tuning(chunk_bytes=4096, small_file_bytes=0), 1),
+    # Every non-empty file is big and worth a worker process for the counts
+    # (search_pattern always runs in one; checksum and file_size never do).
+    "worker": (Tuning(chunk_bytes=4096, small_file_bytes=0, process_min_bytes=1), 2),
+}
+"""The local executor's routes, as (tuning, cores) that put every file of a test on
+one of them: the ``route`` and ``executor`` fixtures of conftest.py."""
+
+
 # --- the command line ------------------------------------------------------------------
 
 

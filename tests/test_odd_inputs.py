@@ -47,29 +47,6 @@ PARAMS: dict[str, dict[str, Any]] = {"search_pattern": {"pattern": "o"}}
 CONTROL = {"name": "control", "action": "count_lines", "input": "control.txt"}
 """A job that always succeeds: the others must not stop it."""
 
-ROUTES: dict[str, tuple[Tuning, int]] = {
-    # Every file of these tests is small: one thread hop reads a whole batch.
-    "batch": (Tuning(small_file_bytes=1 << 20), 2),
-    # Every non-empty file is big; one core: nothing goes to a worker process.
-    "streamed": (Tuning(chunk_bytes=4096, small_file_bytes=0), 1),
-    # Every non-empty file is big and worth a worker process for the counts
-    # (search_pattern always runs in one; checksum and file_size never do).
-    "worker": (Tuning(chunk_bytes=4096, small_file_bytes=0, process_min_bytes=1), 2),
-}
-
-
-@pytest.fixture(params=list(ROUTES))
-def route(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def executor(route: str) -> LocalExecutor:
-    """The local executor, with thresholds that put every file on ``route``."""
-    tuning, cpus = ROUTES[route]
-    return LocalExecutor(tuning, cpus=cpus)
-
 
 class Feeds:
     """A scanner that reports how it was fed: in which process, in which pieces.

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import invoke, run, run_module
+from support import ROUTES, invoke, run, run_module
 from typer.testing import Result
 
 from asyncbatch.actions import builtin_specs
@@ -269,29 +269,6 @@ def test_a_module_function_declared_by_an_installed_plugin_is_allowed_with_root(
 
 
 # --- every built-in, on every route ---------------------------------------------------------
-
-ROUTES: dict[str, tuple[Tuning, int]] = {
-    # Every file of these tests is small: one thread hop reads a whole batch.
-    "batch": (Tuning(), 2),
-    # Every non-empty file is big; one core: nothing goes to a worker process.
-    "streamed": (Tuning(chunk_bytes=4096, small_file_bytes=0), 1),
-    # Every non-empty file is big and worth a worker process for the counts
-    # (search_pattern always runs in one; checksum and file_size never do).
-    "worker": (Tuning(chunk_bytes=4096, small_file_bytes=0, process_min_bytes=1), 2),
-}
-
-
-@pytest.fixture(params=list(ROUTES))
-def route(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-def executor(route: str) -> LocalExecutor:
-    """The local executor, with thresholds that put every file on ``route``."""
-    tuning, cpus = ROUTES[route]
-    return LocalExecutor(tuning, cpus=cpus)
 
 
 @pytest.mark.parametrize("action", list(BUILTINS))
