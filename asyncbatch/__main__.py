@@ -1,8 +1,30 @@
-"""``python -m asyncbatch``: the same as the ``asyncbatch`` command."""
+"""``python -m asyncbatch`` and the ``asyncbatch`` command: signal handling first,
+then the command line.
+
+The handler for SIGINT and SIGTERM is installed before anything heavy is imported,
+so that no moment of a run is left to Python's defaults (a ``KeyboardInterrupt``
+traceback, a SIGTERM that kills before the report is written); see
+:mod:`asyncbatch._interrupts`.
+"""
 
 from __future__ import annotations
 
-from asyncbatch.cli import main
+from asyncbatch._interrupts import Interrupted, Interruptions
+
+
+def main() -> None:
+    """Console-script entry point."""
+    with Interruptions() as interruptions:
+        try:
+            with interruptions.raising():
+                from asyncbatch.cli import app
+        except Interrupted:
+            raise SystemExit(interruptions.exit_code) from None
+        try:
+            app(prog_name="asyncbatch")
+        except SystemExit as exc:
+            raise SystemExit(interruptions.exit_code or exc.code) from None
+
 
 # Guarded: anyio's worker processes (search_pattern) re-run the parent's main module
 # as ``__mp_main__``, as multiprocessing does; unguarded, each would run the CLI.

@@ -6,11 +6,13 @@ starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 
@@ -19,8 +21,10 @@ from asyncbatch.errors import ConfigError, ExecutorUnavailable, OutputError
 from asyncbatch.output.terminal import print_end_of_run, write_line
 
 if TYPE_CHECKING:
+    from asyncbatch._interrupts import Interruptions
     from asyncbatch.config import BatchConfig
     from asyncbatch.registry import ActionSpec
+    from asyncbatch.session import RunOptions
 
 EXIT_OK, EXIT_USAGE = 0, 2
 MAX_PRINTED = 50
@@ -174,7 +178,8 @@ def run(
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
-    from asyncbatch.session import RunOptions, check_outputs, run_session
+    from asyncbatch._interrupts import Interrupted, Interruptions
+    from asyncbatch.session import RunOptions
 
     if executor not in ("local", "dask"):
         _exit_error(f"--executor {executor}: expected 'local' or 'dask'")
@@ -202,23 +207,42 @@ def run(
             _exit_error("--executor dask needs the dask extra: install 'asyncbatch[dask]'")
     if root is not None and not root.is_dir():
         _exit_error(f"--root {root}: not a directory")
-    batch = _load(config if config is not None else _discover_config(), strict, root, only, dry_run)
+    with Interruptions() as interruptions:
+        try:
+            with interruptions.raising():
+                source = config if config is not None else _discover_config()
+                batch = _load(source, strict, root, only, dry_run)
+        except Interrupted:
+            _err("interrupted while loading the config; nothing ran")
+            raise typer.Exit(interruptions.exit_code or EXIT_USAGE) from None
+        code = _run_loaded(batch, options, dry_run, interruptions)
+        raise typer.Exit(interruptions.exit_code or code)
+
+
+def _run_loaded(
+    batch: BatchConfig, options: RunOptions, dry_run: bool, interruptions: Interruptions
+) -> int:
+    """Run (or plan) a loaded config and print its summary; the exit code."""
+    from asyncbatch.session import check_outputs, run_session
+
     _err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
     if dry_run:
         from asyncbatch.output.plan import dry_run_plan
 
-        _checked(check_outputs, options)  # a dry run checks the outputs too
+        _checked(check_outputs, options, batch)  # a dry run checks the outputs too
         _print_json(dry_run_plan(batch))
-        raise typer.Exit(EXIT_OK)
+        return EXIT_OK
     try:
-        outcome = run_session(batch, options)
+        outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
         _exit_error(str(exc))
     for failure in outcome.failed_writes:
         _err(f"error: {failure}")
     _print_json(outcome.report.summary.to_dict())
-    print_end_of_run(outcome.report, quiet=quiet, stream=sys.stderr)
-    raise typer.Exit(outcome.exit_code)
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):  # a closed or full stderr
+            print_end_of_run(outcome.report, quiet=options.quiet, stream=sys.stderr)
+    return outcome.exit_code
 
 
 def _load(
@@ -275,11 +299,6 @@ def schema() -> None:
     for warning in registry.plugin_warnings:
         _err(f"warning: {warning}")
     _print_json(config_schema(registry))
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="asyncbatch")
 
 
 def _discover_config() -> str:
@@ -351,10 +370,29 @@ def _exit_error(message: str) -> NoReturn:
 
 
 def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2) + "\n")
-    sys.stdout.flush()
+    """``value`` as indented JSON on stdout. A closed or full stdout is said on
+    stderr and the exit code stays the run's: the report file says the rest."""
+    stream = sys.stdout
+    if stream is None:  # started with its stdout closed
+        return
+    try:
+        stream.write(json.dumps(value, indent=2) + "\n")
+        stream.flush()
+    except (OSError, ValueError) as exc:  # ValueError: the stream is closed
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _err(f"error: cannot write the summary to standard output: {reason}")
+        _discard(stream)
 
 
 def _err(message: str) -> None:
     """A line for people on stderr, control characters shown as escapes."""
     write_line(sys.stderr, message)
+
+
+def _discard(stream: TextIO) -> None:
+    """Point a broken stream's descriptor at /dev/null, so that the interpreter's
+    last flush at exit neither fails nor prints an "Exception ignored" warning."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)

@@ -4,10 +4,10 @@ and every way out (success, failure, a signal) passes the same final writes.
 
 :func:`run_session` is what ``asyncbatch run`` calls once the config is loaded:
 it takes the typed :class:`RunOptions` and returns the report with its exit code.
-Signals: the first SIGINT or SIGTERM stops the run cleanly (running jobs are
-cancelled, every unfinished job is ``cancelled``, the report is still written) and
-the exit code is 130 or 143; a second SIGINT means "now": the process exits at once
-with 130, every finished job already in the journal, written line by line.
+Signals (:mod:`asyncbatch._interrupts`): the first SIGINT or SIGTERM stops the run
+cleanly (running jobs are cancelled, every unfinished job is ``cancelled``, the report
+is still written) and the exit code is 130 or 143; a second SIGINT means "now": the
+process exits at once with 130, every finished job already in the journal.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
 import anyio
-from anyio.abc import TaskStatus
+
+from asyncbatch._interrupts import Interruptions
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from asyncbatch.output.report import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +80,99 @@ class Outcome:
     """Why a final write failed (the report or JUnit file); each makes exit 2."""
 
 
-def check_outputs(options: RunOptions) -> None:
-    """Raise ``OutputError`` unless the report and JUnit file can be written
-    where asked: before anything runs, so that an hour of work cannot end in
-    "cannot write report"."""
+def check_outputs(options: RunOptions, config: BatchConfig) -> None:
+    """Raise ``OutputError`` unless the report and JUnit file can be written where
+    asked without destroying anything: before anything runs, so that an hour of
+    work cannot end in "cannot write report". Each must be a regular file or absent
+    (never a directory, device, FIFO or socket: ``-o /dev/stdout`` would replace the
+    device), and neither may name the config file, an input of the batch, or the
+    report's journal or lock."""
+    from asyncbatch.errors import OutputError
     from asyncbatch.output.report import check_output_writable
 
+    taken = _files_of_the_run(options, config)
     for destination in (options.output, options.junit):
-        if destination is not None:
-            check_output_writable(destination)
+        if destination is None:
+            continue
+        label = os.fspath(destination)
+        if _reaches_system_files(destination):
+            reason = "is a system path (a device or a process's stream); it would be replaced"
+            raise OutputError(path=label, reason=reason)
+        kind, identity = _existing(destination)
+        if kind is not None:
+            reason = f"is a {kind}; reports are written to regular files only"
+            raise OutputError(path=label, reason=reason)
+        what = taken.get(os.path.realpath(destination)) or _input_at(identity, config)
+        if what is not None:
+            raise OutputError(path=label, reason=f"is {what}; it would be overwritten")
+        check_output_writable(destination)
+
+
+def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str]:
+    """Real paths an output may not name: the config file, the report's journal and
+    lock."""
+    from asyncbatch.output.journal import journal_path, lock_path
+
+    taken = {}
+    if config.source != "-":
+        taken[os.path.realpath(config.source)] = "the config file"
+    if options.output is not None:
+        taken[os.path.realpath(journal_path(options.output))] = "the report's journal"
+        taken[os.path.realpath(lock_path(options.output))] = "the report's lock"
+    return taken
+
+
+_SYSTEM_FOLDERS = ("/dev", "/proc")
+"""Where a report never goes: ``-o /dev/stdout`` with stdout redirected to a file is
+a link to a regular file, and renaming the report over it would replace the link,
+for every program on the machine."""
+
+
+def _reaches_system_files(path: Path) -> bool:
+    """Whether ``path``, or any symbolic link on the way to what it names, lies in a
+    system folder (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``)."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if any(current == top or current.startswith(top + os.sep) for top in _SYSTEM_FOLDERS):
+            return True
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link (or gone): the end of the chain
+            return False
+        current = os.path.abspath(os.path.join(os.path.dirname(current), target))
+    return False
+
+
+def _existing(path: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """What ``path`` is when it is not a regular file (None for one, or for nothing),
+    and its identity (device, inode) when it exists."""
+    from asyncbatch.files._scan import file_kind
+
+    try:
+        info = os.stat(path)
+    except OSError:  # absent (or unreachable: the write check says why)
+        return None, None
+    kind = file_kind(info.st_mode)
+    return ("directory" if kind == "directory" else kind), (info.st_dev, info.st_ino)
+
+
+def _input_at(identity: tuple[int, int] | None, config: BatchConfig) -> str | None:
+    """``an input of the batch (job NAME)`` when a job reads the file ``identity``
+    names (links and other names of the same file included)."""
+    if identity is None:
+        return None
+    seen: set[Path] = set()
+    for job in config.jobs:
+        if job.path in seen:
+            continue
+        seen.add(job.path)
+        try:
+            info = os.stat(job.path)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == identity:
+            return f"an input of the batch (job {job.name!r})"
+    return None
 
 
 def run_session(
@@ -98,6 +181,7 @@ def run_session(
     *,
     stderr: TextIO | None = None,
     warn: Callable[[str], None] | None = None,
+    interruptions: Interruptions | None = None,
 ) -> Outcome:
     """Run ``config`` with ``options`` from start to final writes; see the module doc.
 
@@ -105,35 +189,32 @@ def run_session(
     by another run) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
     reached) before any job starts. The live progress and ``-v`` lines go to
     ``stderr`` (default: ``sys.stderr`` as it is at each write, so that lines print
-    above the live display); ``warn`` gets warnings for people (default: lines there)."""
-    check_outputs(options)
+    above the live display); ``warn`` gets warnings for people (default: lines there).
+    ``interruptions`` is the command's signal handling (default: installed for the
+    session only)."""
+    if interruptions is None:
+        with Interruptions() as own:
+            return run_session(config, options, stderr=stderr, warn=warn, interruptions=own)
+    check_outputs(options, config)
     err = _Stderr(stderr)
     say = warn or (lambda message: err.line(f"warning: {message}"))
-    return anyio.run(
-        functools.partial(_signalled_session, config, options, err, say), backend="asyncio"
-    )
+    session = functools.partial(_signalled_session, config, options, err, say, interruptions)
+    return anyio.run(session, backend="asyncio")
 
 
 async def _signalled_session(
-    config: BatchConfig, options: RunOptions, stderr: _Stderr, warn: Callable[[str], None]
+    config: BatchConfig,
+    options: RunOptions,
+    stderr: _Stderr,
+    warn: Callable[[str], None],
+    interruptions: Interruptions,
 ) -> Outcome:
-    """The session under signal handling: a first signal sets ``stop``."""
-    from asyncbatch.errors import AsyncbatchError
-
+    """The session, stopped cleanly by a first signal; the exit code it asks for."""
     stop = anyio.Event()
-    received: list[signal.Signals] = []
-    refused: AsyncbatchError | None = None
-    async with anyio.create_task_group() as group:
-        await group.start(_watch_signals, stop, received)
-        try:
-            outcome = await _session(config, options, stderr, warn, stop)
-        except AsyncbatchError as exc:  # raised as is, not in a task group's ExceptionGroup
-            refused = exc
-        group.cancel_scope.cancel()
-    if refused is not None:
-        raise refused
-    if received:
-        outcome.exit_code = EXIT_CODES[received[0]]
+    with interruptions.stopping(stop.set):
+        outcome = await _session(config, options, stderr, warn, stop)
+    if interruptions.exit_code is not None:
+        outcome.exit_code = interruptions.exit_code
     return outcome
 
 
@@ -272,22 +353,6 @@ class _FinalWrites:
         return Outcome(self.report, code, list(self._failed))
 
 
-async def _watch_signals(
-    stop: anyio.Event,
-    received: list[signal.Signals],
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            if not received:
-                received.append(signum)
-                stop.set()
-            elif signum == signal.SIGINT:
-                os._exit(EXIT_CODES[signal.SIGINT])
-
-
 class _Stderr:
     """Where lines for people go: the stream given, else ``sys.stderr`` looked up at
     each write (a live display redirects it to print above itself)."""
@@ -295,7 +360,8 @@ class _Stderr:
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
 
-    def stream(self) -> TextIO:
+    def stream(self) -> TextIO | None:
+        """None when the process started with its stderr closed."""
         return self._stream if self._stream is not None else sys.stderr
 
     def line(self, text: str) -> None:

@@ -28,7 +28,7 @@ def drive(argv: list[str]) -> None:
     """Run the asyncbatch CLI with an fsync after every journal line."""
     import functools
 
-    from asyncbatch.cli import main
+    from asyncbatch.__main__ import main
     from asyncbatch.output import journal
 
     journal.Journal = functools.partial(journal.Journal, fsync_interval=0.0)  # type: ignore[misc]

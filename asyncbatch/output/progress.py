@@ -43,14 +43,15 @@ def running_under_ci(environ: Mapping[str, str]) -> bool:
 
 
 def progress_wanted(
-    option: bool | None, *, quiet: bool, stream: TextIO, environ: Mapping[str, str]
+    option: bool | None, *, quiet: bool, stream: TextIO | None, environ: Mapping[str, str]
 ) -> bool:
     """Whether to show live progress on ``stream``.
 
     ``--quiet`` wins over everything (its promise is a silent stderr); then an
     explicit ``--progress``/``--no-progress``; otherwise progress shows when
-    ``stream`` is a terminal (not ``TERM=dumb``) and not under CI."""
-    if quiet:
+    ``stream`` is a terminal (not ``TERM=dumb``) and not under CI. Never without a
+    stream (a process started with its stderr closed)."""
+    if quiet or stream is None:
         return False
     if option is not None:
         return option

@@ -8,6 +8,7 @@ shown as ``\\x1b``, never obeyed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -37,9 +38,14 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def write_line(stream: TextIO, message: str) -> None:
-    """One line for people on ``stream``, control characters shown as escapes."""
-    stream.write(sanitize(message) + "\n")
+def write_line(stream: TextIO | None, message: str) -> None:
+    """One line for people on ``stream``, control characters shown as escapes. A
+    closed or full stream (or none: the process started without it) loses the line,
+    never the run: the report and the exit code still say what happened."""
+    if stream is None:
+        return
+    with contextlib.suppress(OSError, ValueError):  # ValueError: a closed stream
+        stream.write(sanitize(message) + "\n")
 
 
 def job_line(result: JobResult) -> str:

@@ -1,0 +1,135 @@
+"""SIGINT and SIGTERM from the first line of ``asyncbatch run`` to its last.
+
+One handler for the whole command, so that no moment is left to Python's defaults (a
+``KeyboardInterrupt`` traceback, or a SIGTERM that kills before the report is
+written): while the config loads, a signal stops the loading (nothing ran, nothing is
+written); while the run goes on, it stops the run cleanly (running jobs cancelled,
+every unfinished job ``cancelled``, the report still written); after that, while the
+report is written and the summary printed, it is only remembered. Whenever it came,
+the command exits 130 (SIGINT) or 143 (SIGTERM). A second SIGINT means "now": the
+process exits at once with 130; every finished job is already in the journal.
+
+The handler runs in the main thread between two bytecodes, wherever the program is:
+it only records the signal and hands the stop to the event loop with
+``call_soon_threadsafe``, which is safe from there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(BaseException):
+    """Raised by the handler to stop work that cannot be cancelled otherwise (loading
+    the config). A ``BaseException``, so that no ``except Exception`` swallows it."""
+
+
+class Interruptions:
+    """The signal handling of one command; a context manager that installs it (in
+    the main thread only: elsewhere it records nothing and changes nothing). Entered
+    while another is installed, it is that one (:meth:`__new__`): the command's
+    entry point installs it first thing, and the ``run`` command shares it."""
+
+    _installed: Interruptions | None = None
+
+    def __new__(cls) -> Interruptions:
+        return cls._installed if cls._installed is not None else super().__new__(cls)
+
+    def __init__(self) -> None:
+        if getattr(self, "_depth", 0):
+            return  # the installed one, entered again
+        self.received: signal.Signals | None = None
+        self._stop: Callable[[], object] | None = None
+        self._raising = False
+        self._previous: dict[signal.Signals, Any] = {}
+        self._depth = 0
+
+    @property
+    def exit_code(self) -> int | None:
+        """130 or 143 once a signal came, else None."""
+        return None if self.received is None else EXIT_CODES[self.received]
+
+    def __enter__(self) -> Interruptions:
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
+            for signum in EXIT_CODES:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            Interruptions._installed = self
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+        if Interruptions._installed is self:
+            Interruptions._installed = None
+
+    def raising(self) -> _Raising:
+        """A block during which a signal raises :class:`Interrupted` (a first one;
+        one that came before the block raises as the block starts)."""
+        return _Raising(self)
+
+    def stopping(self, stop: Callable[[], object]) -> _Stopping:
+        """A block (in an event loop) during which a signal calls ``stop`` in that
+        loop; one that came before the block calls it as the block starts."""
+        return _Stopping(self, stop)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            if signum == signal.SIGINT:
+                os._exit(EXIT_CODES[signal.SIGINT])
+            return
+        self.received = signal.Signals(signum)
+        if self._stop is not None:
+            self._stop()
+        elif self._raising:
+            raise Interrupted
+
+
+class _Raising:
+    def __init__(self, owner: Interruptions) -> None:
+        self._owner = owner
+
+    def __enter__(self) -> None:
+        if self._owner.received is not None:
+            raise Interrupted
+        self._owner._raising = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._owner._raising = False
+
+
+class _Stopping:
+    def __init__(self, owner: Interruptions, stop: Callable[[], object]) -> None:
+        import asyncio  # noqa: TID251 - call_soon_threadsafe: safe from a signal handler
+
+        loop = asyncio.get_running_loop()
+        self._owner = owner
+
+        def stop_in_loop() -> None:
+            loop.call_soon_threadsafe(stop)
+
+        self._stop = stop_in_loop
+
+    def __enter__(self) -> None:
+        self._owner._stop = self._stop
+        if self._owner.received is not None:
+            self._stop()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._owner._stop = None
