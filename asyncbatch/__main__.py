@@ -9,6 +9,9 @@ traceback, a SIGTERM that kills before the report is written); see
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from asyncbatch._interrupts import Interrupted, Interruptions
 
 
@@ -23,7 +26,13 @@ def main() -> None:
         try:
             app(prog_name="asyncbatch")
         except SystemExit as exc:
-            raise SystemExit(interruptions.exit_code or exc.code) from None
+            code = exc.code
+        # From here on the exit code is decided: a signal that came before this
+        # line is in it; one that comes after stays pending until the process is
+        # gone, rather than killing it between the summary and its exit code.
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # no sigmask here
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        raise SystemExit(interruptions.exit_code or code)
 
 
 # Guarded: anyio's worker processes (search_pattern) re-run the parent's main module

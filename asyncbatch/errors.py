@@ -14,7 +14,7 @@
         ├── UnknownAction           the job names no registered action (skipped)
         ├── DependencyFailed        a dependency did not succeed (skipped)
         ├── Cancelled               the run stopped before the job finished
-        └── RemoteError             an action failed elsewhere (a Dask worker), described there
+        └── RemoteError             an action failed elsewhere (a worker, a thread), described there
 
 Actions raise whatever they like; :func:`describe_error` is the one place that
 turns an exception into the ``{"type", "message"}`` pair of the report.
@@ -173,9 +173,11 @@ class Cancelled(JobError):
 
 
 class RemoteError(JobError):
-    """An action failed in another process (a Dask worker), which described its
-    exception with :func:`describe_error`: the report shows that description as is.
-    (A user's own exception may not unpickle: its description always does.)"""
+    """An action failed where its exception could not travel as itself, and was
+    described there with :func:`describe_error`: in another process (a Dask worker,
+    where a user's own exception may not unpickle), or in a daemon thread (a
+    ``SystemExit`` or ``GeneratorExit`` would act in the awaiting coroutine). The
+    report shows that description as is."""
 
     def __init__(self, *, error: dict[str, str]) -> None:
         self.error = {"type": str(error["type"]), "message": str(error["message"])}
@@ -183,11 +185,22 @@ class RemoteError(JobError):
 
 
 def describe_error(exc: BaseException) -> dict[str, str]:
-    """Map an exception to the report's ``{"type", "message"}``.
+    """Map an exception to the report's ``{"type", "message"}``; never raises.
 
     ``OSError`` messages name the file (as the user wrote it when the action
     passes it along) without Python's ``[Errno 2]`` noise. A path that leads to no
-    file (a symbolic link loop, say) is a ``FileNotFoundError`` too."""
+    file (a symbolic link loop, say) is a ``FileNotFoundError`` too. Anything else,
+    ``BaseException``s such as ``SystemExit`` or a stray ``CancelledError``
+    included, is an ``ActionError`` whose message starts with the exception's
+    type (``SystemExit: 3``). An exception that cannot be described (its ``str()``
+    raises, its ``OSError`` fields are not what they should be) is its type's name."""
+    try:
+        return _describe(exc)
+    except BaseException:  # noqa: BLE001 - a description must never fail its job's report
+        return {"type": "ActionError", "message": _type_name(exc)}
+
+
+def _describe(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, RemoteError):
         return dict(exc.error)
     if isinstance(exc, JobError):
@@ -200,5 +213,11 @@ def describe_error(exc: BaseException) -> dict[str, str]:
         reason = reason.replace("no such file or directory", "no such file")
         name = os.fsdecode(exc.filename) if exc.filename is not None else None
         return {"type": kind, "message": f"{name}: {reason}" if name else str(exc)}
-    message = str(exc) or type(exc).__name__
-    return {"type": "ActionError", "message": f"{type(exc).__name__}: {message}"}
+    name = _type_name(exc)
+    message = str(exc)
+    return {"type": "ActionError", "message": f"{name}: {message}" if message else name}
+
+
+def _type_name(exc: BaseException) -> str:
+    name = getattr(type(exc), "__name__", None)
+    return name if isinstance(name, str) else "exception"

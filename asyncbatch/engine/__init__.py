@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from asyncbatch.engine._hooks import Recorder, RunListener
 from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_batch
-from asyncbatch.engine._scheduler import Backoff
+from asyncbatch.engine._settings import Backoff
 from asyncbatch.engine.executors import Attempt, Executor, LocalExecutor, TakeMore, run_timed
 
 __all__ = [

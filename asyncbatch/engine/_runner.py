@@ -1,20 +1,24 @@
 """run_batch(): run a config's jobs concurrently and return the Report.
 
-A fixed pool of ``max_concurrency`` worker tasks in one task group takes ready jobs
-in config order (:class:`ReadyJobs`), instead of one task per job waiting on a
-limiter: 200x cheaper per job and flat in memory. A worker *is* a global slot: it
-hands the job to the executor as an :class:`Attempt` and waits until the executor is
-done with that slot. A job becomes ready when all it depends on has succeeded
-(:class:`DependencyTracker`); a job waiting for a retry sits in a sleeping helper
-task and holds no slot.
+Worker tasks in one task group take ready jobs in config order (:class:`ReadyJobs`),
+instead of one task per job waiting on a limiter: 200x cheaper per job. A worker
+*is* a global slot: it hands the job to the executor as an :class:`Attempt` and
+waits until the executor is done with that slot. Workers start one at a time as jobs
+become ready, up to ``max_concurrency``, and end when none is left for them, so a
+huge ``max_concurrency`` costs no memory for slots that nothing fills. A job becomes
+ready when all it depends on has succeeded (:class:`DependencyTracker`); a job
+waiting for a retry sits in a sleeping helper task and holds no slot.
 
 Halting (``max_failures``, or the ``stop`` event a signal handler sets) cancels the
 task group: running attempts are cancelled where they wait, and every job without a
-result then ends ``cancelled``.
+result then ends ``cancelled``; so does one whose attempt fails while the run is
+being halted, so the report holds at most ``max_failures`` failed jobs.
 
-Failures are values: :meth:`_Scheduler.attempt_ended` is the one place that turns
-an action's exception into a report error, retried or final. The task group never
-sees a job's exception, so no ``ExceptionGroup`` reaches the user.
+Failures are values: :meth:`Scheduler.attempt_ended` is the one place that turns
+an action's exception into a report error, retried or final, whatever it is
+(``SystemExit``, ``KeyboardInterrupt`` and a stray ``CancelledError`` included).
+Only the cancellation of the run itself propagates. The task group never sees a
+job's exception, so no ``ExceptionGroup`` reaches the user.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from asyncbatch.engine._hooks import Recorder, RunListener
-from asyncbatch.engine._scheduler import Backoff, Scheduler, Settings
+from asyncbatch.engine._scheduler import Scheduler
+from asyncbatch.engine._settings import Backoff, Settings
 from asyncbatch.engine.executors import Executor, LocalExecutor
 from asyncbatch.files._confine import real_root
 from asyncbatch.output.report import JobResult, Report, now
@@ -60,10 +65,15 @@ async def run_batch(
     config's ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries``
     win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once
     ``stop`` is set, nothing new starts, running jobs are cancelled and every
-    unfinished job is ``cancelled``; the report is still returned.
+    unfinished job is ``cancelled`` (one that fails meanwhile too: at most
+    ``max_failures`` jobs fail); the report is still returned. Anything an action
+    raises fails its job, ``BaseException``s included; only the cancellation of the
+    run propagates. An action that changes the working directory has it changed
+    back when its attempt ends.
     ``on_job_done`` is called with each result as its job ends, ``listener`` hears
     of starts and retries too; ``journal`` records each result durably and offers
-    earlier successes for reuse (``--resume``). ``root`` (default: the ``root`` the
+    earlier successes for reuse (``--resume``); a journal whose ``record`` raises is
+    dropped for the rest of the run. ``root`` (default: the ``root`` the
     config was loaded with) confines the built-in actions' reads to that directory:
     a file outside it fails its job with ``OutsideRoot``. ``executor`` runs the
     attempts (default: a :class:`LocalExecutor`); ``backoff`` spaces retries.

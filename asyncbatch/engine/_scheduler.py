@@ -3,23 +3,31 @@
 It decides what runs and records what happened; how an attempt runs is the
 executor's business (:mod:`asyncbatch.engine.executors`). Dependencies are the pure
 :class:`DependencyTracker`'s, named limits the :class:`ReadyJobs`'.
+
+Whatever a job's action does, the run's bookkeeping holds: every job ends exactly
+once; after a halt, a job whose attempt fails is ``cancelled`` (so the report holds
+at most ``max_failures`` failed jobs); a result is checked and kept as a plain JSON
+copy; an action that changed the working directory has it changed back when its
+attempt ends; a journal that fails to record is dropped, and the jobs go on.
 """
 
 from __future__ import annotations
 
-import json
-import random
+import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from asyncbatch.engine._hooks import Recorder, RunListener
 from asyncbatch.engine._limits import ReadyJobs
+from asyncbatch.engine._results import checked_result
+from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._tracker import DependencyTracker
-from asyncbatch.engine.executors import Attempt, Executor
+from asyncbatch.engine.executors import Attempt, Executor, is_cancellation
 from asyncbatch.errors import Cancelled, DependencyFailed, UnknownAction, describe_error
 from asyncbatch.output.report import JobResult, Status
 
@@ -29,33 +37,13 @@ if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How long a failed job waits before its next attempt: ``start`` seconds,
-    doubling with each attempt, capped at ``cap``, times a random factor in
-    ``[jitter, 1]`` so that jobs failing together do not retry together."""
-
-    start: float = 0.1
-    cap: float = 10.0
-    jitter: float = 0.5
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after ``attempts`` attempts have failed."""
-        exponent = min(attempts - 1, 64)  # 2 ** 64 * start is past any cap
-        base = min(self.cap, self.start * 2.0**exponent)
-        return base * self.rng.uniform(self.jitter, 1.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What a run's options make of the config's defaults."""
-
-    timeout: float | None
-    retries: int
-    max_failures: int | None
-    root: str | None
-    backoff: Backoff
+SHARED_AMONG = 64
+"""An executor may take more ready jobs into a slot (a batch of small files), an
+equal share at most: the ready jobs divided among the ``max_concurrency`` slots or,
+when there are more slots than this, among the workers running but at least this
+many. Divided among 100,000 slots, batches would be of one file each (a thread hop
+and a worker per job); divided among too few, slots would sit idle while one batch
+works through a long list."""
 
 
 class Scheduler:
@@ -82,17 +70,20 @@ class Scheduler:
         self._failures = 0
         self.first_failure: str | None = None
         self.halt_reason: str | None = None
-        position = {job.name: i for i, job in enumerate(self._jobs)}
-        self._tracker = DependencyTracker(
-            [[position[dep] for dep in job.depends_on] for job in self._jobs]
+        self._tracker = DependencyTracker.grouped(
+            [job.name for job in self._jobs],
+            [job.group for job in self._jobs],
+            [job.depends_on for job in self._jobs],
         )
         self._ready = ReadyJobs(config.limits, [job.limits for job in self._jobs])
+        self._waiting = 0  # jobs in _ready
         for index in self._tracker.initially_ready():
-            self._ready.push(index)
-        self._changed = anyio.Event()
-        self._idle = 0  # workers waiting on _changed
-        self._workers = 1
+            self._push(index)
+        self._slots = 1  # workers at most: min(max_concurrency, jobs)
+        self._workers = 0  # started and not ended
+        self._spawning = False  # a worker was started and has not run yet
         self._group: TaskGroup | None = None
+        self._cwd = _working_directory()
 
     def results(self) -> list[JobResult]:
         done = [result for result in self._results if result is not None]
@@ -100,54 +91,86 @@ class Scheduler:
         return done
 
     async def run(self, limit: int, stop: anyio.Event | None) -> None:
-        self._workers = min(limit, len(self._jobs))
+        self._slots = min(limit, len(self._jobs))
         async with anyio.create_task_group() as group:
             self._group = group
             if not self._jobs:
                 group.cancel_scope.cancel()
             if stop is not None:
                 group.start_soon(self._halt_when_set, stop)
-            for _ in range(self._workers):
-                group.start_soon(self._worker)
+            self._spawn()
+        self._restore_working_directory()
         self._cancel_unfinished()
 
     # --- slots -------------------------------------------------------------------------
 
+    def _spawn(self) -> None:
+        """Start one more worker (a slot) when a ready job may be waiting for one.
+
+        Workers start one at a time, as jobs become ready, and end when they find
+        nothing to run: never more than ``max_concurrency``, never more than the jobs
+        that can run. The new worker runs once the one that started it has handed
+        its attempt to the executor, which may have taken more ready jobs into the
+        same slot (a batch of small files) by then: what is left decides whether the
+        new worker starts a third, so a large ``max_concurrency`` costs nothing
+        while batches absorb the ready jobs."""
+        if (
+            self._spawning
+            or self._waiting == 0
+            or self._workers >= self._slots
+            or self.halt_reason is not None
+            or self._group is None
+        ):
+            return
+        self._spawning = True
+        self._workers += 1
+        self._group.start_soon(self._worker)
+
     async def _worker(self) -> None:
-        # Checking halt_reason matters: the worker whose job caused the halt is not
-        # cancelled until its next checkpoint, and an action's body runs up to its
-        # first await as soon as it is called, so without the check it would start
-        # the next ready job after the halt.
-        while self._finished < len(self._jobs) and self.halt_reason is None:
-            attempt = self._take()
-            if attempt is None:
-                self._idle += 1
-                try:
-                    await self._changed.wait()
-                finally:
-                    self._idle -= 1
-                continue
-            taken = [attempt]
-            try:
-                await self._executor.run(attempt, self._more_for(attempt, taken))
-                if attempt.state == "taken":
-                    raise RuntimeError("the executor returned without running the job")
-            except Exception as exc:  # noqa: BLE001 - an executor's bug fails its jobs, not the run
-                attempt.fail(exc)
-                for each in taken:
-                    if each.state == "started":
-                        each.fail(exc)
-            finally:
-                self._ready.release(attempt.index)
-                for each in taken:
-                    each.give_back()
-                self._notify()
+        self._spawning = False
+        try:
+            # Checking halt_reason matters: the worker whose job caused the halt is
+            # not cancelled until its next checkpoint, and an action's body runs up
+            # to its first await as soon as it is called, so without the check it
+            # would start the next ready job after the halt. The checkpoint ends a
+            # worker started in a run being cancelled from outside before it takes
+            # a job.
+            while self.halt_reason is None:
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                attempt = self._take()
+                if attempt is None:
+                    return
+                self._spawn()
+                await self._run_attempt(attempt)
+        finally:
+            self._workers -= 1
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        """Hand ``attempt`` (and its slots) to the executor until it is done with them."""
+        taken = [attempt]
+        try:
+            await self._executor.run(attempt, self._more_for(attempt, taken))
+            if attempt.state == "taken":
+                raise RuntimeError("the executor returned without running the job")
+        except BaseException as exc:  # an executor's bug fails its jobs, not the run
+            if is_cancellation(exc):
+                raise
+            attempt.fail(exc)
+            for each in taken:
+                if each.state == "started":
+                    each.fail(exc)
+        finally:
+            self._ready.release(attempt.index)
+            for each in taken:
+                each.give_back()
+            self._spawn()
 
     def _take(self) -> Attempt | None:
         """The first ready job that can run now, as an attempt holding its slots;
         jobs settled without running (reused, skipped, failed before starting) are
         recorded on the way."""
         while self.halt_reason is None and (index := self._ready.take()) is not None:
+            self._waiting -= 1
             if not self._settle(index):
                 return self._attempt(index)
             self._ready.release(index)
@@ -162,11 +185,14 @@ class Scheduler:
         def more(accept: Callable[[Job], bool], most: int) -> list[Attempt]:
             if first.job.limits:
                 return []
-            share = self._ready.count_unlimited() // self._workers
+            share = self._ready.count_unlimited() // min(
+                self._slots, max(self._workers, SHARED_AMONG)
+            )
             jobs = self._jobs
             indices = self._ready.take_unlimited(
                 lambda i: jobs[i].start_error is None and accept(jobs[i]), min(most, share)
             )
+            self._waiting -= len(indices)
             attempts = [self._attempt(i) for i in indices if not self._settle(i)]
             taken.extend(attempts)
             return attempts
@@ -206,11 +232,10 @@ class Scheduler:
             failure_may_halt=settings.max_failures is not None,
         )
 
-    def _notify(self) -> None:
-        """Wake the idle workers: something changed (a job is ready, or all done)."""
-        if self._idle:
-            self._changed.set()
-            self._changed = anyio.Event()
+    def _push(self, index: int) -> None:
+        """Job ``index`` is ready to run."""
+        self._ready.push(index)
+        self._waiting += 1
 
     # --- what attempts report (the AttemptOwner protocol) -----------------------------
 
@@ -224,11 +249,17 @@ class Scheduler:
     def attempt_ended(
         self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
     ) -> None:
+        self._restore_working_directory()
         index = attempt.index
         if error is None:
-            error = _check_result(result)
+            result, error = checked_result(result)
         if error is None:
             self._finish(index, "succeeded", result=result, ended=at)
+            return
+        if self.halt_reason is not None:
+            # Failed while the run is being halted (cancelled, or about to be):
+            # cancelled, so that the report holds at most max_failures failed jobs.
+            self._record(index, "cancelled", None, self._cancelled(), ended=at)
             return
         job = self._jobs[index]
         retries = job.retries if job.retries is not None else self._settings.retries
@@ -241,13 +272,21 @@ class Scheduler:
         self._group.start_soon(self._retry_later, index, delay)
 
     def attempt_given_back(self, attempt: Attempt) -> None:
-        self._ready.push(attempt.index)
+        self._push(attempt.index)
 
     async def _retry_later(self, index: int, delay: float) -> None:
         """Make the job ready again after ``delay``: it holds no slot meanwhile."""
         await anyio.sleep(delay)
-        self._ready.push(index)
-        self._notify()
+        self._push(index)
+        self._spawn()
+
+    def _restore_working_directory(self) -> None:
+        """An action that changed the working directory does not change it for the
+        rest of the run: relative paths (the report's, say) resolve as they did
+        when the run started."""
+        if self._cwd is not None and _working_directory() != self._cwd:
+            with contextlib.suppress(OSError):
+                os.chdir(self._cwd)
 
     # --- results -----------------------------------------------------------------------
 
@@ -275,7 +314,7 @@ class Scheduler:
         self._record(index, status, result, error, reused, ended)
         released = self._tracker.end(index, succeeded=status == "succeeded")
         for ready in released.ready:
-            self._ready.push(ready)
+            self._push(ready)
         for skipped, cause in released.skipped:
             cause_result = self._results[cause]
             assert cause_result is not None
@@ -285,8 +324,8 @@ class Scheduler:
             self._count_failure(index)
         if self._finished == len(self._jobs):
             assert self._group is not None
-            self._group.cancel_scope.cancel()  # ends the stop watcher and idle workers
-        self._notify()
+            self._group.cancel_scope.cancel()  # ends the stop watcher and retry timers
+        self._spawn()
 
     def _count_failure(self, index: int) -> None:
         """Halt once ``max_failures`` jobs have failed, naming the first of them."""
@@ -334,7 +373,12 @@ class Scheduler:
         self._results[index] = outcome
         self._finished += 1
         if self._journal is not None:
-            self._journal.record(outcome)
+            try:
+                self._journal.record(outcome)
+            except Exception:  # noqa: BLE001 - the run's bookkeeping must never stop half-way
+                # The journal reports its own failures when it is closed; a run
+                # that cannot journal goes on, as one that cannot show progress does.
+                self._journal = None
         self._tell("job_done", outcome)
 
     def _tell(self, event: str, *args: Any) -> None:
@@ -352,19 +396,17 @@ class Scheduler:
         or never started) is ``cancelled``."""
         if self._finished == len(self._jobs):
             return
-        error = describe_error(Cancelled(reason=self.halt_reason or "the run was stopped"))
+        error = self._cancelled()
         for index, outcome in enumerate(self._results):
             if outcome is None:
                 self._record(index, "cancelled", None, dict(error))
 
+    def _cancelled(self) -> dict[str, str]:
+        return describe_error(Cancelled(reason=self.halt_reason or "the run was stopped"))
 
-def _check_result(result: object) -> TypeError | None:
-    """An action must return a JSON-serialisable dict: the report depends on it.
-    NaN and infinities are refused too: they are not JSON (RFC 8259)."""
-    if not isinstance(result, dict):
-        return TypeError(f"action returned {type(result).__name__}, expected a dict")
+
+def _working_directory() -> str | None:
     try:
-        json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return TypeError(f"action result is not JSON-serialisable: {exc}")
-    return None
+        return os.getcwd()
+    except OSError:  # it was removed
+        return None

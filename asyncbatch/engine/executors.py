@@ -111,19 +111,58 @@ class Executor(Protocol):
     async def run(self, attempt: Attempt, more: TakeMore) -> None: ...
 
 
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc``, caught in the current task, is that task being cancelled (a
+    halt, a signal, a timeout, an enclosing cancel scope), which must propagate.
+    A ``CancelledError`` raised while nothing cancels the task is an action's own
+    (it awaited a task that was cancelled, say): a failure like any other."""
+    return (
+        isinstance(exc, anyio.get_cancelled_exc_class())
+        and anyio.get_current_task().has_pending_cancellation()
+    )
+
+
 async def run_timed(attempt: Attempt, call: Callable[[], Awaitable[dict[str, Any]]]) -> None:
     """Start ``attempt``, await ``call()`` under the attempt's timeout and report the
-    outcome: the way an executor runs one attempt that it awaits here."""
+    outcome: the way an executor runs one attempt that it awaits here. Whatever
+    ``call()`` raises is the attempt's error (``SystemExit``, ``KeyboardInterrupt``
+    and a stray ``CancelledError`` too: one action never stops the run); only the
+    cancellation of this task propagates (:func:`is_cancellation`). The child of an
+    action that forked exits as soon as ``call()`` ends in it."""
+    pid = os.getpid()
+    cancelled = anyio.get_cancelled_exc_class()
     attempt.start()
     try:
         with anyio.move_on_after(attempt.timeout) as scope:
-            result = await call()
+            try:
+                result = await call()
+            except BaseException as exc:
+                _leave_if_forked(pid, exc)
+                raise
+            _leave_if_forked(pid, None)
         if scope.cancelled_caught:
             raise Timeout(seconds=attempt.timeout or 0)
-    except Exception as exc:  # noqa: BLE001 - every action failure becomes the attempt's error
+    except BaseException as exc:  # every action failure becomes the attempt's error
+        if isinstance(exc, cancelled) and is_cancellation(exc):
+            raise
         attempt.fail(exc)
         return
     attempt.succeed(result)
+
+
+def _leave_if_forked(pid: int, error: BaseException | None) -> None:
+    """An action that forked returns (or raises) in the child too, where the event
+    loop is not its to run: the child must not run the batch on (its jobs, journal
+    and report are the parent's), so it exits here at once, before anything else
+    runs, with the code ``sys.exit`` asked for (0 after a return, 1 after any other
+    exception)."""
+    if os.getpid() == pid:
+        return
+    code = 0 if error is None else 1
+    if isinstance(error, SystemExit):
+        asked = error.code
+        code = 0 if asked is None else asked if isinstance(asked, int) else 1
+    os._exit(code)
 
 
 class LocalExecutor:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from asyncbatch.errors import NotARegularFile
+from asyncbatch.errors import NotARegularFile, RemoteError, describe_error
 from asyncbatch.files._confine import check_fd, stat_confined
 
 if TYPE_CHECKING:
@@ -152,7 +152,12 @@ def scan_file_in_worker(
     """:func:`scan_file`, in a worker process made to take orders from its parent
     only; ``parent`` is the parent's pid, as the parent passes it."""
     become_worker(parent)
-    return scan_file(kernel, path, params, tuning, root)
+    try:
+        return scan_file(kernel, path, params, tuning, root)
+    except Exception:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a SystemExit here would end the worker
+        raise RemoteError(error=describe_error(exc)) from None
 
 
 @functools.cache

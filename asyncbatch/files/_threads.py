@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple
 
+from asyncbatch.errors import RemoteError, describe_error
+
 P = ParamSpec("P")
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -64,14 +66,24 @@ class _DaemonThreadExecutor(Executor):
                 continue
             try:
                 future.set_result(call())
-            except BaseException as exc:  # noqa: BLE001 - the caller gets it, as with any executor
+            except Exception as exc:  # noqa: BLE001 - the caller gets it, as with any executor
                 future.set_exception(exc)
+            except BaseException as exc:  # noqa: BLE001 - described: see below
+                future.set_exception(_described(exc))
             del future, call  # hold no result while idle
             with self._lock:
                 self._spare += 1
 
 
 EXECUTOR = _DaemonThreadExecutor(max_workers=32, idle_seconds=10)
+
+
+def _described(exc: BaseException) -> RemoteError:
+    """A ``SystemExit``, ``GeneratorExit`` or the like raised in a thread, as the
+    description the report will give it. Handed to the awaiting coroutine as itself,
+    it would act there (a ``GeneratorExit`` closes every frame up to the task's) and
+    end the slot instead of failing the job."""
+    return RemoteError(error=describe_error(exc))
 
 
 async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:

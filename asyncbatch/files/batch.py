@@ -36,11 +36,12 @@ class SmallJob:
 
 @dataclass(slots=True)
 class Done:
-    """A job the batch finished: its result, or the exception it raised."""
+    """A job the batch finished: its result, or the exception it raised (any
+    ``BaseException``: a kernel's ``SystemExit`` fails its job, not the run)."""
 
     position: int
     result: dict[str, Any] | None
-    error: Exception | None
+    error: BaseException | None
     started: float
     ended: float
 
@@ -159,11 +160,11 @@ class SmallFiles:
                 shared.running = position
                 shared.started = started
                 shared.reached = position + 1
-            error: Exception | None = None
+            error: BaseException | None = None
             result: dict[str, Any] | int | None
-            try:
+            try:  # no signal and no cancellation reaches this thread: all is the job's
                 result = scan_small_file(job.kernel, job.path, job.params, self._tuning, self._root)
-            except Exception as exc:  # noqa: BLE001 - becomes that job's error
+            except BaseException as exc:  # noqa: BLE001 - becomes that job's error
                 result, error = None, exc
             with shared.lock:
                 shared.running = None
