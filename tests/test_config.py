@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from asyncbatch.actions import default_registry
 from asyncbatch.actions._params import ChecksumParams, SearchPatternParams
-from asyncbatch.config import BatchConfig, find_config, load_config
+from asyncbatch.config import BatchConfig, find_config, load_config, select_jobs
 from asyncbatch.config.schema import config_schema
 from asyncbatch.errors import ConfigError, UnknownAction
 from asyncbatch.output.plan import dry_run_plan
@@ -724,9 +724,10 @@ def test_every_separate_cycle_is_reported(write_config: WriteConfig) -> None:
     ]
 
 
-def test_a_dependency_on_a_glob_job_waits_for_all_its_expansions(
+def test_depends_on_keeps_the_names_as_written_once_each_in_order(
     tmp_path: Path, write_config: WriteConfig
 ) -> None:
+    """A glob job's name stands for all its expansions: it is kept, not expanded."""
     for name in ["logs/a.log", "logs/b.log"]:
         touch(tmp_path / name)
     config = load_config(
@@ -741,7 +742,7 @@ def test_a_dependency_on_a_glob_job_waits_for_all_its_expansions(
         )
     )
     by_name = {j.name: j.depends_on for j in config.jobs}
-    assert by_name["report"] == ("logs[logs/a.log]", "logs[logs/b.log]")
+    assert by_name["report"] == ("logs",)
     assert by_name["one"] == ("logs[logs/b.log]", "report")
 
 
@@ -751,6 +752,7 @@ def test_a_dependency_on_a_glob_job_that_matched_nothing_waits_for_that_job(
     config = load_config(
         write_config({"jobs": [job("logs", input="none/*.log"), job("r", depends_on=["logs"])]})
     )
+    assert [(j.name, j.group) for j in config.jobs] == [("logs", "logs"), ("r", "r")]
     assert config.jobs[1].depends_on == ("logs",)
 
 
@@ -762,11 +764,109 @@ def test_a_glob_job_that_depends_on_another_passes_it_to_every_expansion(
     config = load_config(
         write_config({"jobs": [job("first"), job("g", input="*.log", depends_on=["first"])]})
     )
-    assert [(j.name, j.depends_on) for j in config.jobs] == [
-        ("first", ()),
-        ("g[a.log]", ("first",)),
-        ("g[b.log]", ("first",)),
+    assert [(j.name, j.group, j.depends_on) for j in config.jobs] == [
+        ("first", "first", ()),
+        ("g[a.log]", "g", ("first",)),
+        ("g[b.log]", "g", ("first",)),
     ]
+
+
+def test_every_expansion_of_a_glob_on_a_glob_names_the_glob_job_it_waits_for(
+    tmp_path: Path, write_config: WriteConfig
+) -> None:
+    for name in ["a/x.log", "a/y.log", "b/u.log", "b/v.log"]:
+        touch(tmp_path / name)
+    config = load_config(
+        write_config(
+            {"jobs": [job("a", input="a/*.log"), job("b", input="b/*.log", depends_on=["a"])]}
+        )
+    )
+    assert [(j.name, j.group, j.depends_on) for j in config.jobs] == [
+        ("a[a/x.log]", "a", ()),
+        ("a[a/y.log]", "a", ()),
+        ("b[b/u.log]", "b", ("a",)),
+        ("b[b/v.log]", "b", ("a",)),
+    ]
+
+
+def test_a_glob_waiting_on_one_of_its_own_expansions_is_a_cycle(
+    tmp_path: Path, write_config: WriteConfig
+) -> None:
+    touch(tmp_path / "a.log")
+    config = {"jobs": [job("g", input="*.log", depends_on=["g[a.log]"])]}
+    assert problems_of(write_config(config)) == ["jobs[0].depends_on: dependency cycle: g -> g"]
+
+
+def test_a_cycle_through_glob_jobs_is_a_problem_naming_the_glob_jobs(
+    tmp_path: Path, write_config: WriteConfig
+) -> None:
+    for name in ["a/x.log", "a/y.log", "b/u.log"]:
+        touch(tmp_path / name)
+    jobs = [
+        job("a", input="a/*.log", depends_on=["b[b/u.log]"]),
+        job("b", input="b/*.log", depends_on=["a"]),
+    ]
+    assert problems_of(write_config({"jobs": jobs})) == [
+        "jobs[0].depends_on: dependency cycle: a -> b -> a"
+    ]
+
+
+# --- --only (select_jobs) through glob jobs ---------------------------------
+
+
+@pytest.fixture
+def globs_on_globs(tmp_path: Path, write_config: WriteConfig) -> BatchConfig:
+    """Globs a <- b <- c of two files each, d waiting for one expansion of b, e alone."""
+    for name in ["a/1.log", "a/2.log", "b/1.log", "b/2.log", "c/1.log", "c/2.log"]:
+        touch(tmp_path / name)
+    jobs = [
+        job("a", input="a/*.log"),
+        job("b", input="b/*.log", depends_on=["a"]),
+        job("c", input="c/*.log", depends_on=["b"]),
+        job("d", depends_on=["b[b/2.log]"]),
+        job("e"),
+    ]
+    return load_config(write_config({"jobs": jobs}))
+
+
+def selected(config: BatchConfig, names: list[str]) -> list[str]:
+    return [j.name for j in select_jobs(config, names).jobs]
+
+
+def test_only_a_glob_on_a_glob_takes_every_expansion_of_each_glob_behind_it(
+    globs_on_globs: BatchConfig,
+) -> None:
+    assert selected(globs_on_globs, ["c"]) == [
+        "a[a/1.log]",
+        "a[a/2.log]",
+        "b[b/1.log]",
+        "b[b/2.log]",
+        "c[c/1.log]",
+        "c[c/2.log]",
+    ]
+
+
+def test_only_one_expansion_takes_it_and_the_whole_glob_it_waits_for(
+    globs_on_globs: BatchConfig,
+) -> None:
+    assert selected(globs_on_globs, ["b[b/1.log]"]) == ["a[a/1.log]", "a[a/2.log]", "b[b/1.log]"]
+
+
+def test_only_a_job_waiting_for_one_expansion_takes_that_expansion_not_its_glob(
+    globs_on_globs: BatchConfig,
+) -> None:
+    assert selected(globs_on_globs, ["e", "d"]) == [
+        "a[a/1.log]",
+        "a[a/2.log]",
+        "b[b/2.log]",
+        "d",
+        "e",
+    ]
+
+
+def test_only_keeps_depends_on_as_written(globs_on_globs: BatchConfig) -> None:
+    only = select_jobs(globs_on_globs, ["c"])
+    assert [j.depends_on for j in only.jobs] == [(), (), ("a",), ("a",), ("b",), ("b",)]
 
 
 # --- actions ---------------------------------------------------------------
@@ -1041,6 +1141,26 @@ def test_the_plan_warns_about_missing_inputs_unknown_actions_and_non_files(
         ("glob", [], ["FileNotFoundError: *.txt: no file matches"]),
     ]
     assert json.loads(json.dumps(plan)) == plan
+
+
+def test_the_plan_prints_depends_on_as_written_so_a_glob_on_a_glob_stays_small(
+    tmp_path: Path, write_config: WriteConfig
+) -> None:
+    for name in ["a/x.log", "a/y.log", "b/u.log", "b/v.log"]:
+        touch(tmp_path / name)
+    jobs = [
+        job("a", input="a/*.log"),
+        job("b", input="b/*.log", depends_on=["a"]),
+        job("one", input="a/x.log", depends_on=["b[b/v.log]", "a", "a"]),
+    ]
+    plan = dry_run_plan(load_config(write_config({"jobs": jobs})))
+    assert [(j["name"], j["depends_on"]) for j in plan["jobs"]] == [
+        ("a[a/x.log]", []),
+        ("a[a/y.log]", []),
+        ("b[b/u.log]", ["a"]),
+        ("b[b/v.log]", ["a"]),
+        ("one", ["b[b/v.log]", "a"]),
+    ]
 
 
 def test_the_plan_warns_about_an_unreadable_path(tmp_path: Path, write_config: WriteConfig) -> None:

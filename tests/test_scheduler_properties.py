@@ -49,8 +49,8 @@ pytestmark = pytest.mark.slow
 
 LIMITS = ("disk", "net", "gpu")
 SENTINEL_RETRIES = 1000
-"""A sentinel fails (and is retried at once, holding no slot meanwhile) until every
-other job has ended."""
+"""A sentinel fails (and is retried at once, holding no slot between attempts) until
+every other job has ended."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,7 @@ def registry_for(observed: Observed, random_jobs: int) -> ActionRegistry:
         """Wait (failing, so holding no slot) until every random job has ended, then
         run until all of its group run at once."""
         if sum(1 for result in observed.done if result.name.startswith("j")) < random_jobs:
+            await anyio.sleep(0.01)  # its retries last 10 s at least, however busy the machine
             raise RuntimeError("not yet")
         group = params["group"]
         observed.enter(path.name, params["limits"], [])

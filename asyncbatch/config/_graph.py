@@ -1,5 +1,5 @@
-"""The dependency graph between jobs: ``depends_on`` resolved to expanded job
-names, cycles (a config error) and the closure ``--only`` runs."""
+"""The dependency graph between jobs: ``depends_on`` checked (unknown names and
+cycles are config errors) and kept as written, and the closure ``--only`` runs."""
 
 from __future__ import annotations
 
@@ -48,57 +48,61 @@ def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return cycles
 
 
-def with_dependencies(wanted: Iterable[str], depends_on: Mapping[str, Sequence[str]]) -> set[str]:
-    """``wanted`` and everything they depend on, transitively."""
-    selected: set[str] = set()
+def with_dependencies(jobs: Sequence[Job], wanted: Iterable[str]) -> list[Job]:
+    """The jobs ``wanted`` names and everything they depend on, transitively, in
+    config order. A name is a config job's (all its glob expansions; a name shared
+    with one expansion means the config job) or one expansion's. Each group is
+    visited once: a glob depending on a glob costs its jobs, not their product."""
+    by_group: dict[str, list[int]] = {}
+    by_name: dict[str, int] = {}
+    for index, job in enumerate(jobs):
+        by_group.setdefault(job.group, []).append(index)
+        by_name[job.name] = index
+    selected = [False] * len(jobs)
+    visited: set[str] = set()
     stack = list(wanted)
     while stack:
         name = stack.pop()
-        if name not in selected:
-            selected.add(name)
-            stack.extend(depends_on[name])
-    return selected
+        if name in visited:
+            continue
+        visited.add(name)
+        for index in by_group.get(name) or [by_name[name]]:
+            if not selected[index]:
+                selected[index] = True
+                stack.extend(jobs[index].depends_on)
+    return [job for job, chosen in zip(jobs, selected, strict=True) if chosen]
 
 
 def resolve_dependencies(
     entries: Sequence[tuple[int, JobConfig, Any, Any]], jobs: list[Job], invalid_names: set[str]
 ) -> list[str]:
-    """Resolve ``depends_on`` to expanded job names; unknown names and cycles are
-    problems naming the jobs involved. A job in ``invalid_names`` exists (its own
-    problems are reported already), so naming it is no further problem."""
+    """Check ``depends_on``: unknown names and cycles are problems naming the jobs
+    involved. A job in ``invalid_names`` exists (its own problems are reported
+    already), so naming it is no further problem. Each job keeps the names as
+    written, once each and in order: a config job's name waits for all its glob
+    expansions, an expansion's name (``logs[a.log]``) for that one alone."""
     problems: list[str] = []
     if not any(config_job.depends_on for _, config_job, _, _ in entries):
         return problems  # every job keeps depends_on == ()
-    expansions: dict[str, list[str]] = {}
-    group_of: dict[str, str] = {}
-    for job in jobs:
-        expansions.setdefault(job.group, []).append(job.name)
-        group_of[job.name] = job.group
-    for name in list(expansions):
-        group_of.setdefault(name, name)
+    names = [config_job.name for _, config_job, _, _ in entries]
+    group_of = {job.name: job.group for job in jobs}
+    group_of.update((name, name) for name in names)  # a config job's name: all of it
     graph: dict[str, set[str]] = {}
-    resolved: dict[str, tuple[str, ...]] = {}
+    written: dict[str, tuple[str, ...]] = {}
     for index, config_job, _, _ in entries:
-        targets: list[str] = []
         edges: set[str] = set()
         for k, dep in enumerate(config_job.depends_on):
-            if dep in expansions:
-                targets.extend(expansions[dep])
-            elif dep in group_of:
-                targets.append(dep)
-            elif dep in invalid_names:
-                continue
-            else:
-                hint = did_you_mean(dep, list(expansions)) if len(problems) < HINTED else ""
+            if dep in group_of:
+                edges.add(group_of[dep])
+            elif dep not in invalid_names:
+                hint = did_you_mean(dep, names) if len(problems) < HINTED else ""
                 problems.append(f"jobs[{index}].depends_on[{k}]: unknown job {dep!r}{hint}")
-                continue
-            edges.add(group_of[dep])
         graph[config_job.name] = edges
-        resolved[config_job.name] = tuple(dict.fromkeys(targets))
+        written[config_job.name] = tuple(dict.fromkeys(config_job.depends_on))
     position = {config_job.name: index for index, config_job, _, _ in entries}
     for cycle in find_cycles(graph):
         where = f"jobs[{position[cycle[0]]}].depends_on"
         problems.append(f"{where}: dependency cycle: {' -> '.join(cycle)}")
     for job in jobs:
-        job.depends_on = resolved[job.group]
+        job.depends_on = written[job.group]  # one tuple shared by a glob's expansions
     return problems

@@ -84,25 +84,16 @@ def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
     """``--only``: the named jobs (a config name selects all its glob expansions)
     and everything they depend on, in config order. An unknown name is a
     :class:`ConfigError`."""
-    by_group: dict[str, list[str]] = {}
-    for job in config.jobs:
-        by_group.setdefault(job.group, []).append(job.name)
-    depends_on = {job.name: job.depends_on for job in config.jobs}
-    wanted: list[str] = []
+    groups = list(dict.fromkeys(job.group for job in config.jobs))
+    known = {job.name for job in config.jobs}.union(groups)
     problems = []
     for name in names:
-        if name in by_group:
-            wanted.extend(by_group[name])
-        elif name in depends_on:
-            wanted.append(name)
-        else:
-            hint = did_you_mean(name, list(by_group))
+        if name not in known:
+            hint = did_you_mean(name, groups)
             problems.append(f"--only: unknown job {name!r}{hint}")
     if problems:
         raise ConfigError(problems, source=config.source)
-    selected = with_dependencies(wanted, depends_on)
-    jobs = [job for job in config.jobs if job.name in selected]
-    return dataclasses.replace(config, jobs=jobs)
+    return dataclasses.replace(config, jobs=with_dependencies(config.jobs, names))
 
 
 def _build(

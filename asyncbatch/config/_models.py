@@ -73,7 +73,11 @@ class Job:
     params: Any
     spec: ActionSpec | None
     group: str
+    """The config job's name: shared by the expansions of a glob, else the job's own."""
     depends_on: tuple[str, ...] = ()
+    """The names it waits for, as written in the config (once each, in order): a
+    config job's name waits for all that job's glob expansions, an expansion's name
+    (``logs[a.log]``) for that one alone. Expansions of one glob share the tuple."""
     timeout: float | None = None
     retries: int | None = None
     limits: tuple[str, ...] = ()

@@ -5,12 +5,16 @@ level). When a job ends without succeeding, every job that depends on it, direct
 or through others, can never run: each is skipped, naming the dependency that did
 not succeed (for a job further down, the skipped job it waited on). No event loop
 and no I/O here: the scheduler asks, this answers, and tests need nothing else.
+
+A job that depends on a glob job waits for a group (all its expansions): the group
+is one barrier node that ends once every expansion has succeeded, or as soon as one
+did not. A glob of N files depending on a glob of M files is N + M edges, not N * M.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -25,20 +29,73 @@ class Released:
 
 
 class DependencyTracker:
-    """``depends_on[i]``: the indices of the jobs job ``i`` waits for."""
+    """``depends_on[i]``: the nodes job ``i`` waits for. Nodes ``0 .. len(depends_on)
+    - 1`` are the jobs; node ``len(depends_on) + k`` is the barrier ``barriers[k]``,
+    which waits for the jobs it lists (a group: it succeeds once all of them have
+    succeeded and fails with the first that did not). :meth:`grouped` builds both
+    from the names a config writes."""
 
-    def __init__(self, depends_on: Sequence[Sequence[int]]) -> None:
-        total = len(depends_on)
-        self._waiting = [len(set(deps)) for deps in depends_on]
-        self._dependents: list[list[int]] = [[] for _ in range(total)]
-        for index, deps in enumerate(depends_on):
-            for dep in set(deps):
-                self._dependents[dep].append(index)
-        self._ended = [False] * total
+    def __init__(
+        self, depends_on: Sequence[Iterable[int]], barriers: Sequence[Sequence[int]] = ()
+    ) -> None:
+        self._jobs = len(depends_on)
+        nodes = self._jobs + len(barriers)
+        self._waiting = [0] * nodes
+        self._dependents: list[list[int]] = [[] for _ in range(nodes)]
+        for node, waits_for in enumerate((*depends_on, *barriers)):
+            distinct = set(waits_for)
+            self._waiting[node] = len(distinct)
+            for dependency in distinct:
+                self._dependents[dependency].append(node)
+        self._ended = [False] * nodes
+
+    @classmethod
+    def grouped(
+        cls, names: Sequence[str], groups: Sequence[str], waits_for: Sequence[Iterable[str]]
+    ) -> DependencyTracker:
+        """The jobs ``names[i]`` of ``groups[i]`` (a glob's expansions share the glob
+        job's name as their group; any other job is a group of its own), each waiting
+        for the names in ``waits_for[i]``: a group's name waits for all its jobs, any
+        other name (one expansion) for that job alone. A name that is neither is a
+        ``ValueError``. Time and memory grow with the jobs plus the names written."""
+        members: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            members.setdefault(group, []).append(index)
+        position = {name: index for index, name in enumerate(names)}
+        barriers: list[list[int]] = []
+        node_of: dict[str, int] = {}
+
+        def node(name: str, index: int) -> int:
+            found = node_of.get(name)
+            if found is not None:
+                return found
+            jobs = members.get(name)
+            if jobs is not None and len(jobs) > 1:
+                found = len(names) + len(barriers)
+                barriers.append(jobs)
+            elif jobs is not None:
+                found = jobs[0]
+            elif name in position:
+                found = position[name]
+            else:
+                raise ValueError(f"job {names[index]!r} waits for {name!r}: no such job")
+            node_of[name] = found
+            return found
+
+        resolved: dict[tuple[str, ...], list[int]] = {}  # expansions share their names
+        depends_on: list[list[int]] = []
+        for index, written in enumerate(waits_for):
+            key = tuple(written)
+            nodes = resolved.get(key)
+            if nodes is None:
+                nodes = resolved[key] = [node(name, index) for name in key]
+            depends_on.append(nodes)
+        return cls(depends_on, barriers)
 
     def initially_ready(self) -> list[int]:
         """The jobs that wait for nothing, in config order."""
-        return [index for index, waiting in enumerate(self._waiting) if waiting == 0]
+        waiting = self._waiting
+        return [index for index in range(self._jobs) if waiting[index] == 0]
 
     def end(self, index: int, *, succeeded: bool) -> Released:
         """Job ``index`` has its final result; what that releases. Ending a job
@@ -48,21 +105,41 @@ class DependencyTracker:
             return released
         self._ended[index] = True
         if succeeded:
-            for dependent in self._dependents[index]:
-                self._waiting[dependent] -= 1
-                if self._waiting[dependent] == 0 and not self._ended[dependent]:
-                    released.ready.append(dependent)
+            self._succeed(index, released.ready)
             released.ready.sort()
-            return released
-        pending = deque([index])
-        while pending:
-            cause = pending.popleft()
-            for dependent in self._dependents[cause]:
-                if not self._ended[dependent]:
-                    self._ended[dependent] = True
-                    released.skipped.append((dependent, cause))
-                    pending.append(dependent)
+        else:
+            self._skip_behind(index, released.skipped)
         return released
 
     def is_ended(self, index: int) -> bool:
         return self._ended[index]
+
+    def _succeed(self, index: int, ready: list[int]) -> None:
+        """Count ``index`` done for everything waiting on it: a job waiting for
+        nothing more is ready, a barrier waiting for nothing more succeeds."""
+        succeeded = [index]
+        while succeeded:
+            for dependent in self._dependents[succeeded.pop()]:
+                self._waiting[dependent] -= 1
+                if self._waiting[dependent] == 0 and not self._ended[dependent]:
+                    if dependent < self._jobs:
+                        ready.append(dependent)
+                    else:
+                        self._ended[dependent] = True
+                        succeeded.append(dependent)
+
+    def _skip_behind(self, index: int, skipped: list[tuple[int, int]]) -> None:
+        """Skip everything that waits on ``index``, breadth first, so that each
+        skipped job's cause comes before it; a barrier passes on the cause that
+        reached it first (the member that did not succeed)."""
+        pending = deque([(index, index)])
+        while pending:
+            node, cause = pending.popleft()
+            for dependent in self._dependents[node]:
+                if not self._ended[dependent]:
+                    self._ended[dependent] = True
+                    if dependent < self._jobs:
+                        skipped.append((dependent, cause))
+                        pending.append((dependent, dependent))
+                    else:
+                        pending.append((dependent, cause))

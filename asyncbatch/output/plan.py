@@ -13,8 +13,10 @@ from asyncbatch.errors import describe_error
 
 def dry_run_plan(config: BatchConfig) -> dict[str, Any]:
     """The plan: ``{"valid", "total_jobs", "jobs": [{name, action, input, depends_on,
-    warnings}]}``. When the config declares named limits, the plan shows them at
-    the top (``"limits"``) and on each job that needs some."""
+    warnings}]}``, ``depends_on`` as written in the config (a glob job's name, not
+    its expansions: a glob depending on a glob stays linear in size). When the
+    config declares named limits, the plan shows them at the top (``"limits"``)
+    and on each job that needs some."""
     plan: dict[str, Any] = {"valid": True, "total_jobs": len(config.jobs)}
     if config.limits:
         plan["limits"] = dict(config.limits)
