@@ -277,7 +277,7 @@ def _open_journal(
 
     root = None if config.root is None else real_root(config.root)
     journal, warnings = stack.enter_context(
-        journaled(options.output, resume=options.resume, root=root)
+        journaled(options.output, resume=options.resume, root=root, warn=warn)
     )
     for warning in warnings:
         warn(warning)

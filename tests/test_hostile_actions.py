@@ -757,11 +757,6 @@ def test_cli_an_action_closing_the_journal_stops_the_journal_not_the_run(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunLock.release closes a descriptor the action closed already: EBADF "
-    "escapes as a traceback (asyncbatch/output/journal.py)",
-)
 def test_cli_an_action_closing_the_lock_leaves_the_run_and_its_outputs_whole(
     tmp_path: Path,
 ) -> None:

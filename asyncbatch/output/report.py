@@ -1,7 +1,9 @@
 """JobResult, Summary and Report, and writing them atomically.
 
 A reader of ``--output`` never sees half a report: it is written to a temporary
-file in the same directory, fsync'd, then renamed over the target.
+file in the same directory, fsync'd, then renamed over the target. It is written one
+job at a time (the same bytes as the whole report dumped at once), so memory does
+not grow with a second copy of every job.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from asyncbatch.errors import OutputError
 
@@ -103,6 +108,10 @@ class Report:
         return not any(job.status in ("failed", "cancelled") for job in self.jobs)
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), "jobs": [job.to_dict() for job in self.jobs]}
+
+    def _head(self) -> dict[str, Any]:
+        """Everything but the jobs (which come last)."""
         from asyncbatch import __version__
 
         return {
@@ -113,8 +122,21 @@ class Report:
             "duration_ms": self.duration_ms,
             "max_concurrency": self.max_concurrency,
             "summary": self.summary.to_dict(),
-            "jobs": [job.to_dict() for job in self.jobs],
         }
+
+    def json_chunks(self) -> Iterator[str]:
+        """``json.dumps(self.to_dict(), indent=2) + "\\n"``, one job at a time."""
+        head = json.dumps(self._head(), indent=2)
+        assert head.endswith("\n}")
+        if not self.jobs:
+            yield head[:-2] + ',\n  "jobs": []\n}\n'
+            return
+        yield head[:-2] + ',\n  "jobs": ['
+        separator = "\n    "
+        for job in self.jobs:
+            yield separator + _indented(job.to_dict(), 2)
+            separator = ",\n    "
+        yield "\n  ]\n}\n"
 
 
 def now() -> datetime:
@@ -125,18 +147,90 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _indented(value: Any, level: int) -> str:
+    """``value`` as ``json.dumps(value, indent=2)`` writes it ``level`` levels deep:
+    the same checks in the same order as the standard library's encoder, without
+    its generators; what is rarer (keys that are not strings, other types) is left
+    to the standard library itself."""
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float(value)
+    inner = "\n" + "  " * (level + 1)
+    outer = "\n" + "  " * level
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        items = [_indented(item, level + 1) for item in value]
+        return "[" + inner + ("," + inner).join(items) + outer + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        parts = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                break
+            scalar = _SCALARS.get(type(item))
+            text = scalar(item) if scalar is not None else _indented(item, level + 1)
+            parts.append(encode_basestring_ascii(key) + ": " + text)
+        else:
+            return "{" + inner + ("," + inner).join(parts) + outer + "}"
+    return json.dumps(value, indent=2).replace("\n", outer)
+
+
+def _float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+_SCALARS: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    float: _float,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+}
+"""How the values of exactly these types are written (a shortcut of :func:`_indented`)."""
+
+
 def write_report(report: Report, path: str | os.PathLike[str]) -> None:
-    """Write the JSON report to ``path`` atomically."""
-    write_atomically(Path(path), json.dumps(report.to_dict(), indent=2) + "\n")
+    """Write the JSON report to ``path`` atomically, one job at a time."""
+    write_atomically(Path(path), report.json_chunks())
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the target's directory (created exclusively, so a planted
-    symlink is never followed), fsync, rename. Mode follows the umask."""
+def write_atomically(path: Path, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its chunks, one after the other) to ``path`` atomically:
+    temp file in the target's directory (created exclusively, so a planted symlink
+    is never followed), fsync, rename. Mode follows the umask."""
+    with _atomic_file(path) as handle:
+        for chunk in (text,) if isinstance(text, str) else text:
+            handle.write(chunk.encode("utf-8"))
+
+
+def write_bytes_atomically(path: Path, chunks: Iterable[bytes]) -> None:
+    """As :func:`write_atomically`, with chunks of bytes."""
+    with _atomic_file(path) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o666 & ~_umask())
