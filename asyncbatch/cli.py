@@ -46,9 +46,13 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _positive(value: float | None) -> float | None:
+def _seconds(value: float | None) -> float | None:
+    """Seconds as a config takes them: finite and greater than 0 (a config's
+    messages, word for word)."""
+    if value is not None and not abs(value) < float("inf"):  # NaN, inf, 1e400
+        raise typer.BadParameter("Input should be a finite number")
     if value is not None and not value > 0:
-        raise typer.BadParameter("must be greater than 0")
+        raise typer.BadParameter("Input should be greater than 0")
     return value
 
 
@@ -91,10 +95,11 @@ def run(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option(callback=_positive, help="Default per-job timeout in seconds (> 0)."),
+        typer.Option(callback=_seconds, help="Default per-job timeout in seconds (> 0)."),
     ] = None,
     retries: Annotated[
-        int | None, typer.Option(min=0, help="Default retries per failed job.")
+        int | None,
+        typer.Option(min=0, max=1000, help="Default retries per failed job (0 to 1000)."),
     ] = None,
     fail_fast: Annotated[
         bool,
@@ -171,7 +176,7 @@ def run(
         float,
         typer.Option(
             "--scheduler-timeout",
-            callback=_positive,
+            callback=_seconds,
             help="Seconds to wait for the Dask scheduler before giving up (exit 2).",
         ),
     ] = 10.0,

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pydantic import ValidationError
 
@@ -45,13 +45,15 @@ def load_config(
     *,
     registry: ActionRegistry | None = None,
     strict: bool = False,
-    stdin: TextIO | None = None,
+    stdin: TextIO | BinaryIO | None = None,
     root: str | os.PathLike[str] | None = None,
     limits: LoadLimits | None = None,
 ) -> BatchConfig:
     """Read, validate and expand a config; raise :class:`ConfigError` listing
-    every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (paths then
-    resolve against the current directory).
+    every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (default:
+    ``sys.stdin``; paths then resolve against the current directory) as UTF-8
+    bytes, like a file, whatever the locale: a binary stream, or the ``buffer`` of
+    a text stream; a text stream without one (``io.StringIO``) is read as text.
 
     With ``root`` (an existing directory, ``--root``): a job whose input resolves
     outside it (symbolic links followed) gets ``start_error`` ``OutsideRoot``, so
@@ -68,7 +70,8 @@ def load_config(
         real = real_root(root)
     label = os.fspath(source)
     if label == "-":
-        text = read_config_stream(stdin or sys.stdin, label, limits.max_config_bytes)
+        stream = stdin if stdin is not None else sys.stdin
+        text = read_config_stream(stream, label, limits.max_config_bytes)
         raw = parse_config(text, ".json", label, limits.max_yaml_alias_values)
         base_dir = Path.cwd()
     else:

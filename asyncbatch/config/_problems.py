@@ -18,9 +18,7 @@ def locate_errors(exc: ValidationError, prefix: str, model: type[BaseModel] | No
     """pydantic errors as ``prefix.loc: message`` lines."""
     problems = []
     for error in exc.errors(include_url=False):
-        location = prefix
-        for part in error["loc"]:
-            location += f"[{part}]" if isinstance(part, int) else f".{part}" if location else part
+        location = format_location(error["loc"], prefix)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
@@ -29,8 +27,17 @@ def locate_errors(exc: ValidationError, prefix: str, model: type[BaseModel] | No
                 allowed = [f.alias or name for name, f in owner.model_fields.items()]
                 message += did_you_mean(str(error["loc"][-1]), allowed)
                 message += f" (allowed: {', '.join(allowed)})" if allowed else " (takes none)"
-        problems.append(f"{location or 'top level'}: {message}")
+        problems.append(f"{location}: {message}")
     return problems
+
+
+def format_location(parts: Sequence[Any], prefix: str = "") -> str:
+    """Keys and indexes as the user points at them: ``jobs[2].params.pattern``
+    (``top level`` for none)."""
+    location = prefix
+    for part in parts:
+        location += f"[{part}]" if type(part) is int else f".{part}" if location else str(part)
+    return location or "top level"
 
 
 def _model_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
