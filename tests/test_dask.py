@@ -5,6 +5,7 @@ The reports of dask runs must equal local runs apart from timings."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -14,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import invoke
 
 pytestmark = [
     pytest.mark.skipif(
@@ -32,14 +35,31 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 60.0
 SLOW_ACTION = """\
+import asyncio
 import os
 
 import anyio
 
 
+async def raises(path, params):
+    kind = params["kind"]
+    if kind == "SystemExit":
+        raise SystemExit(3)
+    if kind == "KeyboardInterrupt":
+        raise KeyboardInterrupt
+    if kind == "GeneratorExit":
+        raise GeneratorExit
+    raise asyncio.CancelledError  # a cancelled inner task, let through
+
+
 async def sleepy(path, params):
     await anyio.sleep(30)
     return {"slept": 30}
+
+
+async def nap(path, params):
+    await anyio.sleep(params["seconds"])
+    return {"slept": params["seconds"]}
 
 
 async def marked(path, params):
@@ -135,6 +155,14 @@ def _cluster(logs: Path, plugins_dir: Path, workers: int, threads: int) -> Itera
 def scheduler(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> Iterator[str]:
     """A scheduler and one worker (2 threads), shared by the tests of this module."""
     with _cluster(tmp_path_factory.mktemp("dask-logs"), plugins_dir, 1, 2) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def one_thread(tmp_path_factory: pytest.TempPathFactory, plugins_dir: Path) -> Iterator[str]:
+    """A scheduler of its own with one worker of one thread: a second task waits in
+    the cluster's queue until the first ends."""
+    with _cluster(tmp_path_factory.mktemp("dask-logs-1"), plugins_dir, 1, 1) as address:
         yield address
 
 
@@ -270,6 +298,31 @@ def test_fail_fast_the_journal_and_resume_behave_as_locally(scheduler: str, tmp_
     ]
     assert not jobs["lines"]["reused"]
     assert not jobs["sum"]["reused"]
+
+
+def test_an_action_raising_any_base_exception_fails_its_job_as_locally(
+    scheduler: str, plugins_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker survives each one: every job after them still runs there."""
+    kinds = ["SystemExit", "KeyboardInterrupt", "GeneratorExit", "CancelledError"]
+    (tmp_path / "in.txt").write_text("one\ntwo\n", encoding="utf-8")
+    jobs: list[dict[str, Any]] = []
+    for kind in kinds:
+        jobs.append(
+            {"name": kind, "action": "slow:raises", "input": "in.txt", "params": {"kind": kind}}
+        )
+        jobs.append({"name": f"after {kind}", "action": "count_lines", "input": "in.txt"})
+    config = tmp_path / "batch.json"
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(plugins_dir))  # the runs import the action too
+    reported = _compare(config, tmp_path, "--executor", "dask", "--scheduler", scheduler)
+    assert [job["status"] for job in reported] == ["failed", "succeeded"] * len(kinds)
+    assert [job["error"]["message"] for job in reported[::2]] == [
+        "SystemExit: 3",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "CancelledError",
+    ]
 
 
 def test_an_unreachable_scheduler_is_exit_2_before_any_job(tmp_path: Path) -> None:
@@ -444,3 +497,70 @@ def test_a_worker_killed_mid_job_is_retried_and_the_run_completes(
         assert run.returncode == 1, err
         assert job["status"] == "failed"
         assert job["error"]["message"], job
+
+
+def test_a_timeout_counts_from_the_start_on_the_worker_not_the_queue(
+    one_thread: str, plugins_dir: Path, tmp_path: Path
+) -> None:
+    """One worker thread: ``queued`` (timeout 1 s) waits some 2 s behind ``first``
+    in the cluster's queue and still succeeds, its timeout counted from its start;
+    ``late`` runs past its timeout on the worker and times out."""
+    data = tmp_path / "input.txt"
+    data.write_text("x\n", encoding="utf-8")
+
+    def nap(name: str, seconds: float, **fields: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "action": "slow:nap",
+            "input": str(data),
+            "params": {"seconds": seconds},
+            **fields,
+        }
+
+    config = tmp_path / "queue.json"
+    jobs = [nap("first", 2), nap("queued", 0.2, timeout=1), nap("late", 5, timeout=1)]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(plugins_dir)}
+    command = [sys.executable, "-m", "asyncbatch", "run", "--no-progress", str(config)]
+    command += ["-o", str(out), "-j", "3", "--executor", "dask", "--scheduler", one_thread]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr
+    by_name = {job["name"]: job for job in json.loads(out.read_text(encoding="utf-8"))["jobs"]}
+    assert by_name["first"]["status"] == "succeeded"
+    assert by_name["queued"]["status"] == "succeeded", by_name["queued"]
+    assert by_name["queued"]["duration_ms"] < 1000  # from its start, not its submission
+    assert by_name["late"]["status"] == "failed"
+    assert by_name["late"]["error"] == {"type": "Timeout", "message": "timed out after 1 s"}
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://", "tcp://[::1", "/", "", "inproc://x", "tls://127.0.0.1:1", "ucx://x"]
+)
+def test_a_malformed_scheduler_address_is_exit_2_and_leaves_no_client_behind(
+    address: str,
+) -> None:
+    """A client that could not start is closed, not left to the garbage collector
+    (which would warn, in the middle of a later run, of coroutines never awaited)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = invoke(
+            [
+                "run",
+                str(DATA / "batch_config.json"),
+                "--executor",
+                "dask",
+                "--scheduler",
+                address,
+                "--scheduler-timeout",
+                "1",
+            ]
+        )
+        gc.collect()
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "error: cannot reach the Dask scheduler " in result.stderr
+    assert [str(warning.message) for warning in caught] == []
