@@ -185,6 +185,55 @@ def test_a_disk_that_fills_up_during_a_run_is_a_warning_the_jobs_go_on_and_the_r
     assert f"cannot write the journal {journal_path(out)}: No space left on device" in warnings[0]
 
 
+FILL = '''\
+import os
+
+
+async def fill(path, params):
+    """Fill the disk that holds ``path``'s folder to the last byte."""
+    fd = os.open(os.path.join(os.path.dirname(path), "ballast"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\\0" * 4096)
+    except OSError:
+        return {"filled": True}
+    finally:
+        os.close(fd)
+'''
+
+
+@pytest.mark.slow
+def test_a_disk_full_when_the_report_is_written_is_exit_2_with_the_summary_and_no_stray_file(
+    tmp_path: Path, small_disk: Callable[[int], Path]
+) -> None:
+    disk = small_disk(128)
+    trigger = disk / "trigger.txt"
+    trigger.write_text("x\n", encoding="utf-8")
+    (tmp_path / "in.txt").write_text("some text\n", encoding="utf-8")
+    module = add_module(tmp_path, FILL, prefix="fill")
+    jobs: list[dict[str, Any]] = [
+        {"name": f"job{number}", "action": "count_lines", "input": "in.txt"} for number in range(5)
+    ]
+    names = [job["name"] for job in jobs]
+    jobs.append(
+        {"name": "fill", "action": f"{module}:fill", "input": str(trigger), "depends_on": names}
+    )
+    config = write_json(tmp_path / "batch.json", {"jobs": jobs})
+    out = disk / "out.json"
+
+    completed = run_module(["run", str(config), "-o", str(out)], cwd=tmp_path, timeout=SUBPROCESS)
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert summary(completed.stdout)["succeeded"] == 6, (completed.stdout, completed.stderr)
+    assert f"cannot write report {out}: No space left on device" in completed.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in disk.iterdir()) == sorted(
+        ["ballast", "trigger.txt", "out.json.journal", "out.json.lock"]
+    ), "no temporary file left behind"
+    recorded = [entry["job"]["name"] for entry in journal_entries(journal_path(out))]
+    assert set(names) <= set(recorded), "every job that ended before the disk filled is kept"
+
+
 # --- the fsync of each line ------------------------------------------------------------
 
 
