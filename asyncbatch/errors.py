@@ -14,6 +14,8 @@
         ├── UnknownAction           the job names no registered action (skipped)
         ├── DependencyFailed        a dependency did not succeed (skipped)
         ├── Cancelled               the run stopped before the job finished
+        ├── CommandFailed           a command exited badly, was killed, or could not start
+        ├── MissingOutput           a command succeeded without creating its outputs
         └── RemoteError             an action failed elsewhere (a worker, a thread), described there
 
 Actions raise whatever they like; :func:`describe_error` is the one place that
@@ -40,6 +42,8 @@ ERROR_TYPES = (
     "UnknownAction",
     "DependencyFailed",
     "Cancelled",
+    "CommandFailed",
+    "MissingOutput",
     "ActionError",
 )
 
@@ -95,6 +99,36 @@ class JobError(AsyncbatchError):
     """A job's own failure, reported under ``error_type`` in the report."""
 
     error_type: ClassVar[str] = "ActionError"
+
+    def details(self) -> dict[str, str]:
+        """More for the report's error than its type and message (none by default)."""
+        return {}
+
+
+class CommandFailed(JobError):
+    """A ``command`` job's program exited with a code it may not, was killed by a
+    signal, or could not be executed. ``stderr`` is the end of what it printed
+    there (the report shows it beside the message)."""
+
+    error_type = "CommandFailed"
+
+    def __init__(self, *, reason: str, stderr: str = "") -> None:
+        self.stderr = stderr
+        super().__init__(reason)
+
+    def details(self) -> dict[str, str]:
+        return {"stderr": self.stderr} if self.stderr else {}
+
+
+class MissingOutput(JobError):
+    """A ``command`` job's program succeeded without creating every declared output."""
+
+    error_type = "MissingOutput"
+
+    def __init__(self, *, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        shown = ", ".join(self.paths)
+        super().__init__(f"{shown}: not created by the command")
 
 
 class NotARegularFile(JobError):
@@ -180,7 +214,7 @@ class RemoteError(JobError):
     report shows that description as is."""
 
     def __init__(self, *, error: dict[str, str]) -> None:
-        self.error = {"type": str(error["type"]), "message": str(error["message"])}
+        self.error = {str(key): str(value) for key, value in error.items()}
         super().__init__(self.error["message"])
 
 
@@ -204,7 +238,7 @@ def _describe(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, RemoteError):
         return dict(exc.error)
     if isinstance(exc, JobError):
-        return {"type": exc.error_type, "message": str(exc)}
+        return {"type": exc.error_type, "message": str(exc), **exc.details()}
     if isinstance(exc, OSError) and (
         isinstance(exc, FileNotFoundError | PermissionError) or exc.errno in _UNREACHABLE
     ):

@@ -362,3 +362,11 @@ def add_module(folder: Path, source: str, prefix: str = "testmod") -> str:
     name = f"{prefix}_{uuid.uuid4().hex}"
     (folder / f"{name}.py").write_text(source, encoding="utf-8")
     return name
+
+
+def file_statistics() -> list[ActionSpec]:
+    """The built-ins that compute over a file's bytes through a kernel (all but
+    ``command``, which runs a program)."""
+    from asyncbatch.actions import builtin_specs
+
+    return [spec for spec in builtin_specs() if spec.kernel is not None]

@@ -19,6 +19,7 @@ import pytest
 from support import load
 
 from asyncbatch.actions import builtin_specs, default_registry
+from asyncbatch.actions._command import CommandParams
 from asyncbatch.actions._params import (
     ChecksumParams,
     HashAlgorithm,
@@ -34,6 +35,7 @@ from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel
 pytestmark = pytest.mark.anyio
 
 BUILTINS = ("checksum", "count_lines", "count_words", "file_size", "search_pattern")
+"""The built-ins that compute over a file's bytes (``command`` runs a program)."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,9 +68,9 @@ def write(tmp_path: Path, data: bytes, name: str = "input.txt") -> Path:
 # --- registration ------------------------------------------------------------------------
 
 
-def test_the_five_builtins_are_specs_with_params_models_and_kernels() -> None:
+def test_the_builtins_are_specs_with_params_models_and_the_file_statistics_kernels() -> None:
     specs = builtin_specs()
-    assert sorted(spec.name for spec in specs) == sorted(BUILTINS)
+    assert sorted(spec.name for spec in specs) == sorted([*BUILTINS, "command"])
     assert all(isinstance(spec, ActionSpec) and spec.origin == "builtin" for spec in specs)
     described: dict[str, tuple[Any, Kernel | None]] = {
         spec.name: (spec.params, spec.kernel) for spec in specs
@@ -79,6 +81,7 @@ def test_the_five_builtins_are_specs_with_params_models_and_kernels() -> None:
         "count_words": (NoParams, WORDS),
         "file_size": (NoParams, SIZE),
         "search_pattern": (SearchPatternParams, SEARCH),
+        "command": (CommandParams, None),  # a program, not a scan of the file's bytes
     }
     # How the local executor may run each: hashing lets other threads run, file_size
     # reads nothing, a regex may never return (only a killable process runs it).
@@ -101,7 +104,7 @@ def test_the_default_registry_holds_the_builtins_as_specified() -> None:
     assert builtin_specs() == BUILTIN_SPECS
     for spec in builtin_specs():
         assert registry.get(spec.name) == spec
-    assert [spec.name for spec in ActionRegistry(builtin_specs())] == sorted(BUILTINS)
+    assert [spec.name for spec in ActionRegistry(builtin_specs())] == sorted([*BUILTINS, "command"])
 
 
 def test_every_builtin_and_param_field_has_a_description_for_the_actions_command() -> None:

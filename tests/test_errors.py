@@ -15,11 +15,13 @@ from asyncbatch import errors
 from asyncbatch.errors import (
     AsyncbatchError,
     Cancelled,
+    CommandFailed,
     ConfigError,
     DependencyFailed,
     ExecutorUnavailable,
     JobError,
     LineTooLong,
+    MissingOutput,
     NotARegularFile,
     OutputError,
     OutsideRoot,
@@ -39,7 +41,13 @@ EXAMPLES: dict[str, AsyncbatchError] = {
     "DependencyFailed": DependencyFailed(dependency="fetch", status="failed"),
     "Cancelled": Cancelled(reason="the run halted after 1 failure (first: 'a')"),
     "Cancelled-default": Cancelled(),
+    "CommandFailed": CommandFailed(reason="exit status 3: boom", stderr="warming up\nboom\n"),
+    "CommandFailed-no-stderr": CommandFailed(reason="killed by SIGKILL"),
+    "MissingOutput": MissingOutput(paths=["out/a.gz", "out/b.gz"]),
     "RemoteError": RemoteError(error={"type": "ActionError", "message": "KeyError: 'x'"}),
+    "RemoteError-details": RemoteError(
+        error={"type": "CommandFailed", "message": "exit status 1", "stderr": "no\n"}
+    ),
     "ConfigError": ConfigError(["jobs[0].input: required", "jobs[1]: bad"], source="b.json"),
     "ConfigError-no-source": ConfigError(["jobs: required"]),
     "OutputError": OutputError(path="out/report.json", reason="its folder does not exist"),

@@ -15,9 +15,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from support import SAMPLE, Probe, by_name, job, load, outcome, run, run_module
+from support import SAMPLE, Probe, by_name, file_statistics, job, load, outcome, run, run_module
 
-from asyncbatch.actions import builtin_specs
 from asyncbatch.config import BatchConfig, Job
 from asyncbatch.engine import Attempt, Backoff, RunListener, TakeMore, run_timed
 from asyncbatch.errors import RemoteError
@@ -74,7 +73,7 @@ def realpath(path: Path) -> str:
 
 
 def with_builtins(probe: Probe) -> Probe:
-    for spec in builtin_specs():
+    for spec in file_statistics():
         probe.registry.register(spec)
     return probe
 

@@ -29,10 +29,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
-from support import add_module, invoke, load, run
+from support import add_module, file_statistics, invoke, load, run
 from typer.testing import Result
 
-from asyncbatch.actions import builtin_specs
 from asyncbatch.config import load_config
 from asyncbatch.engine import LocalExecutor
 from asyncbatch.errors import ERROR_TYPES, JobError, describe_error
@@ -202,7 +201,7 @@ async def test_an_empty_file_gives_each_kernel_its_zero_through_every_driver(
     path = folder / "empty.txt"
     path.touch()
     tuning = Tuning(chunk_bytes=4096, small_file_bytes=0)
-    for spec in builtin_specs():
+    for spec in file_statistics():
         assert spec.kernel is not None
         params = PARAMS.get(spec.name, {})
         expected = ZEROS[spec.name]
@@ -518,7 +517,7 @@ async def test_every_driver_refuses_what_a_batch_refuses_before_reading(
     for name, (kind, reason) in expected.items():
         path = folder / name
         want = {"type": kind, "message": f"{path}: {reason}"}
-        for spec in builtin_specs():
+        for spec in file_statistics():
             assert spec.kernel is not None
             raw = PARAMS.get(spec.name, {})
             calls: dict[str, Callable[[], Awaitable[Any]]] = {

@@ -23,10 +23,9 @@ from typing import Any
 
 import anyio
 import pytest
-from support import ROUTES, invoke, run, run_module
+from support import ROUTES, file_statistics, invoke, run, run_module
 from typer.testing import Result
 
-from asyncbatch.actions import builtin_specs
 from asyncbatch.config import load_config
 from asyncbatch.engine import LocalExecutor
 from asyncbatch.errors import OutsideRoot
@@ -467,7 +466,7 @@ async def test_every_driver_refuses_a_swapped_path_under_a_root_and_reads_it_wit
     path, root = swapped
     tuning = Tuning(chunk_bytes=4096)
     message = re.escape(f"{path}: resolves outside the root {root}")
-    for spec in builtin_specs():
+    for spec in file_statistics():
         kernel, params = spec.kernel, BUILTINS[spec.name]
         assert kernel is not None
         with pytest.raises(OutsideRoot, match=message):

@@ -564,7 +564,7 @@ async def test_run_blocking_returns_raises_and_stops_waiting_when_cancelled() ->
 
 
 def test_executor_starts_threads_on_demand_up_to_its_cap_and_idle_ones_exit() -> None:
-    executor = _threads._DaemonThreadExecutor(max_workers=2, idle_seconds=0.05)
+    executor = _threads.DaemonThreadExecutor(max_workers=2, idle_seconds=0.05)
     release = threading.Event()
     threads: list[threading.Thread] = []
 
@@ -586,7 +586,7 @@ def test_executor_starts_threads_on_demand_up_to_its_cap_and_idle_ones_exit() ->
 
 def test_executor_runs_a_call_even_if_its_future_is_cancelled() -> None:
     """A cancelled caller stops waiting; a close submitted while cancelled still runs."""
-    executor = _threads._DaemonThreadExecutor(max_workers=1, idle_seconds=1)
+    executor = _threads.DaemonThreadExecutor(max_workers=1, idle_seconds=1)
     gate = threading.Event()
     ran = threading.Event()
     executor.submit(gate.wait, 10)

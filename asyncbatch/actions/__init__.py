@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def builtin_specs() -> tuple[ActionSpec, ...]:
-    """The five built-in actions."""
+    """The built-in actions."""
     from asyncbatch.actions.builtins import BUILTINS
 
     return BUILTINS

@@ -1,4 +1,5 @@
-"""The five built-in actions: each is its params model and its kernel, written once.
+"""The built-in actions: the five file statistics, each its params model and its
+kernel, written once; and ``command``, which runs a program per input.
 
 Each action function is the plain shape of the product (an async function that
 streams its input with aiofiles, or, for ``search_pattern``, scans it in a worker
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from asyncbatch.actions._command import CommandParams, run_command
 from asyncbatch.actions._kernels import Checksum, FileSize, LineCount, WordCount
 from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
 from asyncbatch.actions._search import PatternSearch
@@ -50,10 +52,16 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
     return await run_kernel(SEARCH, path, params)
 
 
+async def command(path: Path, params: CommandParams) -> dict[str, Any]:
+    """Run a program once per input (argv, or a shell line); exit code and output tails."""
+    return await run_command(path, params)
+
+
 BUILTINS = (
     ActionSpec("count_lines", count_lines, NoParams, kernel=LINES),
     ActionSpec("count_words", count_words, NoParams, kernel=WORDS),
     ActionSpec("file_size", file_size, NoParams, kernel=SIZE),
     ActionSpec("checksum", checksum, ChecksumParams, kernel=CHECKSUM),
     ActionSpec("search_pattern", search_pattern, SearchPatternParams, kernel=SEARCH),
+    ActionSpec("command", command, CommandParams),
 )

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from asyncbatch.actions._command import CommandParams
 from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
 from asyncbatch.config._models import Job, JobConfig, LoadLimits
 from asyncbatch.errors import OutsideRoot, UnknownAction
@@ -50,13 +51,14 @@ def expand_jobs(
             for match in matches:
                 shown = printable(match)
                 path = base_dir / match
+                name = f"{config_job.name}[{shown}]"
                 jobs.append(
                     Job(
-                        name=f"{config_job.name}[{shown}]",
+                        name=name,
                         input=shown,
                         path=path,
                         start_error=start_error or _outside(path, shown, root),
-                        **common,
+                        **(common | _bound(params, name, base_dir)),
                     )
                 )
             if matches:
@@ -69,10 +71,18 @@ def expand_jobs(
                 input=pattern,
                 path=path,
                 start_error=start_error or _outside(path, pattern, root),
-                **common,
+                **(common | _bound(params, config_job.name, base_dir)),
             )
         )
     return jobs
+
+
+def _bound(params: Any, name: str, base_dir: Path) -> dict[str, Any]:
+    """A command's params know their job's name and folder (placeholders, the
+    working directory); other params are shared as they are."""
+    if isinstance(params, CommandParams):
+        return {"params": params.for_job(name, base_dir)}
+    return {}
 
 
 def _glob(

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, TextIO
 from pydantic import ValidationError
 
 from asyncbatch.actions import default_registry
+from asyncbatch.actions._command import is_command
 from asyncbatch.config._bulk import Resolver, validate_jobs, without_gc
 from asyncbatch.config._expand import check_expanded_names, expand_jobs
 from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
@@ -238,6 +239,12 @@ def _resolve_action(
             warnings.append(
                 f"{where} ({job.name}): unknown action {job.action!r}{hint}; the job is skipped"
             )
+        return None, None
+    if context.confined.root is not None and is_command(spec):
+        problems.append(
+            f"{where}.action: 'command' is refused with --root: a program can read "
+            "and write anything"
+        )
         return None, None
     try:
         return spec, resolver.validate_params(spec, job.params)

@@ -25,7 +25,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
-class _DaemonThreadExecutor(Executor):
+class DaemonThreadExecutor(Executor):
     """Runs calls in daemon threads: one starts when a call finds no thread idle (at
     most ``max_workers``), and one idle for ``idle_seconds`` exits.
 
@@ -75,7 +75,7 @@ class _DaemonThreadExecutor(Executor):
                 self._spare += 1
 
 
-EXECUTOR = _DaemonThreadExecutor(max_workers=32, idle_seconds=10)
+EXECUTOR = DaemonThreadExecutor(max_workers=32, idle_seconds=10)
 
 
 def _described(exc: BaseException) -> RemoteError:
@@ -97,7 +97,14 @@ async def run_blocking(func: Callable[[*Ts], T], *args: *Ts) -> T:
 
 def start_blocking(func: Callable[[*Ts], T], *args: *Ts) -> asyncio.Future[T]:
     """``func(*args)`` started in a daemon thread; await it with :func:`wait_done`."""
-    return asyncio.get_running_loop().run_in_executor(EXECUTOR, func, *args)
+    return start_blocking_in(EXECUTOR, func, *args)
+
+
+def start_blocking_in(
+    executor: Executor, func: Callable[[*Ts], T], *args: *Ts
+) -> asyncio.Future[T]:
+    """As :func:`start_blocking`, in the threads of ``executor``."""
+    return asyncio.get_running_loop().run_in_executor(executor, func, *args)
 
 
 async def wait_done(future: asyncio.Future[Any], seconds: float | None) -> bool:

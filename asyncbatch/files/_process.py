@@ -1,0 +1,229 @@
+"""One program run to its end in the calling (daemon) thread: spawned in a process
+group of its own, its two output streams drained together with bounded memory, and
+nothing of its group left running once it has exited.
+
+Blocking ``subprocess`` in a thread is the cheapest way to run many short programs
+from an event loop: asyncio's child watchers cost a thread or more per child, and
+reap by pid, which other code's reaping confuses. The caller stops a run by
+:meth:`Child.terminate` (SIGTERM to the group) and :meth:`Child.kill` (SIGKILL);
+:func:`supervised` does both for a cancelled coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio  # noqa: TID251 - the futures of run_in_executor
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, TypeVarTuple
+
+import anyio
+
+from asyncbatch.files._threads import DaemonThreadExecutor, start_blocking_in, wait_done
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+TAIL_BYTES = 4096
+"""Bytes of each stream kept: the last ones."""
+GRACE = 2.0
+"""Seconds between SIGTERM and SIGKILL."""
+_READ = 64 << 10
+_POLL_MS = 50
+"""Milliseconds between looks at a child's state where no pidfd can wait for it,
+and while its group is ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How a program ended: ``exit_code`` (negative: killed by that signal), the last
+    :data:`TAIL_BYTES` of each stream and the exact byte counts."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    stdout_bytes: int
+    stderr_bytes: int
+
+
+class Child:
+    """A program's run, shared between the thread that runs it and the caller who
+    may stop it. Stopping before the spawn means it never runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._stopped = False
+        self._done = False
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole group (or no start at all, if not started yet)."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group."""
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._pid is not None and not self._done:
+                _signal_group(self._pid, number)
+
+    def run(
+        self, argv: Sequence[str], cwd: str, env: Mapping[str, str] | None = None
+    ) -> Finished | None:
+        """Run ``argv`` to its end; None when stopped before it started. Raises
+        ``OSError`` when the program cannot be executed (``filename`` says which)."""
+        with self._lock:
+            if self._stopped:
+                return None
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # a group of its own, with the pid as its id
+                close_fds=True,
+            )
+            self._pid = process.pid
+        try:
+            return self._wait(process)
+        finally:
+            with self._lock:
+                self._done = True
+
+    def _wait(self, process: subprocess.Popen[bytes]) -> Finished:
+        """Drain both streams until the program has exited and its group is gone."""
+        assert process.stdout is not None
+        assert process.stderr is not None
+        tails = {process.stdout.fileno(): _Tail(), process.stderr.fileno(): _Tail()}
+        reading = dict(tails)
+        poller = select.poll()  # not select(): descriptors past 1024 are fine
+        for fd in reading:
+            poller.register(fd, select.POLLIN)
+        pidfd = _pidfd(process.pid)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        exited_at: float | None = None
+        killed = False
+        try:
+            while True:
+                if exited_at is None and _has_exited(process.pid):
+                    # Gone but not reaped, so its pid (the group's id) is not reused
+                    # yet: end whatever it left running in its group.
+                    exited_at = time.monotonic()
+                    _signal_group(process.pid, signal.SIGTERM)
+                if exited_at is not None:
+                    waited = time.monotonic() - exited_at
+                    if not reading or waited >= GRACE + 1.0:
+                        break  # past that, the pipe is held outside the group
+                    if not killed and waited >= GRACE:
+                        _signal_group(process.pid, signal.SIGKILL)
+                        killed = True
+                blocking = exited_at is None and pidfd is not None
+                for fd, _ in poller.poll(None if blocking else _POLL_MS):
+                    if fd == pidfd:
+                        poller.unregister(fd)
+                        _close(fd)
+                        pidfd = None
+                        continue
+                    data = os.read(fd, _READ)
+                    if data:
+                        reading[fd].add(data)
+                    else:
+                        poller.unregister(fd)
+                        del reading[fd]
+        finally:
+            process.stdout.close()
+            process.stderr.close()
+            if pidfd is not None:
+                _close(pidfd)
+            with self._lock:
+                self._done = True  # from here on its pid may be another process's
+                exit_code = process.wait()
+        out, err = tails.values()
+        return Finished(exit_code, out.data(), err.data(), out.count, err.count)
+
+
+class _Tail:
+    """The last :data:`TAIL_BYTES` of a stream, and how many bytes it carried."""
+
+    __slots__ = ("_kept", "count")
+
+    def __init__(self) -> None:
+        self._kept = bytearray()
+        self.count = 0
+
+    def add(self, data: bytes) -> None:
+        self.count += len(data)
+        self._kept += data[-TAIL_BYTES:]
+        if len(self._kept) > TAIL_BYTES:
+            del self._kept[:-TAIL_BYTES]
+
+    def data(self) -> bytes:
+        return bytes(self._kept)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the child ``pid`` has exited, without reaping it."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped by someone else already
+        return True
+
+
+def _signal_group(pgid: int, number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, number)
+
+
+PROGRAMS = DaemonThreadExecutor(max_workers=100_000, idle_seconds=10)
+"""Threads that run programs: one per program running (a program may run for hours,
+so these are not the read threads, of which there are few); idle ones are reused."""
+
+
+async def supervised(child: Child, func: Callable[[*Ts], T], *args: *Ts) -> T:
+    """``func(*args)``, which runs a program through ``child``, in a daemon thread.
+    Cancelled, it ends the program's group (SIGTERM, then SIGKILL :data:`GRACE`
+    seconds later) and waits for ``func`` to end, shielded, before it lets the
+    cancellation through: nothing the program started outlives it, and ``func``
+    has cleaned up after it."""
+    future = start_blocking_in(PROGRAMS, func, *args)
+    future.add_done_callback(_retrieved)  # a cancelled caller never reads its outcome
+    try:
+        await wait_done(future, None)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            child.terminate()
+            if not await wait_done(future, GRACE):
+                child.kill()
+                await wait_done(future, GRACE)
+        raise
+    return future.result()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
