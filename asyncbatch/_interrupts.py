@@ -7,7 +7,8 @@ written); while the run goes on, it stops the run cleanly (running jobs cancelle
 every unfinished job ``cancelled``, the report still written); after that, while the
 report is written and the summary printed, it is only remembered. Whenever it came,
 the command exits 130 (SIGINT) or 143 (SIGTERM). A second SIGINT means "now": the
-process exits at once with 130; every finished job is already in the journal.
+process exits at once with 130 (the programs of running command jobs killed first);
+every finished job is already in the journal.
 
 The handler runs in the main thread between two bytecodes, wherever the program is:
 it only records the signal and hands the stop to the event loop with
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
@@ -92,6 +94,9 @@ class Interruptions:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
             if signum == signal.SIGINT:
+                programs = sys.modules.get("asyncbatch.files._process")
+                if programs is not None:  # no program a job started outlives the run
+                    programs.kill_all()
                 os._exit(EXIT_CODES[signal.SIGINT])
             return
         self.received = signal.Signals(signum)

@@ -98,14 +98,12 @@ class CommandParams(BaseModel):
         min_length=1,
         description="A command line for /bin/sh -c; placeholders are inserted shell-quoted.",
     )
-    env: dict[str, str] = Field(
-        default_factory=dict, description="Variables added to the environment."
-    )
+    env: dict[str, str] = Field(default={}, description="Variables added to the environment.")
     ok_exit_codes: list[int] = Field(
-        default_factory=lambda: [0], min_length=1, description="Exit codes that count as success."
+        default=[0], min_length=1, description="Exit codes that count as success."
     )
     outputs: list[str] = Field(
-        default_factory=list,
+        default=[],
         description="Paths the command must create (relative to the config's folder); "
         "removed again when an attempt fails.",
     )

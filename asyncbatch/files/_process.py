@@ -95,6 +95,7 @@ class Child:
                 close_fds=True,
             )
             self._pid = process.pid
+            _LIVE.add(self)
         try:
             return self._wait(process)
         finally:
@@ -149,9 +150,29 @@ class Child:
                 _close(pidfd)
             with self._lock:
                 self._done = True  # from here on its pid may be another process's
+                _LIVE.discard(self)
                 exit_code = process.wait()
         out, err = tails.values()
         return Finished(exit_code, out.data(), err.data(), out.count, err.count)
+
+
+_LIVE: set[Child] = set()
+"""The children whose program runs now (for :func:`kill_all`)."""
+
+
+def kill_all() -> None:
+    """SIGKILL every running program's group, at once: for a process about to exit
+    without its cleanup (a second Ctrl-C). Takes no lock (a signal handler calls it)."""
+    for _ in range(3):  # another thread may change the set while it is copied
+        try:
+            children = list(_LIVE)
+        except RuntimeError:
+            continue
+        for child in children:
+            pid = child._pid
+            if pid is not None and not child._done:
+                _signal_group(pid, signal.SIGKILL)
+        return
 
 
 class _Tail:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asyncbatch.actions._command import CommandParams
 from asyncbatch.config import Job
 from asyncbatch.errors import OutputError, OutsideRoot
 from asyncbatch.files._confine import stat_confined
@@ -420,6 +421,26 @@ def _payload(job: dict[str, Any]) -> tuple[dict[str, Any], float | None, int]:
     return result, duration, attempts
 
 
+def declared_outputs(job: Job) -> list[str]:
+    """The files a command job declares it creates (absolute paths); none for others."""
+    if isinstance(job.params, CommandParams):
+        return job.params.output_paths(job.path)
+    return []
+
+
+def output_states(outputs: list[str]) -> list[list[Any]] | None:
+    """Each output's path, size and modification time, as a journal line holds them;
+    None when one is missing (such a job is never reused)."""
+    states: list[list[Any]] = []
+    for output in outputs:
+        try:
+            info = os.stat(output)
+        except OSError:
+            return None
+        states.append([output, info.st_size, info.st_mtime_ns])
+    return states
+
+
 # --- the journal -------------------------------------------------------------------------
 
 
@@ -442,7 +463,8 @@ class Journal:
         self.path = journal_path(report)
         self._previous = previous or Recorded()
         self._fingerprints = Fingerprints(root)
-        self._marks: dict[str, str | None] = {}  # of the jobs looked at and not ended
+        self._marks: dict[str, tuple[str | None, list[str]]] = {}
+        """Of the jobs looked at and not ended: the fingerprint and declared outputs."""
         self._fsync_interval = fsync_interval
         self._warn = warn
         self._sync = sync
@@ -474,7 +496,8 @@ class Journal:
         Called as the job is about to start (after its dependencies), so a file a
         dependency rewrote is fingerprinted as it now is."""
         mark = self._fingerprints.of(job)
-        self._marks[job.name] = mark
+        outputs = declared_outputs(job)
+        self._marks[job.name] = (mark, outputs)
         found = self._previous.take(job.name)
         if mark is None or found is None or self._fd is None:
             return None
@@ -485,6 +508,8 @@ class Journal:
             entry = _parse(os.pread(self._fd, length, offset))
             if _success(entry) != (job.name, digest):
                 return None
+            if outputs and entry.get("outputs") != output_states(outputs):
+                return None  # an output was removed or changed since
             result, duration, attempts = _payload(entry["job"])
         except (OSError, ValueError):
             return None
@@ -502,12 +527,14 @@ class Journal:
     def record(self, result: JobResult) -> None:
         """Append one finished job and write it through to the file; a failure
         stops the journal (see :meth:`_stop`)."""
-        mark = self._marks.pop(result.name, None)
+        mark, outputs = self._marks.pop(result.name, (None, []))
         if not self._writing:
             return
         assert self._fd is not None
         assert self._syncer is not None
-        entry = {"fingerprint": mark, "job": result.to_dict()}
+        entry: dict[str, Any] = {"fingerprint": mark, "job": result.to_dict()}
+        if outputs and result.status == "succeeded":
+            entry["outputs"] = output_states(outputs)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
         try:
             if self._syncer.failure is not None:

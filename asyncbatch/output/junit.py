@@ -11,7 +11,7 @@ zone; ``hostname`` required; at most one of ``<skipped>``, ``<error>``,
 status     inside ``<testcase>``
 =========  ==========================================================
 succeeded  nothing; its result is a line of the suite's ``<system-out>``
-failed     ``<failure type="ERROR_TYPE" message="...">``
+failed     ``<failure type="ERROR_TYPE" message="...">`` (a command's stderr tail inside)
 cancelled  ``<error type="Cancelled" message="...">``
 skipped    ``<skipped message="ERROR_TYPE: message"/>``
 =========  ==========================================================
@@ -93,8 +93,10 @@ def _add_testcase(suite: ET.Element, job: JobResult, classname: str) -> None:
     kind, message = _clean(error["type"]), _clean(error["message"])
     if job.status == "failed":
         failure = ET.SubElement(case, "failure", type=kind or "ActionError", message=message)
+        stderr = error.get("stderr")  # a failed command's last output there
         failure.text = _clean(
             f"{message}\naction: {job.action}\ninput: {job.input}\nattempts: {job.attempts}\n"
+            + (f"stderr (the end of it):\n{stderr}" if stderr else "")
         )
     elif job.status == "cancelled":
         cancelled = ET.SubElement(case, "error", type=kind or "Cancelled", message=message)
