@@ -325,6 +325,61 @@ def test_an_action_raising_any_base_exception_fails_its_job_as_locally(
     ]
 
 
+def test_a_command_runs_on_a_worker_and_its_timeout_ends_its_group_there(
+    scheduler: str, plugins_dir: Path, tmp_path: Path
+) -> None:
+    """The workers were started with PYTHONPATH set to the plugins' folder, this run
+    without it: the command's environment says where it ran. The slow command's
+    group (a child sleeping in the background) is gone after its timeout."""
+    pids = tmp_path / "pids"
+    jobs = [
+        {
+            "name": "where",
+            "action": "command",
+            "input": ".",
+            "params": {"shell": 'echo "${{PYTHONPATH:-client}}"; pwd'},
+        },
+        {
+            "name": "slow",
+            "action": "command",
+            "input": ".",
+            "params": {"shell": f"sleep 300 & echo $! > {pids}; wait"},
+            "timeout": 2,
+        },
+    ]
+    config = tmp_path / "batch.json"
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    command = [sys.executable, "-m", "asyncbatch", "run", str(config)]
+    command += ["-o", str(tmp_path / "r.json"), "--executor", "dask", "--scheduler", scheduler]
+    completed = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr
+    where, slow = _jobs(tmp_path / "r.json")
+    assert where["result"]["stdout"] == f"{plugins_dir}\n{tmp_path}\n"
+    assert slow["error"]["type"] == "Timeout"
+    sleeper = int(pids.read_text(encoding="utf-8"))
+    deadline = time.monotonic() + 5
+    while _running(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(sleeper), "the command's background child outlived its job"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_an_unreachable_scheduler_is_exit_2_before_any_job(tmp_path: Path) -> None:
     started = time.monotonic()
     done = _run(

@@ -26,6 +26,7 @@ JOB_KEYS = [
     "duration_ms",
     "attempts",
     "reused",
+    "started_ms",
 ]
 REPORT_KEYS = [
     "asyncbatch_version",
@@ -112,6 +113,7 @@ def test_job_result_to_dict_has_exactly_the_spec_keys_in_order() -> None:
         "duration_ms": 0.4,
         "attempts": 1,
         "reused": False,
+        "started_ms": None,
     }
 
 
@@ -308,3 +310,50 @@ def test_check_output_writable_rejects_a_read_only_folder(tmp_path: Path) -> Non
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
+
+
+@pytest.mark.slow
+def test_started_ms_places_each_job_on_the_runs_timeline(tmp_path: Path) -> None:
+    """With one slot the second job starts after the first has ended; a skipped job
+    never started; a job reused by --resume did not start in this run."""
+    from support import run_module, write_json
+
+    config = write_json(
+        tmp_path / "batch.json",
+        {
+            "jobs": [
+                {
+                    "name": "first",
+                    "action": "command",
+                    "input": ".",
+                    "params": {"argv": ["sleep", "0.3"]},
+                },
+                {
+                    "name": "second",
+                    "action": "command",
+                    "input": ".",
+                    "params": {"argv": ["false"]},
+                },
+                {
+                    "name": "never",
+                    "action": "command",
+                    "input": ".",
+                    "params": {"argv": ["true"]},
+                    "depends_on": ["second"],
+                },
+            ]
+        },
+    )
+    out = tmp_path / "r.json"
+    done = run_module(["run", str(config), "-j", "1", "-o", str(out)], cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    first, second, never = json.loads(out.read_text(encoding="utf-8"))["jobs"]
+    assert 0 <= first["started_ms"] < 1000
+    assert second["started_ms"] >= first["started_ms"] + first["duration_ms"] - 1
+    assert never["started_ms"] is None
+    assert never["duration_ms"] is None
+
+    done = run_module(["run", str(config), "-j", "1", "-o", str(out), "--resume"], cwd=tmp_path)
+    first, second, _ = json.loads(out.read_text(encoding="utf-8"))["jobs"]
+    assert (first["reused"], first["started_ms"]) == (True, None)
+    assert second["started_ms"] is not None

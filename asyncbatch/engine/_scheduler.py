@@ -66,6 +66,7 @@ class Scheduler:
         self._results: list[JobResult | None] = [None] * total
         self._attempts = [0] * total
         self._first_start: list[float | None] = [None] * total
+        self._began = time.perf_counter()  # the run's start: jobs' started_ms count from it
         self._finished = 0
         self._failures = 0
         self.first_failure: str | None = None
@@ -91,6 +92,7 @@ class Scheduler:
         return done
 
     async def run(self, limit: int, stop: anyio.Event | None) -> None:
+        self._began = time.perf_counter()
         self._slots = min(limit, len(self._jobs))
         async with anyio.create_task_group() as group:
             self._group = group
@@ -359,7 +361,10 @@ class Scheduler:
         job = self._jobs[index]
         first_start = self._first_start[index]
         end = ended if ended is not None else time.perf_counter()
-        duration = None if first_start is None else round((end - first_start) * 1000, 3)
+        duration = started = None
+        if first_start is not None:
+            duration = round((end - first_start) * 1000, 3)
+            started = round(max(first_start - self._began, 0.0) * 1000, 3)
         outcome = reused or JobResult(
             name=job.name,
             action=job.action,
@@ -369,6 +374,7 @@ class Scheduler:
             error=error,
             duration_ms=duration,
             attempts=self._attempts[index],
+            started_ms=started,
         )
         self._results[index] = outcome
         self._finished += 1

@@ -105,7 +105,10 @@ class Fingerprints:
             params = _encode_flat(job.raw_params) or self._encode(job.raw_params)
         except (OSError, OutsideRoot, ValueError):
             return None
-        identity = [job.name, job.action, os.fspath(job.path), info.st_size, info.st_mtime_ns]
+        size, mtime = info.st_size, info.st_mtime_ns
+        if stat.S_ISDIR(info.st_mode):  # a command's folder: it changes with any file in it
+            size = mtime = 0
+        identity = [job.name, job.action, os.fspath(job.path), size, mtime]
         head = json.dumps([*identity, self._version]).encode()
         return hashlib.sha256(head + params).hexdigest()
 

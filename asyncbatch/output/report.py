@@ -27,7 +27,8 @@ STATUSES: tuple[Status, ...] = ("succeeded", "failed", "skipped", "cancelled")
 
 @dataclass(slots=True)
 class JobResult:
-    """What happened to one job; ``error`` is ``{"type", "message"}`` or None."""
+    """What happened to one job; ``error`` is ``{"type", "message"}`` (a failed
+    command's adds ``"stderr"``) or None."""
 
     name: str
     action: str
@@ -38,6 +39,9 @@ class JobResult:
     duration_ms: float | None = None
     attempts: int = 0
     reused: bool = False
+    started_ms: float | None = None
+    """Milliseconds from the run's start to the job's first start (None: it never
+    started in this run), so that a timeline can be drawn."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class JobResult:
             "duration_ms": self.duration_ms,
             "attempts": self.attempts,
             "reused": self.reused,
+            "started_ms": self.started_ms,
         }
 
 
