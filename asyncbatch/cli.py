@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from asyncbatch import __version__
 from asyncbatch.errors import ConfigError, ExecutorUnavailable, OutputError
@@ -68,6 +69,88 @@ def _root(
     """asyncbatch: config-driven concurrent batch runner."""
 
 
+# The options `run` and `each` share, declared once.
+MaxConcurrency = Annotated[
+    int | None,
+    typer.Option(
+        "-j",
+        "--max-concurrency",
+        min=1,
+        help="At most N jobs at once (default: config max_concurrency, else 4).",
+    ),
+]
+Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write the JSON report there.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(callback=_seconds, help="Default per-job timeout in seconds (> 0)."),
+]
+Retries = Annotated[
+    int | None,
+    typer.Option(min=0, max=1000, help="Default retries per failed job (0 to 1000)."),
+]
+FailFast = Annotated[
+    bool,
+    typer.Option("--fail-fast", help="After the first failure, start nothing new; cancel."),
+]
+MaxFailures = Annotated[
+    int | None,
+    typer.Option(min=1, help="Halt like --fail-fast after N failed jobs."),
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Reuse successes recorded at --output whose inputs are unchanged."
+    ),
+]
+Junit = Annotated[
+    Path | None,
+    typer.Option("--junit", help="Also write a JUnit XML report there.", show_default=False),
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless a job fails.")]
+Verbose = Annotated[
+    bool, typer.Option("-v", "--verbose", help="A line on stderr per finished job.")
+]
+Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Live progress on stderr (default: on when stderr is a terminal and CI "
+        "is unset; -q turns it off).",
+        show_default=False,
+    ),
+]
+Executor = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where actions run: 'local' (this process) or 'dask' (a Dask cluster; "
+        "needs asyncbatch\\[dask]).",
+        metavar="local|dask",
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address (tcp://HOST:PORT) for --executor dask "
+        "(default: start a local cluster for the run).",
+        metavar="ADDRESS",
+        show_default=False,
+    ),
+]
+SchedulerTimeout = Annotated[
+    float,
+    typer.Option(
+        "--scheduler-timeout",
+        callback=_seconds,
+        help="Seconds to wait for the Dask scheduler before giving up (exit 2).",
+    ),
+]
+
+
 @app.command()
 def run(
     config: Annotated[
@@ -78,43 +161,14 @@ def run(
             show_default=False,
         ),
     ] = None,
-    max_concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "-j",
-            "--max-concurrency",
-            min=1,
-            help="At most N jobs at once (default: config max_concurrency, else 4).",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the JSON report there.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")
-    ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(callback=_seconds, help="Default per-job timeout in seconds (> 0)."),
-    ] = None,
-    retries: Annotated[
-        int | None,
-        typer.Option(min=0, max=1000, help="Default retries per failed job (0 to 1000)."),
-    ] = None,
-    fail_fast: Annotated[
-        bool,
-        typer.Option("--fail-fast", help="After the first failure, start nothing new; cancel."),
-    ] = False,
-    max_failures: Annotated[
-        int | None,
-        typer.Option(min=1, help="Halt like --fail-fast after N failed jobs."),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume", help="Reuse successes recorded at --output whose inputs are unchanged."
-        ),
-    ] = False,
+    max_concurrency: MaxConcurrency = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    timeout: Timeout = None,
+    retries: Retries = None,
+    fail_fast: FailFast = False,
+    max_failures: MaxFailures = None,
+    resume: Resume = False,
     only: Annotated[
         list[str] | None,
         typer.Option(
@@ -134,56 +188,169 @@ def run(
             show_default=False,
         ),
     ] = None,
-    junit: Annotated[
-        Path | None,
-        typer.Option("--junit", help="Also write a JUnit XML report there.", show_default=False),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless a job fails.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="A line on stderr per finished job.")
-    ] = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Live progress on stderr (default: on when stderr is a terminal and CI "
-            "is unset; -q turns it off).",
-            show_default=False,
-        ),
-    ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            help="Where actions run: 'local' (this process) or 'dask' (a Dask cluster; "
-            "needs asyncbatch[dask]).",
-            metavar="local|dask",
-        ),
-    ] = "local",
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Dask scheduler address (tcp://HOST:PORT) for --executor dask "
-            "(default: start a local cluster for the run).",
-            metavar="ADDRESS",
-            show_default=False,
-        ),
-    ] = None,
-    scheduler_timeout: Annotated[
-        float,
-        typer.Option(
-            "--scheduler-timeout",
-            callback=_seconds,
-            help="Seconds to wait for the Dask scheduler before giving up (exit 2).",
-        ),
-    ] = 10.0,
+    junit: Junit = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    progress: Progress = None,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
+    scheduler_timeout: SchedulerTimeout = 10.0,
 ) -> None:
     """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
     or was cancelled) or 2 (usage or config error; nothing ran)."""
-    from asyncbatch._interrupts import Interrupted, Interruptions
+    options = _run_options(
+        max_concurrency=max_concurrency,
+        output=output,
+        junit=junit,
+        timeout=timeout,
+        retries=retries,
+        fail_fast=fail_fast,
+        max_failures=max_failures,
+        resume=resume,
+        progress=progress,
+        quiet=quiet,
+        verbose=verbose,
+        executor=executor,
+        scheduler=scheduler,
+        scheduler_timeout=scheduler_timeout,
+    )
+    if root is not None and not root.is_dir():
+        _exit_error(f"--root {root}: not a directory")
+
+    def load() -> BatchConfig:
+        source = config if config is not None else _discover_config()
+        return _load(source, strict, root, only, dry_run)
+
+    _load_and_run(load, options, dry_run, "the config")
+
+
+_PROGRAM = "asyncbatch.each.program"
+"""Where ``each`` keeps the words after ``--`` (in the click context's meta)."""
+
+
+class _EachCommand(TyperCommand):
+    """``each``: the words after the first ``--`` are the program and its
+    arguments, set aside before the options are parsed (click would take them for
+    more INPUTs)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta[_PROGRAM] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return ["[OPTIONS] INPUT... (--action NAME [-p KEY=VALUE]... | -- PROGRAM [ARG]...)"]
+
+
+@app.command(cls=_EachCommand)
+def each(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="Files to run on, relative to the current directory; a quoted glob "
+            "('logs/*.log') is expanded as in configs.",
+            show_default=False,
+        ),
+    ],
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action",
+            metavar="NAME",
+            help="Run this built-in or plugin action on each input (instead of -- PROGRAM).",
+            show_default=False,
+        ),
+    ] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p",
+            "--param",
+            metavar="KEY=VALUE",
+            help="A param of --action (repeatable); VALUE is parsed as JSON when it "
+            "parses, else taken as a string.",
+            show_default=False,
+        ),
+    ] = None,
+    max_concurrency: MaxConcurrency = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    timeout: Timeout = None,
+    retries: Retries = None,
+    fail_fast: FailFast = False,
+    max_failures: MaxFailures = None,
+    resume: Resume = False,
+    junit: Junit = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    progress: Progress = None,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
+    scheduler_timeout: SchedulerTimeout = 10.0,
+) -> None:
+    """Run a program (after --) or an action (--action) once per INPUT, without a
+    config file: the summary as JSON on stdout, exit codes as for run. Without a
+    placeholder such as {input} in its arguments, the program gets the input as
+    its last argument."""
+    program: list[str] | None = ctx.meta.get(_PROGRAM)
+    if (action is None) == (program is None):
+        _exit_error("give exactly one of --action NAME and -- PROGRAM [ARG]...")
+    options = _run_options(
+        max_concurrency=max_concurrency,
+        output=output,
+        junit=junit,
+        timeout=timeout,
+        retries=retries,
+        fail_fast=fail_fast,
+        max_failures=max_failures,
+        resume=resume,
+        progress=progress,
+        quiet=quiet,
+        verbose=verbose,
+        executor=executor,
+        scheduler=scheduler,
+        scheduler_timeout=scheduler_timeout,
+    )
+
+    def load() -> BatchConfig:
+        from asyncbatch.config._each import each_config, parse_params
+
+        try:
+            parsed = parse_params(params or [])
+            return each_config(inputs, action=action, params=parsed, argv=program)
+        except ConfigError as exc:
+            if dry_run:
+                _print_json({"valid": False, "errors": exc.problems})
+            _err_capped([f"error: {problem}" for problem in exc.problems], "problems")
+            _err("error: nothing was run")
+            raise typer.Exit(EXIT_USAGE) from None
+
+    _load_and_run(load, options, dry_run, "the inputs")
+
+
+def _run_options(
+    *,
+    max_concurrency: int | None,
+    output: Path | None,
+    junit: Path | None,
+    timeout: float | None,
+    retries: int | None,
+    fail_fast: bool,
+    max_failures: int | None,
+    resume: bool,
+    progress: bool | None,
+    quiet: bool,
+    verbose: bool,
+    executor: str,
+    scheduler: str | None,
+    scheduler_timeout: float,
+) -> RunOptions:
+    """The shared options of ``run`` and ``each`` as RunOptions; a combination that
+    cannot run is a usage error (exit 2)."""
     from asyncbatch.session import RunOptions
 
     if executor not in ("local", "dask"):
@@ -210,15 +377,22 @@ def run(
 
         if importlib.util.find_spec("distributed") is None:
             _exit_error("--executor dask needs the dask extra: install 'asyncbatch[dask]'")
-    if root is not None and not root.is_dir():
-        _exit_error(f"--root {root}: not a directory")
+    return options
+
+
+def _load_and_run(
+    load: Callable[[], BatchConfig], options: RunOptions, dry_run: bool, what: str
+) -> NoReturn:
+    """Load the batch (a signal then stops it: nothing ran), run or plan it, and
+    exit with the run's code."""
+    from asyncbatch._interrupts import Interrupted, Interruptions
+
     with Interruptions() as interruptions:
         try:
             with interruptions.raising():
-                source = config if config is not None else _discover_config()
-                batch = _load(source, strict, root, only, dry_run)
+                batch = load()
         except Interrupted:
-            _err("interrupted while loading the config; nothing ran")
+            _err(f"interrupted while loading {what}; nothing ran")
             raise typer.Exit(interruptions.exit_code or EXIT_USAGE) from None
         code = _run_loaded(batch, options, dry_run, interruptions)
         raise typer.Exit(interruptions.exit_code or code)

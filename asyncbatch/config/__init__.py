@@ -5,7 +5,9 @@ the way the user would point at it (``jobs[2].params.pattern: ...``). Nothing he
 opens an input: globs list directories, which is all ``--dry-run`` may do.
 
 - :mod:`._models`: the file's pydantic models, and the loaded :class:`BatchConfig`;
-- :mod:`._load`: :func:`load_config` and :func:`select_jobs` (``--only``);
+- :mod:`._load`: :func:`load_config` (a file), :func:`load_config_data` (a parsed
+  config) and :func:`select_jobs` (``--only``);
+- :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs);
 - :mod:`._formats`, :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
   :mod:`._problems`: parsing, glob expansion, dependencies, many-job shortcuts and
   located messages;
@@ -14,7 +16,13 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 
 from __future__ import annotations
 
-from asyncbatch.config._load import DISCOVERED_NAMES, find_config, load_config, select_jobs
+from asyncbatch.config._load import (
+    DISCOVERED_NAMES,
+    find_config,
+    load_config,
+    load_config_data,
+    select_jobs,
+)
 from asyncbatch.config._models import (
     BatchConfig,
     BatchFile,
@@ -36,5 +44,6 @@ __all__ = [
     "LoadLimits",
     "find_config",
     "load_config",
+    "load_config_data",
     "select_jobs",
 ]

@@ -25,11 +25,14 @@ def expand_jobs(
     problems: list[str],
     root: str | None,
     limits: LoadLimits,
+    *,
+    name_matches_by_path: bool = False,
 ) -> list[Job]:
     """One Job per config job, or per matching regular file for a glob input
-    (named and shown with undecodable bytes as ``\\xNN``); a glob too broad to
-    expand is a problem. Under ``root``, each job (each glob match) whose input
-    resolves outside it gets ``OutsideRoot`` as its start error."""
+    (named ``job[path]``, or just ``path`` with ``name_matches_by_path``, and shown
+    with undecodable bytes as ``\\xNN``); a glob too broad to expand is a problem.
+    Under ``root``, each job (each glob match) whose input resolves outside it gets
+    ``OutsideRoot`` as its start error."""
     jobs: list[Job] = []
     for index, config_job, spec, params in entries:
         start_error: Exception | None = None
@@ -46,12 +49,12 @@ def expand_jobs(
             "raw_params": config_job.params,
         }
         pattern = config_job.input
-        if _GLOB_CHARS.search(pattern):
+        if is_glob(pattern):
             matches = _glob(pattern, base_dir, limits, f"jobs[{index}].input", problems)
             for match in matches:
                 shown = printable(match)
                 path = base_dir / match
-                name = f"{config_job.name}[{shown}]"
+                name = shown if name_matches_by_path else f"{config_job.name}[{shown}]"
                 jobs.append(
                     Job(
                         name=name,
@@ -75,6 +78,11 @@ def expand_jobs(
             )
         )
     return jobs
+
+
+def is_glob(pattern: str) -> bool:
+    """Whether a job's input is a glob (holds ``*``, ``?`` or ``[``)."""
+    return _GLOB_CHARS.search(pattern) is not None
 
 
 def _bound(params: Any, name: str, base_dir: Path) -> dict[str, Any]:
@@ -112,6 +120,19 @@ def _outside(path: Path, shown: str, root: str | None) -> OutsideRoot | None:
     except (OSError, ValueError):  # cannot be resolved: the run reports it as it fails
         return None
     return None
+
+
+def first_of_each(jobs: list[Job]) -> list[Job]:
+    """The jobs without repeats: a file reached twice under the same name (given
+    twice, or matched by two globs) is one job, the first."""
+    seen: set[tuple[str, Path]] = set()
+    kept = []
+    for job in jobs:
+        key = (job.name, job.path)
+        if key not in seen:
+            seen.add(key)
+            kept.append(job)
+    return kept
 
 
 def check_expanded_names(jobs: list[Job]) -> Iterable[str]:

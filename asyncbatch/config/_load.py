@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from asyncbatch.actions import default_registry
 from asyncbatch.actions._command import is_command
 from asyncbatch.config._bulk import Resolver, validate_jobs, without_gc
-from asyncbatch.config._expand import check_expanded_names, expand_jobs
+from asyncbatch.config._expand import check_expanded_names, expand_jobs, first_of_each
 from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
 from asyncbatch.config._graph import resolve_dependencies, with_dependencies
 from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLimits
@@ -64,11 +64,7 @@ def load_config(
     bounds the config's size, YAML aliases and globs (:class:`LoadLimits`)."""
     registry = registry or default_registry()
     limits = limits or LoadLimits()
-    real = None
-    if root is not None:
-        if not os.path.isdir(root):
-            raise ConfigError([f"--root: {os.fspath(root)!r} is not a directory"])
-        real = real_root(root)
+    real = _checked_root(root)
     label = os.fspath(source)
     if label == "-":
         stream = stdin if stdin is not None else sys.stdin
@@ -82,6 +78,47 @@ def load_config(
         base_dir = path.absolute().parent
     with without_gc():  # tens of thousands of objects, no cycles: skip the collector
         return _build(raw, label, base_dir, registry, strict, real, limits)
+
+
+def load_config_data(
+    raw: Any,
+    *,
+    base_dir: str | os.PathLike[str],
+    label: str,
+    registry: ActionRegistry | None = None,
+    strict: bool = False,
+    root: str | os.PathLike[str] | None = None,
+    limits: LoadLimits | None = None,
+    name_matches_by_path: bool = False,
+) -> BatchConfig:
+    """:func:`load_config` for a config already parsed (a dict as a config file
+    holds), whose paths resolve against ``base_dir``; ``label`` stands for the file
+    in messages and in the report. With ``name_matches_by_path``, each match of a
+    glob is named by its path as the glob spells it (not ``job[path]``), and a file
+    reached twice under the same name (given twice, or matched by two globs) is one
+    job, the first (``asyncbatch each``)."""
+    registry = registry or default_registry()
+    real = _checked_root(root)
+    with without_gc():
+        return _build(
+            raw,
+            label,
+            Path(base_dir).absolute(),
+            registry,
+            strict,
+            real,
+            limits or LoadLimits(),
+            name_matches_by_path=name_matches_by_path,
+        )
+
+
+def _checked_root(root: str | os.PathLike[str] | None) -> str | None:
+    """The real path of ``--root`` (None without one); not a directory: ConfigError."""
+    if root is None:
+        return None
+    if not os.path.isdir(root):
+        raise ConfigError([f"--root: {os.fspath(root)!r} is not a directory"])
+    return real_root(root)
 
 
 def select_jobs(config: BatchConfig, names: Sequence[str]) -> BatchConfig:
@@ -108,6 +145,8 @@ def _build(
     strict: bool,
     root: str | None,
     limits: LoadLimits,
+    *,
+    name_matches_by_path: bool = False,
 ) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
@@ -127,7 +166,11 @@ def _build(
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     problems.extend(_check_limits(entries, declared))
-    jobs = expand_jobs(entries, base_dir, problems, root, limits)
+    jobs = expand_jobs(
+        entries, base_dir, problems, root, limits, name_matches_by_path=name_matches_by_path
+    )
+    if name_matches_by_path:
+        jobs = first_of_each(jobs)
     problems.extend(check_expanded_names(jobs))
     problems.extend(resolve_dependencies(entries, jobs, invalid_names))
     if problems or header is None:
