@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from asyncbatch import __version__
 from asyncbatch.errors import ConfigError, ExecutorUnavailable, OutputError
@@ -33,8 +33,37 @@ MAX_PRINTED = 50
 dry run's JSON on stdout lists every problem."""
 T = TypeVar("T")
 
+
+class _Plain:
+    """Help that shows what to type: no type beside a flag (rich shows ``<bool>``, as
+    if it took a value) or an argument (its metavar says it)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif isinstance(param, TyperArgument):
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
+        return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class _Group(_Plain, TyperGroup):
+    pass
+
+
+class _Command(_Plain, TyperCommand):
+    pass
+
+
 app = typer.Typer(
-    add_completion=False,
+    cls=_Group,
+    add_completion=True,
+    rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Run a batch of file jobs described in a config file, concurrently, and report.",
@@ -62,82 +91,168 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            metavar="",
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:
     """asyncbatch: config-driven concurrent batch runner."""
 
 
-# The options `run` and `each` share, declared once.
+# The options `run` and `each` share, declared once, in help panels. A flag has no
+# metavar (rich would show "<bool>", as if it took a value); env vars stand for
+# the option on the command line.
+RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
 MaxConcurrency = Annotated[
     int | None,
     typer.Option(
         "-j",
         "--max-concurrency",
         min=1,
-        help="At most N jobs at once (default: config max_concurrency, else 4).",
+        metavar="N",
+        envvar="ASYNCBATCH_MAX_CONCURRENCY",
+        help="At most N jobs at once (default: the config's, else 4).",
+        rich_help_panel=RUNNING,
+        show_default=False,
     ),
 ]
-Output = Annotated[Path | None, typer.Option("-o", "--output", help="Write the JSON report there.")]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="Write the JSON report (and its journal) there.",
+        rich_help_panel=OUTPUTS,
+        show_default=False,
+    ),
+]
 DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")
+    bool,
+    typer.Option(
+        "--dry-run",
+        metavar="",
+        help="Validate, print the plan, run nothing.",
+        rich_help_panel=OUTPUTS,
+    ),
 ]
 Timeout = Annotated[
     float | None,
-    typer.Option(callback=_seconds, help="Default per-job timeout in seconds (> 0)."),
+    typer.Option(
+        callback=_seconds,
+        metavar="SECONDS",
+        envvar="ASYNCBATCH_TIMEOUT",
+        help="Default per-job timeout.",
+        rich_help_panel=RUNNING,
+        show_default=False,
+    ),
 ]
 Retries = Annotated[
     int | None,
-    typer.Option(min=0, max=1000, help="Default retries per failed job (0 to 1000)."),
+    typer.Option(
+        min=0,
+        max=1000,
+        metavar="N",
+        envvar="ASYNCBATCH_RETRIES",
+        help="Default retries of a failed job.",
+        rich_help_panel=RUNNING,
+        show_default=False,
+    ),
 ]
 FailFast = Annotated[
     bool,
-    typer.Option("--fail-fast", help="After the first failure, start nothing new; cancel."),
+    typer.Option(
+        "--fail-fast",
+        metavar="",
+        help="Stop at the first failure: start nothing new, cancel the rest.",
+        rich_help_panel=RUNNING,
+    ),
 ]
 MaxFailures = Annotated[
     int | None,
-    typer.Option(min=1, help="Halt like --fail-fast after N failed jobs."),
+    typer.Option(
+        min=1,
+        metavar="N",
+        help="Stop like --fail-fast after N failures.",
+        rich_help_panel=RUNNING,
+        show_default=False,
+    ),
 ]
 Resume = Annotated[
     bool,
     typer.Option(
-        "--resume", help="Reuse successes recorded at --output whose inputs are unchanged."
+        "--resume",
+        metavar="",
+        help="Reuse the successes recorded at --output whose inputs are unchanged.",
+        rich_help_panel=OUTPUTS,
     ),
 ]
 Junit = Annotated[
     Path | None,
-    typer.Option("--junit", help="Also write a JUnit XML report there.", show_default=False),
+    typer.Option(
+        "--junit",
+        metavar="PATH",
+        help="Also write a JUnit XML report there.",
+        rich_help_panel=OUTPUTS,
+        show_default=False,
+    ),
 ]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless a job fails.")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "-q",
+        "--quiet",
+        metavar="",
+        help="Nothing on stderr unless a job fails.",
+        rich_help_panel=DISPLAY,
+    ),
+]
 Verbose = Annotated[
-    bool, typer.Option("-v", "--verbose", help="A line on stderr per finished job.")
+    bool,
+    typer.Option(
+        "-v", "--verbose", metavar="", help="A line per finished job.", rich_help_panel=DISPLAY
+    ),
 ]
 Progress = Annotated[
     bool | None,
     typer.Option(
         "--progress/--no-progress",
-        help="Live progress on stderr (default: on when stderr is a terminal and CI "
-        "is unset; -q turns it off).",
+        metavar="",
+        help="Live progress (default: on a terminal, unless CI is set).",
+        rich_help_panel=DISPLAY,
         show_default=False,
+    ),
+]
+Debug = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        envvar="ASYNCBATCH_DEBUG",
+        help="Print each failed attempt's traceback.",
+        rich_help_panel=DISPLAY,
     ),
 ]
 Executor = Annotated[
     str,
     typer.Option(
         "--executor",
-        help="Where actions run: 'local' (this process) or 'dask' (a Dask cluster; "
-        "needs asyncbatch\\[dask]).",
         metavar="local|dask",
+        envvar="ASYNCBATCH_EXECUTOR",
+        help="Where actions run: here, or on Dask (needs asyncbatch\\[dask]).",
+        rich_help_panel=DASK,
     ),
 ]
 Scheduler = Annotated[
     str | None,
     typer.Option(
         "--scheduler",
-        help="Dask scheduler address (tcp://HOST:PORT) for --executor dask "
-        "(default: start a local cluster for the run).",
         metavar="ADDRESS",
+        envvar="ASYNCBATCH_SCHEDULER",
+        help="Dask scheduler (tcp://HOST:PORT; default: a local cluster).",
+        rich_help_panel=DASK,
         show_default=False,
     ),
 ]
@@ -146,18 +261,48 @@ SchedulerTimeout = Annotated[
     typer.Option(
         "--scheduler-timeout",
         callback=_seconds,
-        help="Seconds to wait for the Dask scheduler before giving up (exit 2).",
+        metavar="SECONDS",
+        help="Wait this long for the scheduler (then exit 2).",
+        rich_help_panel=DASK,
     ),
 ]
 
+RUN_EXAMPLES = (
+    """\
+[bold]Examples[/bold]
 
-@app.command()
+  asyncbatch run batch.json -j 8 -o report.json
+  asyncbatch run batch.json --dry-run
+  asyncbatch run batch.json -o report.json --resume
+  asyncbatch run --only errors --fail-fast
+  cat batch.json | asyncbatch run - --junit junit.xml
+
+"""
+    + "Exit codes: 0 all succeeded, 1 a job failed or was cancelled, 2 usage, config "
+    "or output error, 130/143 interrupted.\n\n"
+    "Environment: ASYNCBATCH_MAX_CONCURRENCY, ASYNCBATCH_TIMEOUT, ASYNCBATCH_RETRIES, "
+    "ASYNCBATCH_EXECUTOR, ASYNCBATCH_SCHEDULER and ASYNCBATCH_DEBUG stand for their options."
+)
+EACH_EXAMPLES = """\
+[bold]Examples[/bold]
+
+  asyncbatch each logs/*.log -j 8 -- gzip -k
+  asyncbatch each 'photos/*.jpg' -- convert {{input}} -resize 50% small/{{stem}}.jpg
+  asyncbatch each *.txt --action count_lines -o report.json
+  asyncbatch each 'logs/**/*.log' --action search_pattern -p pattern=ERROR
+
+Options go before --; everything after it is the program and its arguments.
+"""
+
+
+@app.command(cls=_Command, epilog=RUN_EXAMPLES, short_help="Run the jobs of a config file.")
 def run(
     config: Annotated[
         str | None,
         typer.Argument(
-            help="Config file (.json, .toml, .yaml/.yml) or '-' for JSON on stdin. "
-            "Default: asyncbatch.{toml,yaml,yml,json} in the current directory.",
+            metavar="CONFIG",
+            help="Config file (.json, .toml, .yaml/.yml), or - for JSON on stdin "
+            "(default: asyncbatch.toml, .yaml, .yml or .json here).",
             show_default=False,
         ),
     ] = None,
@@ -172,19 +317,29 @@ def run(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            "--only", help="Run this job and what it depends on (repeatable).", show_default=False
+            "--only",
+            metavar="NAME",
+            help="Run this job and what it needs (repeatable).",
+            rich_help_panel=RUNNING,
+            show_default=False,
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Unknown actions are config errors.")
+        bool,
+        typer.Option(
+            "--strict",
+            metavar="",
+            help="Unknown actions are config errors.",
+            rich_help_panel=RUNNING,
+        ),
     ] = False,
     root: Annotated[
         Path | None,
         typer.Option(
             "--root",
-            help="Refuse any input that resolves outside DIR (symlinks included); "
-            "'module:function' actions are refused.",
+            help="Refuse inputs outside DIR (links followed), and code actions.",
             metavar="DIR",
+            rich_help_panel=RUNNING,
             show_default=False,
         ),
     ] = None,
@@ -192,6 +347,7 @@ def run(
     quiet: Quiet = False,
     verbose: Verbose = False,
     progress: Progress = None,
+    debug: Debug = False,
     executor: Executor = "local",
     scheduler: Scheduler = None,
     scheduler_timeout: SchedulerTimeout = 10.0,
@@ -208,6 +364,7 @@ def run(
         max_failures=max_failures,
         resume=resume,
         progress=progress,
+        debug=debug,
         quiet=quiet,
         verbose=verbose,
         executor=executor,
@@ -228,7 +385,7 @@ _PROGRAM = "asyncbatch.each.program"
 """Where ``each`` keeps the words after ``--`` (in the click context's meta)."""
 
 
-class _EachCommand(TyperCommand):
+class _EachCommand(_Command):
     """``each``: the words after the first ``--`` are the program and its
     arguments, set aside before the options are parsed (click would take them for
     more INPUTs)."""
@@ -244,7 +401,11 @@ class _EachCommand(TyperCommand):
         return ["[OPTIONS] INPUT... (--action NAME [-p KEY=VALUE]... | -- PROGRAM [ARG]...)"]
 
 
-@app.command(cls=_EachCommand)
+@app.command(
+    cls=_EachCommand,
+    epilog=EACH_EXAMPLES,
+    short_help="Run a program or an action once per input file, without a config.",
+)
 def each(
     ctx: typer.Context,
     inputs: Annotated[
@@ -288,6 +449,7 @@ def each(
     quiet: Quiet = False,
     verbose: Verbose = False,
     progress: Progress = None,
+    debug: Debug = False,
     executor: Executor = "local",
     scheduler: Scheduler = None,
     scheduler_timeout: SchedulerTimeout = 10.0,
@@ -309,6 +471,7 @@ def each(
         max_failures=max_failures,
         resume=resume,
         progress=progress,
+        debug=debug,
         quiet=quiet,
         verbose=verbose,
         executor=executor,
@@ -343,6 +506,7 @@ def _run_options(
     max_failures: int | None,
     resume: bool,
     progress: bool | None,
+    debug: bool,
     quiet: bool,
     verbose: bool,
     executor: str,
@@ -364,6 +528,7 @@ def _run_options(
         max_failures=1 if fail_fast else max_failures,
         resume=resume,
         progress=progress,
+        debug=debug,
         quiet=quiet,
         verbose=verbose,
         executor="dask" if executor == "dask" else "local",
@@ -440,7 +605,7 @@ def _load(
         _fail_config(exc)
 
 
-@app.command("actions")
+@app.command("actions", cls=_Command)
 def list_actions(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
@@ -467,7 +632,7 @@ def list_actions(
             typer.echo(f"{text}. {param['description']}" if param["description"] else text)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema() -> None:
     """Print the JSON Schema of the config format (for editors' "$schema")."""
     from asyncbatch.actions import default_registry

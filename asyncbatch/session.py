@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Literal, TextIO
 import anyio
 
 from asyncbatch._interrupts import Interruptions
+from asyncbatch.engine._hooks import RunListener
+from asyncbatch.errors import RemoteError, describe_error
 
 if TYPE_CHECKING:
-    from asyncbatch.config import BatchConfig
-    from asyncbatch.engine import Executor, Recorder, RunListener
+    from asyncbatch.config import BatchConfig, Job
+    from asyncbatch.engine import Executor, Recorder
     from asyncbatch.output.journal import Journal
     from asyncbatch.output.report import Report
 
@@ -51,6 +53,8 @@ class RunOptions:
     executor: Literal["local", "dask"] = "local"
     scheduler: str | None = None
     scheduler_timeout: float = 10.0
+    debug: bool = False
+    """Print each failed attempt's traceback on stderr."""
 
     def problems(self) -> list[str]:
         """Combinations that cannot run, as messages (usage errors, exit 2)."""
@@ -235,7 +239,9 @@ async def _session(
         executor = await _open_executor(stack, options)
         stack.callback(finals.write)
         journal = _open_journal(stack, config, options, warn)
-        listener = _open_display(stack, config, options, stderr)
+        listeners = [_open_display(stack, config, options, stderr)]
+        if options.debug:
+            listeners.append(_Tracebacks(stderr.line))
         finals.report = await run_batch(
             config,
             max_concurrency=options.max_concurrency,
@@ -243,7 +249,7 @@ async def _session(
             default_retries=options.retries,
             max_failures=options.max_failures,
             stop=stop,
-            listener=listener,
+            listener=[each for each in listeners if each is not None],
             journal=journal,
             executor=executor,
         )
@@ -313,6 +319,24 @@ def _open_display(
     if state is None and lines is None:
         return None
     return ProgressListener(state, lines)
+
+
+class _Tracebacks(RunListener):
+    """``--debug``: each failed attempt's traceback, as Python prints it, on stderr."""
+
+    def __init__(self, line: Callable[[str], None]) -> None:
+        self._line = line
+
+    def job_attempt_failed(self, job: Job, attempt: int, error: BaseException) -> None:
+        import traceback
+
+        if isinstance(error, RemoteError):
+            text = f"{describe_error(error)['message']}\n(raised in a worker: no traceback)"
+        else:
+            text = "".join(traceback.format_exception(error)).rstrip("\n")
+        self._line(f"traceback of {job.name} (attempt {attempt}):")
+        for line in text.splitlines():  # one at a time: a line is escaped whole
+            self._line(line)
 
 
 class _FinalWrites:

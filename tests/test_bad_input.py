@@ -465,7 +465,9 @@ def usage_error(result: Result, option: str) -> str:
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
-    found = re.search(rf"Invalid value for [^:]*'{option}'[^:]*: (.*?)\s*$", flat)
+    found = re.search(
+        rf"Invalid value for [^:]*'{option}'(?: \(env var: '\w+'\))?: (.*?)\s*$", flat
+    )
     assert found, result.stderr
     return found.group(1)
 

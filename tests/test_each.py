@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -58,11 +59,12 @@ def stdout_of(job: dict[str, Any]) -> str:
 
 
 def usage_error(*args: str) -> str:
-    """Run ``each ARGS``, expect exit 2 with nothing on stdout; its stderr."""
+    """Run ``each ARGS``, expect exit 2 with nothing on stdout; its stderr, with
+    the usage panel's frame and line breaks flattened to single spaces."""
     result = invoke(["each", *args])
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
-    return result.stderr
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
 
 
 # --- -- PROGRAM ARG...: command jobs ---------------------------------------------------

@@ -24,7 +24,7 @@ job's exception, so no ``ExceptionGroup`` reaches the user.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -53,7 +53,7 @@ async def run_batch(
     max_failures: int | None = None,
     stop: anyio.Event | None = None,
     on_job_done: JobCallback | None = None,
-    listener: RunListener | None = None,
+    listener: RunListener | Sequence[RunListener] | None = None,
     journal: Recorder | None = None,
     root: str | os.PathLike[str] | None = None,
     executor: Executor | None = None,
@@ -63,21 +63,20 @@ async def run_batch(
 
     ``max_concurrency``, ``default_timeout`` and ``default_retries`` override the
     config's ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries``
-    win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once
-    ``stop`` is set, nothing new starts, running jobs are cancelled and every
-    unfinished job is ``cancelled`` (one that fails meanwhile too: at most
-    ``max_failures`` jobs fail); the report is still returned. Anything an action
-    raises fails its job, ``BaseException``s included; only the cancellation of the
-    run propagates. An action that changes the working directory has it changed
-    back when its attempt ends.
-    ``on_job_done`` is called with each result as its job ends, ``listener`` hears
-    of starts and retries too; ``journal`` records each result durably and offers
-    earlier successes for reuse (``--resume``); a journal whose ``record`` raises is
-    dropped for the rest of the run. ``root`` (default: the ``root`` the
-    config was loaded with) confines the built-in actions' reads to that directory:
-    a file outside it fails its job with ``OutsideRoot``. ``executor`` runs the
-    attempts (default: a :class:`LocalExecutor`); ``backoff`` spaces retries.
-    Usable from any running asyncio program (it starts no event loop of its own).
+    win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once ``stop``
+    is set, nothing new starts, running jobs are cancelled and every unfinished job is
+    ``cancelled`` (one that fails meanwhile too: at most ``max_failures`` jobs fail);
+    the report is still returned. Anything an action raises fails its job,
+    ``BaseException``s included; only the cancellation of the run propagates. An action
+    that changes the working directory has it changed back when its attempt ends.
+    ``on_job_done`` is called with each result as its job ends, ``listener`` (one, or
+    several) hears of starts, failed attempts and retries too; ``journal`` records each
+    result durably and offers earlier successes for reuse (``--resume``); a journal
+    whose ``record`` raises is dropped for the rest of the run. ``root`` (default: the
+    ``root`` the config was loaded with) confines the built-in actions' reads to that
+    directory: a file outside it fails its job with ``OutsideRoot``. ``executor`` runs
+    the attempts (default: a :class:`LocalExecutor`); ``backoff`` spaces retries. Usable
+    from any running asyncio program (it starts no event loop of its own).
     """
     limit = max_concurrency if max_concurrency is not None else config.max_concurrency
     limit = DEFAULT_CONCURRENCY if limit is None else limit
@@ -93,9 +92,13 @@ async def run_batch(
         root=None if confined is None else real_root(confined),
         backoff=backoff or Backoff(),
     )
-    listeners = [
-        each for each in (listener, _Callback(on_job_done) if on_job_done else None) if each
-    ]
+    listeners: list[RunListener] = []
+    if isinstance(listener, Sequence):
+        listeners.extend(listener)
+    elif listener is not None:
+        listeners.append(listener)
+    if on_job_done is not None:
+        listeners.append(_Callback(on_job_done))
     scheduler = Scheduler(config, settings, executor or LocalExecutor(), journal, listeners)
     started_at = now()
     await scheduler.run(limit, stop)

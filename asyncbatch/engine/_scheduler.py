@@ -258,6 +258,7 @@ class Scheduler:
         if error is None:
             self._finish(index, "succeeded", result=result, ended=at)
             return
+        self._tell("job_attempt_failed", attempt.job, self._attempts[index], error)
         if self.halt_reason is not None:
             # Failed while the run is being halted (cancelled, or about to be):
             # cancelled, so that the report holds at most max_failures failed jobs.
@@ -392,8 +393,11 @@ class Scheduler:
         closed pipe, say) is dropped for the rest of the run: the run's bookkeeping
         must never stop half-way because of it."""
         for listener in list(self._listeners):
+            method = getattr(listener, event, None)
+            if method is None:  # a listener need not hear everything
+                continue
             try:
-                getattr(listener, event)(*args)
+                method(*args)
             except Exception:  # noqa: BLE001 - a listener's failure is not the run's
                 self._listeners.remove(listener)
 
