@@ -1,20 +1,24 @@
 """Benchmarks: asyncbatch against the tools its users would otherwise reach for.
 
 Generates its corpora deterministically under a temp folder (10,000 small files,
-8 big files of 128 MiB, one 512 MiB file), warms the page cache, runs the commands
+8 big files of 128 MiB, one 512 MiB file, 2,000 and 8,000 one-byte files for the
+``command`` action's cases), warms the page cache, runs the commands
 of each case alternately ``--repeat`` times, and prints a Markdown table of medians
 with ratios to the case's baseline, measured in the same run on the same files,
 then the performance targets, each met or not. Everything is also saved as JSON.
 Shared machines are noisy: read ratios, not absolute times.
 
     python bench/run.py [--quick] [--repeat 5] [--json bench/results.json] [--hyperfine]
-                        [--against OTHER_PYTHON]
+                        [--against OTHER_PYTHON] [--only CASE[,CASE...]]
 
 ``--quick`` shrinks every corpus (a smoke run in well under a minute). GNU parallel
 and hyperfine are used when installed (``apt-get install -y parallel hyperfine``).
 ``--against`` adds, beside each asyncbatch row, the same command run by another
 interpreter's asyncbatch (an older checkout's virtualenv, say), measured in the same
 rounds on the same files: before/after comparisons free of the machine's drift.
+``--only`` runs the named cases alone (see ``CASES``), builds only their corpora,
+checks only their targets, and saves JSON only where ``--json`` says (so a partial
+run never overwrites ``bench/results.json``).
 """
 
 from __future__ import annotations
@@ -63,10 +67,25 @@ class Sizes:
     huge_mib: int
     job_counts: tuple[int, ...]
     target_jobs: int
+    commands: tuple[int, int]
+    """``true`` commands: against xargs and GNU parallel, then more for peak RSS."""
 
 
-FULL = Sizes(10_000, 8, 128, 512, (10_000, 30_000, 100_000), 20_000)
-QUICK = Sizes(1_000, 8, 8, 32, (1_000, 3_000, 10_000), 2_000)
+FULL = Sizes(10_000, 8, 128, 512, (10_000, 30_000, 100_000), 20_000, (2_000, 8_000))
+QUICK = Sizes(1_000, 8, 8, 32, (1_000, 3_000, 10_000), 2_000, (200, 800))
+
+CASES = (
+    "small",
+    "big_count_lines",
+    "big_checksum",
+    "big_search_literal",
+    "big_search_alternation",
+    "huge",
+    "jobs",
+    "startup",
+    "commands",
+)
+"""The cases' keys, in the order they run: what ``--only`` accepts."""
 
 # --- corpora ---------------------------------------------------------------------------
 
@@ -93,6 +112,15 @@ def make_small_files(root: Path, count: int) -> Path:
     rng = random.Random(1)
     for i in range(count):
         (folder / f"f{i:06d}.log").write_bytes(_log_lines(rng, 4000))
+    return folder
+
+
+def make_tiny_files(root: Path, count: int) -> Path:
+    """``count`` files of one byte each, for programs that do not read them."""
+    folder = root / f"tiny_{count}"
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"t{i:06d}.log").write_bytes(b"x")
     return folder
 
 
@@ -221,11 +249,18 @@ def median(case: Case, label: str) -> float:
 # --- the cases -----------------------------------------------------------------------------
 
 
-def build_cases(root: Path, sizes: Sizes, have_parallel: bool) -> list[Case]:
-    small = make_small_files(root, sizes.small_files)
-    big = make_big_files(root, sizes.big_files, sizes.big_mib)
-    huge = make_huge_file(root, big, sizes.huge_mib)
-    warm([small, big, huge])
+def build_cases(
+    root: Path, sizes: Sizes, have_parallel: bool, only: frozenset[str] = frozenset(CASES)
+) -> list[Case]:
+    """The cases named in ``only``, in :data:`CASES` order, with the corpora they need."""
+    need_small = bool(only & {"small", "jobs"})
+    need_huge = "huge" in only
+    need_big = need_huge or any(key.startswith("big_") for key in only)
+    small = make_small_files(root, sizes.small_files) if need_small else root / "small"
+    big = make_big_files(root, sizes.big_files, sizes.big_mib) if need_big else root / "big"
+    huge = make_huge_file(root, big, sizes.huge_mib) if need_huge else root / "huge.log"
+    tiny = [make_tiny_files(root, count) for count in sizes.commands] if "commands" in only else []
+    warm([path for path in (small, big, huge, *tiny) if path.exists()])
     run = f"{ASYNCBATCH} run"
     cases: list[Case] = []
 
@@ -340,14 +375,58 @@ def build_cases(root: Path, sizes: Sizes, have_parallel: bool) -> list[Case]:
             ],
         )
     )
-    return cases
+
+    if tiny:
+        cases.append(commands_case(root, sizes, have_parallel, tiny))
+    return [case for case in cases if case.key in only]
+
+
+def commands_case(root: Path, sizes: Sizes, have_parallel: bool, tiny: list[Path]) -> Case:
+    """``true`` once per file: asyncbatch's ``command`` action (one glob job) against
+    ``xargs -P4 -n1`` and GNU ``parallel -j4`` over the same paths; then four times
+    as many jobs, for the peak RSS per added job."""
+    few, many = sizes.commands
+    commands = []
+    for count, folder in zip(sizes.commands, tiny, strict=True):
+        cfg = write_config(
+            root,
+            f"commands_{count}.json",
+            [
+                {
+                    "name": "true",
+                    "action": "command",
+                    "input": f"{folder.name}/*.log",
+                    "params": {"argv": ["true", "{input}"]},
+                }
+            ],
+        )
+        commands.append(
+            Command(
+                f"asyncbatch -j 4, {count:,} `command` jobs",
+                f"{ASYNCBATCH} run {cfg} -j 4 -q",
+                True,
+            )
+        )
+    commands.append(
+        Command(f"`xargs -P4 -n1 true`, {few:,} paths", f"cd {tiny[0]} && ls | xargs -P4 -n1 true")
+    )
+    if have_parallel:
+        commands.append(
+            Command(
+                f"GNU `parallel -j4 true`, {few:,} paths",
+                f"cd {tiny[0]} && parallel -j4 true ::: *.log",
+            )
+        )
+    title = f"{few:,} `true` commands, -j 4 (and {many:,} for memory)"
+    return Case("commands", title, commands[len(tiny)].label, commands)
 
 
 # --- the report ----------------------------------------------------------------------------
 
 
 def targets(cases: dict[str, Case], sizes: Sizes) -> list[dict[str, object]]:
-    """The performance targets, each with the measured figure and whether it is met."""
+    """The performance targets of the cases present, each with the measured figure
+    and whether it is met."""
     found: list[dict[str, object]] = []
 
     def ratio(key: str, label: str, other: str) -> float:
@@ -356,25 +435,24 @@ def targets(cases: dict[str, Case], sizes: Sizes) -> list[dict[str, object]]:
     def check(name: str, value: float, goal: str, met: bool) -> None:
         found.append({"target": name, "measured": round(value, 2), "goal": goal, "met": met})
 
-    small = cases["small"]
-    ours = small.commands[0].label
-    check(
-        "1. small files vs xargs -P4 (x faster)",
-        ratio("small", "`xargs -P4 -n1 wc -l`", ours),
-        ">= 10",
-        ratio("small", "`xargs -P4 -n1 wc -l`", ours) >= 10,
-    )
-    if any(c.label.startswith("GNU") for c in small.commands):
-        value = ratio("small", "GNU `parallel -j4 wc -l`", ours)
-        check("1. small files vs GNU parallel (x faster)", value, ">= 40", value >= 40)
-    value = ratio("small", ours, "one `wc -l` over all files")
-    check("1. small files vs one wc -l (x slower)", value, "<= 2", value <= 2)
+    if "small" in cases:
+        small = cases["small"]
+        ours = small.commands[0].label
+        value = ratio("small", "`xargs -P4 -n1 wc -l`", ours)
+        check("1. small files vs xargs -P4 (x faster)", value, ">= 10", value >= 10)
+        if any(c.label.startswith("GNU") for c in small.commands):
+            value = ratio("small", "GNU `parallel -j4 wc -l`", ours)
+            check("1. small files vs GNU parallel (x faster)", value, ">= 40", value >= 40)
+        value = ratio("small", ours, "one `wc -l` over all files")
+        check("1. small files vs one wc -l (x slower)", value, "<= 2", value <= 2)
     for key, goal, limit, slower in (
         ("big_count_lines", "<= 3", 3.0, True),
         ("big_checksum", ">= 3", 3.0, False),
         ("big_search_literal", "<= 2", 2.0, True),
         ("big_search_alternation", "<= 2", 2.0, True),
     ):
+        if key not in cases:
+            continue
         case = cases[key]
         mine, tool = case.commands[0].label, case.commands[1].label
         value = ratio(key, mine, tool) if slower else ratio(key, tool, mine)
@@ -385,33 +463,66 @@ def targets(cases: dict[str, Case], sizes: Sizes) -> list[dict[str, object]]:
             goal,
             value <= limit if slower else value >= limit,
         )
-    jobs = cases["jobs"]
-    target_label = f"{sizes.target_jobs:,} file_size jobs"
-    rate = sizes.target_jobs / median(jobs, target_label)
-    check(f"3. {target_label} (jobs/s)", rate, ">= 15000", rate >= 15_000)
-    # Linear: the marginal cost per job (time, then memory) is the same from the
-    # first count to the second as from the second to the third (start-up aside).
     n0, n1, n2 = sorted(sizes.job_counts)
-    for what, value_of in (
-        ("time", lambda n: median(jobs, f"{n:,} file_size jobs")),
-        ("peak RSS", lambda n: jobs.rss_mb.get(f"{n:,} file_size jobs", float("nan"))),
-    ):
-        low = (value_of(n1) - value_of(n0)) / (n1 - n0)
-        high = (value_of(n2) - value_of(n1)) / (n2 - n1)
-        spread = max(low, high) / min(low, high) if min(low, high) > 0 else float("nan")
-        check(
-            f"3. {n0:,}/{n1:,}/{n2:,} jobs: marginal {what} per job, ratio of the two steps",
-            spread,
-            "~1 (linear)",
-            spread <= 1.5,
-        )
-    value = ratio("startup", "asyncbatch --version", "python -c pass")
-    check("4. --version vs python -c pass (x)", value, "<= 6", value <= 6)
-    huge = cases["huge"]
-    rss = max(huge.rss_mb.values()) if huge.rss_mb else float("nan")
-    check(f"5. peak RSS, {huge.title} (MB)", rss, "< 200", rss < 200)
-    rss = jobs.rss_mb.get(f"{n2:,} file_size jobs", float("nan"))
-    check(f"5. peak RSS, {n2:,} file_size jobs (MB)", rss, "< 500", rss < 500)
+    if "jobs" in cases:
+        jobs = cases["jobs"]
+        target_label = f"{sizes.target_jobs:,} file_size jobs"
+        rate = sizes.target_jobs / median(jobs, target_label)
+        check(f"3. {target_label} (jobs/s)", rate, ">= 15000", rate >= 15_000)
+        # Linear: the marginal cost per job (time, then memory) is the same from the
+        # first count to the second as from the second to the third (start-up aside).
+        for what, value_of in (
+            ("time", lambda n: median(jobs, f"{n:,} file_size jobs")),
+            ("peak RSS", lambda n: jobs.rss_mb.get(f"{n:,} file_size jobs", float("nan"))),
+        ):
+            low = (value_of(n1) - value_of(n0)) / (n1 - n0)
+            high = (value_of(n2) - value_of(n1)) / (n2 - n1)
+            spread = max(low, high) / min(low, high) if min(low, high) > 0 else float("nan")
+            check(
+                f"3. {n0:,}/{n1:,}/{n2:,} jobs: marginal {what} per job, ratio of the two steps",
+                spread,
+                "~1 (linear)",
+                spread <= 1.5,
+            )
+    if "startup" in cases:
+        value = ratio("startup", "asyncbatch --version", "python -c pass")
+        check("4. --version vs python -c pass (x)", value, "<= 6", value <= 6)
+    if "huge" in cases:
+        huge = cases["huge"]
+        rss = max(huge.rss_mb.values()) if huge.rss_mb else float("nan")
+        check(f"5. peak RSS, {huge.title} (MB)", rss, "< 200", rss < 200)
+    if "jobs" in cases:
+        rss = cases["jobs"].rss_mb.get(f"{n2:,} file_size jobs", float("nan"))
+        check(f"5. peak RSS, {n2:,} file_size jobs (MB)", rss, "< 500", rss < 500)
+    if "commands" in cases:
+        found += command_targets(cases["commands"], sizes)
+    return found
+
+
+def command_targets(case: Case, sizes: Sizes) -> list[dict[str, object]]:
+    """6. ``true`` per input: within 2x of xargs, 3x faster than GNU parallel, and a
+    peak RSS per added job within target 5's budget (500 MB / 100,000 jobs)."""
+    few, many = sizes.commands
+    ours, more = (command.label for command in case.commands[:2])
+    tools = {command.label.split("`")[1].split()[0]: command.label for command in case.commands}
+    found = []
+
+    def check(name: str, value: float, goal: str, met: bool) -> None:
+        found.append({"target": name, "measured": round(value, 2), "goal": goal, "met": met})
+
+    value = median(case, tools["xargs"]) / median(case, ours)
+    check(f"6. {few:,} commands: xargs -P4 time / ours", value, ">= 0.5", value >= 0.5)
+    if "parallel" in tools:
+        value = median(case, tools["parallel"]) / median(case, ours)
+        check(f"6. {few:,} commands vs GNU parallel (x faster)", value, ">= 3", value >= 3)
+    low, high = case.rss_mb.get(ours, float("nan")), case.rss_mb.get(more, float("nan"))
+    per_job_kb = (high - low) * 1024 / (many - few)
+    check(
+        f"6. {few:,} -> {many:,} commands: peak RSS per added job (KB)",
+        per_job_kb,
+        "<= 5",
+        per_job_kb <= 5,
+    )
     return found
 
 
@@ -448,12 +559,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small corpora: a smoke run")
     parser.add_argument("--repeat", type=int, default=None, help="rounds (5; --quick: 1)")
-    parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to save the results (bench/results.json; with --only: nowhere)",
+    )
     parser.add_argument("--hyperfine", action="store_true", help="time with hyperfine")
     parser.add_argument(
         "--against", help="another Python whose asyncbatch runs beside ours, row by row"
     )
+    parser.add_argument(
+        "--only",
+        metavar="CASE[,CASE...]",
+        help=f"run only these cases: {', '.join(CASES)}",
+    )
     args = parser.parse_args()
+    only = frozenset(CASES)
+    if args.only is not None:
+        only = frozenset(key.strip() for key in args.only.split(",") if key.strip())
+        if not only or not only <= set(CASES):
+            unknown = ", ".join(sorted(only - set(CASES))) or "none given"
+            parser.error(f"--only: unknown case ({unknown}); known: {', '.join(CASES)}")
+    if args.json is None and args.only is None:
+        args.json = Path("bench/results.json")
     sizes = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 5)
     have_parallel = shutil.which("parallel") is not None
@@ -463,12 +592,12 @@ def main() -> None:
         print(f"note: hyperfine not found ({INSTALL_HINT}); timing it ourselves")
         args.hyperfine = False
     with tempfile.TemporaryDirectory(prefix="asyncbatch-bench-") as temp:
-        cases = build_cases(Path(temp), sizes, have_parallel)
+        cases = build_cases(Path(temp), sizes, have_parallel, only)
         if args.against:
             add_rows_against(cases, args.against)
         for case in cases:
             print(f"running: {case.title}", file=sys.stderr)
-            if args.hyperfine and case.key != "huge":
+            if args.hyperfine and case.key not in ("huge", "commands"):  # their RSS
                 run_case_with_hyperfine(case, repeat, Path(temp))
             else:
                 run_case(case, repeat)
@@ -503,8 +632,9 @@ def main() -> None:
         ],
         "targets": checks,
     }
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"saved {args.json}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"saved {args.json}")
 
 
 if __name__ == "__main__":

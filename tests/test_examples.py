@@ -3,9 +3,11 @@ check every result against Python on the same bytes, so the docs cannot drift.""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +105,60 @@ def test_the_quick_toml_recipe_counts_errors_ignoring_case(tmp_path: Path) -> No
     }
 
 
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: its size and modification time, by relative path."""
+    return {
+        path.relative_to(folder).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_the_compress_logs_recipe_archives_checksums_and_resumes(tmp_path: Path) -> None:
+    """Its commands write beside the logs, so it runs on a copy: the repository is
+    left as it was. Each archive holds its log's bytes and its checksum file says
+    what sha256sum says of it; a resumed run reuses everything and touches nothing."""
+    repository = files_under(RECIPES)
+    copy = tmp_path / "recipes"
+    copy.mkdir()
+    shutil.copy(RECIPES / "compress-logs.json", copy)
+    shutil.copytree(RECIPES / "logs", copy / "logs")
+    logs = sorted(p.relative_to(copy).as_posix() for p in (copy / "logs").rglob("*.log"))
+    assert len(logs) >= 3
+
+    jobs = run_recipe(copy / "compress-logs.json", tmp_path)
+
+    assert list(jobs) == [f"gz[{log}]" for log in logs] + [f"sha256[{log}]" for log in logs]
+    for log in logs:
+        archive = copy / f"{log}.gz"
+        assert gzip.decompress(archive.read_bytes()) == (copy / log).read_bytes()
+        assert archive.read_bytes()[4:8] == b"\0\0\0\0"  # --no-name: no time stamp
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert (copy / f"{log}.gz.sha256").read_text() == f"{digest}  {archive.name}\n"
+        for name in (f"gz[{log}]", f"sha256[{log}]"):
+            assert jobs[name]["result"] == {
+                "exit_code": 0,
+                "stdout": "",
+                "stderr": "",
+                "stdout_bytes": 0,
+                "stderr_bytes": 0,
+            }
+    # The declared outputs and nothing else: no stray files beside the logs.
+    made = set(files_under(copy / "logs")) - {log.removeprefix("logs/") for log in logs}
+    assert made == {
+        f"{log.removeprefix('logs/')}{end}" for log in logs for end in (".gz", ".gz.sha256")
+    }
+    written = files_under(copy)
+
+    again = run_recipe(copy / "compress-logs.json", tmp_path, "--resume")
+    assert all(job["reused"] for job in again.values())
+    assert {name: job["result"] for name, job in again.items()} == {
+        name: job["result"] for name, job in jobs.items()
+    }
+    assert files_under(copy) == written
+    assert files_under(RECIPES) == repository
+
+
 def test_resuming_a_recipe_reuses_every_result(tmp_path: Path) -> None:
     first = run_recipe(RECIPES / "quick.toml", tmp_path)
     again = run_recipe(RECIPES / "quick.toml", tmp_path, "--resume")
@@ -117,3 +173,10 @@ def test_the_readme_shows_the_logs_recipe_exactly_as_it_is() -> None:
     section = readme.split("**A logs directory with globs**", 1)[1]
     block = section.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(block) == json.loads((RECIPES / "logs.json").read_text())
+
+
+def test_the_readme_shows_the_compress_logs_recipe_exactly_as_it_is() -> None:
+    readme = (RECIPES.parent.parent / "README.md").read_text()
+    section = readme.split("**Compress logs, then checksum the archives**", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == json.loads((RECIPES / "compress-logs.json").read_text())
