@@ -251,7 +251,9 @@ class Scheduler:
     def attempt_ended(
         self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
     ) -> None:
-        self._restore_working_directory()
+        spec = attempt.job.spec
+        if spec is None or spec.origin != "builtin":  # a built-in never moves it
+            self._restore_working_directory()
         index = attempt.index
         if error is None:
             result, error = checked_result(result)

@@ -15,6 +15,7 @@ import asyncio  # noqa: TID251 - the futures of run_in_executor
 import contextlib
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -86,6 +87,7 @@ class Child:
                 return None
             process = subprocess.Popen(
                 list(argv),
+                executable=_located(argv[0], env),
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -154,6 +156,28 @@ class Child:
                 exit_code = process.wait()
         out, err = tails.values()
         return Finished(exit_code, out.data(), err.data(), out.count, err.count)
+
+
+_FOUND: dict[tuple[str, str], str] = {}
+"""Programs found on a PATH: (name, PATH) -> path."""
+
+
+def _located(program: str, env: Mapping[str, str] | None) -> str | None:
+    """Where ``program`` is on the PATH it will run with, looked up once per run of
+    the process: the child then makes one ``execve`` instead of one per PATH entry
+    (half the cost of spawning ``true`` here). None leaves the search to the child
+    (a name with a slash, or one not found: the child's error says so)."""
+    if "/" in program:
+        return None
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    key = (program, path)
+    found = _FOUND.get(key)
+    if found is None:
+        found = shutil.which(program, path=path)
+        if found is None or not os.path.isabs(found):
+            return None  # a relative PATH entry depends on the working directory
+        _FOUND[key] = found
+    return found
 
 
 _LIVE: set[Child] = set()
