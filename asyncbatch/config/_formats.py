@@ -125,7 +125,7 @@ def _parse(text: str, suffix: str, label: str, max_alias_values: int) -> Any:
             [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"], source=label
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"invalid TOML: {exc}"], source=label) from None
+        raise ConfigError([_toml_problem(str(exc))], source=label) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -358,3 +358,15 @@ def _check_dotted_keys(text: str) -> None:
     for match in _TOML_DOTTED_KEYS.finditer(text):
         if match.group("key") is not None:
             raise _TooDeep(match.start())
+
+
+_TOML_PLACE = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def _toml_problem(text: str) -> str:
+    """tomllib's ``Invalid value (at line 3, column 10)`` located as JSON and YAML
+    problems are: ``line 3, column 10: Invalid value``."""
+    found = _TOML_PLACE.match(text)
+    if found is None:
+        return f"invalid TOML: {text}"
+    return f"line {found['line']}, column {found['column']}: {found['message']}"
