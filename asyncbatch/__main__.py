@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 
 from asyncbatch._interrupts import Interrupted, Interruptions
 
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:] == ["--version"]:  # the one answer that needs no command line parser
+        from asyncbatch._version import __version__
+
+        print(f"asyncbatch {__version__}")  # noqa: T201 - the command's output
+        return
     with Interruptions() as interruptions:
         try:
             with interruptions.raising():
