@@ -605,6 +605,63 @@ def _load(
         _fail_config(exc)
 
 
+SHOW_EXAMPLES = """\
+[bold]Examples[/bold]
+
+  asyncbatch show report.json
+  asyncbatch show report.json --failed
+  asyncbatch show report.json --html report.html
+  asyncbatch show report.json --json | jq .failed
+"""
+
+
+@app.command(
+    cls=_Command,
+    epilog=SHOW_EXAMPLES,
+    short_help="Read a saved report: a summary, the failures, or an HTML page.",
+)
+def show(
+    report: Annotated[
+        Path,
+        typer.Argument(metavar="REPORT", help="A report written by run -o.", show_default=False),
+    ],
+    failed: Annotated[bool, typer.Option("--failed", help="List every failed job, whole.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the summary object (with --failed: the failed jobs) as JSON."
+        ),
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write one self-contained HTML page there: a sortable table and a timeline.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print a saved report for a person: counts, failures by error type, skipped and
+    cancelled jobs by reason, the slowest jobs. Exit 2 if it is not a report."""
+    from asyncbatch.errors import NotAReport
+    from asyncbatch.output import show as shown
+
+    try:
+        saved = shown.load_report(report)
+        if html is not None:
+            from asyncbatch.output._page import write_page
+
+            write_page(saved, html)
+    except (NotAReport, OutputError) as exc:
+        _exit_error(str(exc))
+    if as_json:
+        text = shown.failed_json(saved) if failed else shown.summary_json(saved)
+    else:
+        text = shown.failed_text(saved) if failed else shown.summary_text(saved)
+    _print_text(text)
+
+
 @app.command("actions", cls=_Command)
 def list_actions(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -714,17 +771,22 @@ def _exit_error(message: str) -> NoReturn:
 
 
 def _print_json(value: object) -> None:
-    """``value`` as indented JSON on stdout. A closed or full stdout is said on
-    stderr and the exit code stays the run's: the report file says the rest."""
+    """``value`` as indented JSON on stdout (see :func:`_print_text`)."""
+    _print_text(json.dumps(value, indent=2) + "\n", "the summary")
+
+
+def _print_text(text: str, what: str = "the text") -> None:
+    """``text`` on stdout. A closed or full stdout is said on stderr and the exit
+    code stays the command's: the report file says the rest."""
     stream = sys.stdout
     if stream is None:  # started with its stdout closed
         return
     try:
-        stream.write(json.dumps(value, indent=2) + "\n")
+        stream.write(text if text.endswith("\n") else text + "\n")
         stream.flush()
     except (OSError, ValueError) as exc:  # ValueError: the stream is closed
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        _err(f"error: cannot write the summary to standard output: {reason}")
+        _err(f"error: cannot write {what} to standard output: {reason}")
         _discard(stream)
 
 

@@ -5,6 +5,7 @@
     AsyncbatchError                 anything asyncbatch raises on purpose
     ├── ConfigError                 the config cannot run: every problem, located (exit 2)
     ├── OutputError                 the report cannot be written where asked (exit 2)
+    ├── NotAReport                  ``show``: the file is not a report it can read (exit 2)
     ├── ExecutorUnavailable         the Dask extra is missing, the scheduler unreachable (exit 2)
     └── JobError                    one job's failure; ``error_type`` is its report type
         ├── NotARegularFile         input is a directory, FIFO, device or socket
@@ -88,6 +89,17 @@ class OutputError(AsyncbatchError):
     def __init__(self, *, path: str, reason: str) -> None:
         self.path = path
         super().__init__(f"cannot write {path}: {reason}")
+
+
+class NotAReport(AsyncbatchError):
+    """Raised by :func:`load_report`: the file cannot be read, or is not an
+    asyncbatch report. The message starts with the path (``report.json: not an
+    asyncbatch report (no "jobs" list)``); the command makes it exit 2."""
+
+    def __init__(self, *, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 class ExecutorUnavailable(AsyncbatchError):

@@ -91,25 +91,17 @@ def check_outputs(options: RunOptions, config: BatchConfig) -> None:
     (never a directory, device, FIFO or socket: ``-o /dev/stdout`` would replace the
     device), and neither may name the config file, an input of the batch, or the
     report's journal or lock."""
-    from asyncbatch.errors import OutputError
-    from asyncbatch.output.report import check_output_writable
+    from asyncbatch.output.report import check_destination
 
     taken = _files_of_the_run(options, config)
     for destination in (options.output, options.junit):
-        if destination is None:
-            continue
-        label = os.fspath(destination)
-        if _reaches_system_files(destination):
-            reason = "is a system path (a device or a process's stream); it would be replaced"
-            raise OutputError(path=label, reason=reason)
-        kind, identity = _existing(destination)
-        if kind is not None:
-            reason = f"is a {kind}; reports are written to regular files only"
-            raise OutputError(path=label, reason=reason)
-        what = taken.get(os.path.realpath(destination)) or _input_at(identity, config)
-        if what is not None:
-            raise OutputError(path=label, reason=f"is {what}; it would be overwritten")
-        check_output_writable(destination)
+        if destination is not None:
+            check_destination(
+                destination,
+                what="reports",
+                taken=taken,
+                taken_file=functools.partial(_input_at, config=config),
+            )
 
 
 def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str]:
@@ -126,41 +118,7 @@ def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str
     return taken
 
 
-_SYSTEM_FOLDERS = ("/dev", "/proc")
-"""Where a report never goes: ``-o /dev/stdout`` with stdout redirected to a file is
-a link to a regular file, and renaming the report over it would replace the link,
-for every program on the machine."""
-
-
-def _reaches_system_files(path: Path) -> bool:
-    """Whether ``path``, or any symbolic link on the way to what it names, lies in a
-    system folder (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``)."""
-    current = os.path.abspath(path)
-    for _ in range(40):  # the kernel's own limit on links followed
-        if any(current == top or current.startswith(top + os.sep) for top in _SYSTEM_FOLDERS):
-            return True
-        try:
-            target = os.readlink(current)
-        except OSError:  # not a link (or gone): the end of the chain
-            return False
-        current = os.path.abspath(os.path.join(os.path.dirname(current), target))
-    return False
-
-
-def _existing(path: Path) -> tuple[str | None, tuple[int, int] | None]:
-    """What ``path`` is when it is not a regular file (None for one, or for nothing),
-    and its identity (device, inode) when it exists."""
-    from asyncbatch.files._scan import file_kind
-
-    try:
-        info = os.stat(path)
-    except OSError:  # absent (or unreachable: the write check says why)
-        return None, None
-    kind = file_kind(info.st_mode)
-    return ("directory" if kind == "directory" else kind), (info.st_dev, info.st_ino)
-
-
-def _input_at(identity: tuple[int, int] | None, config: BatchConfig) -> str | None:
+def _input_at(identity: tuple[int, int] | None, *, config: BatchConfig) -> str | None:
     """``an input of the batch (job NAME)`` when a job reads the file ``identity``
     names (links and other names of the same file included)."""
     if identity is None:

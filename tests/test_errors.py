@@ -22,6 +22,7 @@ from asyncbatch.errors import (
     JobError,
     LineTooLong,
     MissingOutput,
+    NotAReport,
     NotARegularFile,
     OutputError,
     OutsideRoot,
@@ -51,6 +52,9 @@ EXAMPLES: dict[str, AsyncbatchError] = {
     "ConfigError": ConfigError(["jobs[0].input: required", "jobs[1]: bad"], source="b.json"),
     "ConfigError-no-source": ConfigError(["jobs: required"]),
     "OutputError": OutputError(path="out/report.json", reason="its folder does not exist"),
+    "NotAReport": NotAReport(
+        path="report.json", reason='not an asyncbatch report (no "jobs" list)'
+    ),
     "ExecutorUnavailable": ExecutorUnavailable("no scheduler at tcp://127.0.0.1:1"),
     "AsyncbatchError": AsyncbatchError("anything"),
     "user-subclass": QuotaExceeded("quota of 3 exceeded"),

@@ -13,15 +13,29 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TextIO
 
 import anyio
 import anyio.lowlevel
 import pytest
-from support import KernelProbe, Probe, by_name, job, load, run, run_module, summary, write_json
+from support import (
+    KernelProbe,
+    Probe,
+    by_name,
+    invoke,
+    job,
+    load,
+    run,
+    run_module,
+    summary,
+    write_json,
+)
 
 from asyncbatch.config import Job
 from asyncbatch.engine import Backoff, RunListener
@@ -34,7 +48,13 @@ from asyncbatch.output.progress import (
     running_under_ci,
 )
 from asyncbatch.output.report import JobResult, Report, Status
-from asyncbatch.output.terminal import job_line, print_problems, sanitize
+from asyncbatch.output.terminal import (
+    group_jobs,
+    job_line,
+    print_end_of_run,
+    print_problems,
+    sanitize,
+)
 
 TIMEOUT = 30
 # Variables that change whether or how rich draws: the tests set what they need.
@@ -377,19 +397,21 @@ def test_control_characters_in_names_and_messages_are_escaped_on_a_terminal(
 
 
 @pytest.mark.slow
-def test_the_terminal_table_lists_the_failure_first_with_aligned_columns(failing: Path) -> None:
+def test_the_terminal_shows_skips_by_reason_then_the_failure_table_last(failing: Path) -> None:
     result = run_on_terminal(["run", str(failing)], cwd=failing.parent, env=environment())
     rows = [line for line in result.stderr_lines if line.strip()]
     assert rows[0].startswith("1 succeeded, 1 failed, 1 skipped, 0 cancelled in ")
-    header, first, second = rows[1:]
+    skipped, header, failed = rows[1:]
+    assert (
+        skipped
+        == "  SKIPPED   1 job  DependencyFailed: dependency 'evil\\x1b[2Jjob' failed  (after)"
+    )
     assert header.split() == ["status", "job", "error", "message"]
-    assert first.split()[:3] == ["FAILED", "evil\\x1b[2Jjob", "FileNotFoundError"]
-    assert second.split()[:3] == ["SKIPPED", "after", "DependencyFailed"]
+    assert failed.split()[:3] == ["FAILED", "evil\\x1b[2Jjob", "FileNotFoundError"]
     for column in ("job", "error", "message"):
         start = header.index(column)
-        assert first[start - 1] == second[start - 1] == " "
-        assert first[start] != " "
-        assert second[start] != " "
+        assert failed[start - 1] == " "
+        assert failed[start] != " "
 
 
 @pytest.mark.slow
@@ -415,16 +437,18 @@ def test_the_plain_summary_keeps_whole_messages_and_aligns_the_columns(tmp_path:
             "jobs": [
                 {"name": "unknown", "action": "no_such_action", "input": "a.txt"},
                 {"name": "a-much-longer-name", "action": "count_lines", "input": missing},
+                {"name": "short", "action": "count_lines", "input": "z.txt"},
             ]
         },
     )
     result = run_on_pipes(["run", str(config), "-j", "1"], cwd=tmp_path, env=environment())
     assert result.returncode == 1
     rows = [line for line in result.stderr_lines if line.startswith("  ")]
-    assert rows[0].startswith("  FAILED    a-much-longer-name: FileNotFoundError: ")
-    assert rows[0].endswith(f"{missing}: no such file")
-    assert rows[1].startswith("  SKIPPED   unknown:")
-    assert rows[0].index("FileNotFoundError") == rows[1].index("UnknownAction")
+    assert rows[0] == "  SKIPPED   1 job  UnknownAction: unknown action 'no_such_action'  (unknown)"
+    assert rows[1].startswith("  FAILED    a-much-longer-name: FileNotFoundError: ")
+    assert rows[1].endswith(f"{missing}: no such file")
+    assert rows[2].startswith("  FAILED    short:")
+    assert rows[1].index("FileNotFoundError") == rows[2].index("FileNotFoundError")
 
 
 def test_print_problems_writes_nothing_for_no_rows() -> None:
@@ -432,6 +456,198 @@ def test_print_problems_writes_nothing_for_no_rows() -> None:
     print_problems([], stream=stream, terminal=False)
     print_problems([], stream=stream, terminal=True)
     assert stream.getvalue() == ""
+
+
+# --- the end of a run, in process ----------------------------------------------------------------
+
+
+def finished(
+    name: str,
+    status: Status,
+    error: tuple[str, str] | None = None,
+    *,
+    attempts: int = 1,
+    reused: bool = False,
+) -> JobResult:
+    return JobResult(
+        name=name,
+        action="count_lines",
+        input=f"{name}.txt",
+        status=status,
+        error=None if error is None else {"type": error[0], "message": error[1]},
+        attempts=attempts,
+        reused=reused,
+    )
+
+
+def a_report(jobs: list[JobResult], *, first_failure: str | None = None) -> Report:
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    return Report(
+        config="batch.json",
+        started_at=started,
+        finished_at=started + timedelta(seconds=1.5),
+        max_concurrency=4,
+        jobs=jobs,
+        first_failure=first_failure,
+    )
+
+
+def end_of_run(report: Report, *, quiet: bool = False) -> list[str]:
+    stream = FakeStream(tty=False)
+    print_end_of_run(report, quiet=quiet, stream=stream)
+    return stream.getvalue().splitlines()
+
+
+def missing(name: str, **fields: Any) -> JobResult:
+    return finished(name, "failed", ("FileNotFoundError", f"{name}.txt: no such file"), **fields)
+
+
+def test_the_end_of_run_lists_20_failures_last_and_counts_the_others() -> None:
+    jobs = [missing(f"f{i:02d}") for i in range(25)]
+    jobs += [finished("u", "skipped", ("UnknownAction", "unknown action 'x'"))]
+    lines = end_of_run(a_report(jobs, first_failure="f07"))
+    assert lines[0] == "0 succeeded, 25 failed, 1 skipped, 0 cancelled in 1.50 s"
+    assert lines[1] == "  SKIPPED   1 job  UnknownAction: unknown action 'x'  (u)"
+    failed = [line.split()[1] for line in lines[2:-1]]
+    expected = ["f07", *(f"f{i:02d}" for i in range(25) if i != 7)][:20]
+    assert failed == [f"{name}:" for name in expected]
+    assert lines[-1] == "  ... and 5 more failed"
+
+
+def test_the_end_of_run_groups_5000_skips_by_reason_in_a_screenful() -> None:
+    jobs = [finished(f"ok{i}", "succeeded") for i in range(4_999)]
+    jobs += [missing("build")]
+    why = ("DependencyFailed", "dependency 'build' failed")
+    jobs += [finished(f"after{i}", "skipped", why) for i in range(4_000)]
+    jobs += [
+        finished(f"odd{i}", "skipped", ("UnknownAction", "unknown action 'x'"))
+        for i in range(1_000)
+    ]
+    lines = end_of_run(a_report(jobs))
+    assert lines == [
+        "4,999 succeeded, 1 failed, 5,000 skipped, 0 cancelled in 1.50 s",
+        "  SKIPPED   4,000 jobs  DependencyFailed: dependency 'build' failed  "
+        "(after0, after1, after2, after3, after4, ...)",
+        "  SKIPPED   1,000 jobs  UnknownAction: unknown action 'x'  "
+        "(odd0, odd1, odd2, odd3, odd4, ...)",
+        "  FAILED    build: FileNotFoundError: build.txt: no such file",
+    ]
+
+
+def test_the_end_of_run_shows_ten_reasons_per_status_and_counts_the_others() -> None:
+    jobs = [missing(f"dep{i}") for i in range(15)]
+    for i in range(15):
+        why = ("DependencyFailed", f"dependency 'dep{i}' failed")
+        jobs += [finished(f"after{i}-{j}", "skipped", why) for j in range(20 - i)]
+    lines = end_of_run(a_report(jobs))
+    skipped = [line for line in lines if line.startswith("  SKIPPED")]
+    assert len(skipped) == 11
+    assert "dependency 'dep0' failed" in skipped[0]  # the largest group first
+    assert "dependency 'dep9' failed" in skipped[9]
+    assert skipped[10] == "  SKIPPED   40 jobs  ... for 5 other reasons"  # 10 + 9 + ... + 6
+
+
+def test_the_end_of_run_groups_cancelled_jobs_by_reason() -> None:
+    halt = ("Cancelled", "the run was interrupted")
+    jobs = [finished(f"c{i}", "cancelled", halt) for i in range(3_000)]
+    jobs += [finished("remote", "cancelled", ("Cancelled", "cancelled"))]
+    lines = end_of_run(a_report(jobs))
+    assert lines[1:] == [
+        "  CANCELLED 3,000 jobs  Cancelled: the run was interrupted  (c0, c1, c2, c3, c4, ...)",
+        "  CANCELLED 1 job       Cancelled: cancelled  (remote)",
+    ]
+
+
+def test_the_end_of_run_says_how_many_attempts_a_retried_failure_took() -> None:
+    jobs = [missing("flaky", attempts=4), missing("once")]
+    lines = end_of_run(a_report(jobs))
+    assert (
+        lines[1]
+        == "  FAILED    flaky: FileNotFoundError: flaky.txt: no such file (after 4 attempts)"
+    )
+    assert lines[2] == "  FAILED    once:  FileNotFoundError: once.txt: no such file"
+
+
+def test_the_end_of_run_counts_reused_results() -> None:
+    jobs = [finished(f"r{i}", "succeeded", reused=i < 5) for i in range(7)]
+    assert end_of_run(a_report([*jobs, missing("m")]))[0] == (
+        "7 succeeded (5 reused), 1 failed, 0 skipped, 0 cancelled in 1.50 s"
+    )
+    assert end_of_run(a_report(jobs[5:]))[0].startswith("2 succeeded, 0 failed")
+
+
+def test_the_end_of_run_escapes_names_and_reasons_in_groups() -> None:
+    why = ("DependencyFailed", "dependency 'a\x1b[2J' failed")
+    lines = end_of_run(a_report([finished("b\x07", "skipped", why)]))
+    assert (
+        lines[1] == "  SKIPPED   1 job  DependencyFailed: dependency 'a\\x1b[2J' failed  (b\\x07)"
+    )
+
+
+def test_quiet_prints_nothing_for_a_good_run_and_everything_for_a_failed_one() -> None:
+    assert end_of_run(a_report([finished("a", "succeeded")]), quiet=True) == []
+    assert len(end_of_run(a_report([missing("m")]), quiet=True)) == 2
+
+
+def test_group_jobs_puts_the_largest_group_first_and_keeps_the_first_few() -> None:
+    jobs = [finished(f"j{i}", "succeeded") for i in range(10)]
+    groups = group_jobs(jobs, lambda job: int(job.name[1:]) % 3, keep=2)
+    assert [(group.key, group.count) for group in groups] == [(0, 4), (1, 3), (2, 3)]
+    assert [job.name for job in groups[0].first] == ["j0", "j3"]
+
+
+def read_terminal(write: Callable[[TextIO], None], *, columns: int) -> list[str]:
+    """What ``write`` leaves on a pseudo-terminal of ``columns`` columns."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal was closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with open(slave, "w", encoding="utf-8") as stream:
+        write(stream)
+    reader.join(TIMEOUT)
+    os.close(master)
+    return _screen_lines(b"".join(chunks).decode().replace("\r\n", "\n"))
+
+
+def test_the_end_of_run_on_a_terminal_cuts_groups_and_puts_the_table_of_failures_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in DISPLAY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "80")
+    why = ("DependencyFailed", "dependency 'build' failed because " + "w" * 100)
+    jobs = [finished(f"after{i}", "skipped", why) for i in range(3_000)]
+    jobs += [missing("flaky", attempts=4), *(missing(f"m{i}") for i in range(30))]
+    report = a_report(jobs, first_failure="flaky")
+    lines = [
+        line
+        for line in read_terminal(
+            lambda stream: print_end_of_run(report, quiet=False, stream=stream), columns=80
+        )
+        if line
+    ]
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].startswith("0 succeeded, 31 failed, 3,000 skipped")
+    assert lines[1].startswith("  SKIPPED   3,000 jobs  DependencyFailed: dependency 'build'")
+    assert lines[1].endswith("\u2026")
+    assert lines[2].split() == ["status", "job", "error", "attempts", "message"]
+    assert lines[3].split()[:4] == ["FAILED", "flaky", "FileNotFoundError", "4"]
+    assert lines[4].split()[:3] == ["FAILED", "m0", "FileNotFoundError"]
+    assert len(lines) == 3 + 20 + 1
+    assert lines[-1] == "  ... and 11 more failed"
 
 
 # --- sanitize -------------------------------------------------------------------------------------
@@ -698,6 +914,39 @@ def test_the_listener_without_a_state_writes_lines_and_without_lines_only_counts
     only_counts.job_started(Named("a"), 1)
     only_counts.job_done(result("a"))
     assert (state.running, state.done) == (0, 1)
+
+
+def test_verbose_lines_give_the_jobs_cancelled_by_a_halt_one_line() -> None:
+    lines: list[str] = []
+    listener = ProgressListener(None, lines.append)
+    halt = ("Cancelled", "the run was interrupted")
+    listener.job_done(missing("m"))
+    for i in range(5_000):
+        listener.job_done(finished(f"c{i}", "cancelled", halt))
+    assert lines[1:] == [
+        "cancelled the unfinished jobs: the run was interrupted (counted at the end)"
+    ]
+
+
+def test_verbose_output_after_fail_fast_is_a_screenful(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello\n", encoding="utf-8")
+    jobs = [{"name": "missing", "action": "count_lines", "input": "nowhere.txt"}]
+    jobs += [{"name": f"j{i}", "action": "count_lines", "input": "a.txt"} for i in range(500)]
+    config = write_json(tmp_path / "halt.json", {"jobs": jobs})
+    result = invoke(["run", str(config), "-v", "-j", "1", "--fail-fast"])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    cancelled = [line for line in lines if line.strip().lower().startswith("cancelled")]
+    assert len(cancelled) == 2  # the -v line, and the group at the end
+    assert cancelled[0] == (
+        "cancelled the unfinished jobs: the run halted after 1 failure (first: 'missing') "
+        "(counted at the end)"
+    )
+    assert cancelled[1].startswith(
+        "  CANCELLED 500 jobs  Cancelled: the run halted after 1 failure"
+    )
+    assert lines[-1].startswith("  FAILED    missing: FileNotFoundError")
+    assert len(lines) <= 6
 
 
 class Watched(RunListener):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from asyncbatch.output.terminal import job_line
+from asyncbatch.output.terminal import error_of, job_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -128,11 +128,15 @@ class ProgressState:
 class ProgressListener:
     """The run's events (an ``asyncbatch.engine.RunListener``) as counts on a
     :class:`ProgressState` and, with ``lines``, a ``-v`` line per finished job
-    (``lines`` prints one line for people)."""
+    (``lines`` prints one line for people).
+
+    Jobs cancelled by a halt get one line between them, for the first: a halted run
+    of 10,000 jobs cancels thousands at once, and the end of the run groups them."""
 
     def __init__(self, state: ProgressState | None, lines: Callable[[str], None] | None) -> None:
         self._state = state
         self._lines = lines
+        self._cancelled = 0
 
     def job_started(self, job: _Named, attempt: int) -> None:
         if self._state is not None:
@@ -145,8 +149,15 @@ class ProgressListener:
     def job_done(self, result: JobResult) -> None:
         if self._state is not None:
             self._state.job_done(result)
-        if self._lines is not None:
+        if self._lines is None:
+            return
+        if result.status != "cancelled":
             self._lines(job_line(result))
+            return
+        self._cancelled += 1
+        if self._cancelled == 1:
+            _, reason = error_of(result)
+            self._lines(f"cancelled the unfinished jobs: {reason} (counted at the end)")
 
 
 class _Named(Protocol):

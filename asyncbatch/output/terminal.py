@@ -1,9 +1,14 @@
 """Text for people on standard error: job lines (``-v``), the end-of-run summary
-and its table of problems, every field made inert first (:func:`sanitize`).
+and its table of failures, every field made inert first (:func:`sanitize`).
 
 Text from jobs (names, error messages: file names can hold any byte but ``/``) goes
 through :func:`sanitize` before it reaches a terminal: an ESC in a file name is
 shown as ``\\x1b``, never obeyed.
+
+The end of a run is one screenful whatever the size of the batch: the counts, the
+skipped and cancelled jobs grouped by reason (:func:`group_jobs`, one line per
+reason), then at most :data:`FAILED_SHOWN` failed jobs, last, so that they stay in
+view at the bottom of the terminal.
 """
 
 from __future__ import annotations
@@ -11,16 +16,26 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
 
 if TYPE_CHECKING:
-    from asyncbatch.output.report import JobResult, Report
+    from asyncbatch.output.report import JobResult, Report, Summary
 
 NAME_WIDTH = 40
 """End-of-run table: names are aligned up to this width; longer ones overflow
 (plain text) or are cut (terminal)."""
+FAILED_SHOWN = 20
+"""Failed jobs listed at the end of a run; the others are counted."""
+NAMES_SHOWN = 5
+"""Names listed on the line of a group of skipped or cancelled jobs."""
+REASONS_SHOWN = 10
+"""Lines of skipped (and of cancelled) jobs at the end of a run, one per reason;
+rarer reasons are counted on one more line."""
 _INDENT = 2
+
+K = TypeVar("K", bound=Hashable)
 
 # C0 and C1 controls, DEL, bidirectional overrides and isolates ("Trojan Source"),
 # line/paragraph separators and lone surrogates (undecodable bytes of file names).
@@ -59,32 +74,124 @@ def job_line(result: JobResult) -> str:
     return f"{result.status:<9} {result.name}{took}: {detail}"
 
 
+# --- grouping jobs (the end of a run, and `show`) ------------------------------------------
+
+
+@dataclass(slots=True)
+class JobGroup(Generic[K]):
+    """Jobs that share a key (a reason, an error type): how many, and the first few
+    in the order given."""
+
+    key: K
+    count: int = 0
+    first: list[JobResult] = field(default_factory=list)
+
+
+def group_jobs(
+    jobs: Iterable[JobResult], key: Callable[[JobResult], K], *, keep: int = NAMES_SHOWN
+) -> list[JobGroup[K]]:
+    """``jobs`` grouped by ``key``, the largest group first (ties: the group met
+    first first), each keeping its first ``keep`` jobs. One pass, memory bounded by
+    the number of groups, not of jobs."""
+    groups: dict[K, JobGroup[K]] = {}
+    for job in jobs:
+        value = key(job)
+        group = groups.get(value)
+        if group is None:
+            group = groups[value] = JobGroup(value)
+        group.count += 1
+        if len(group.first) < keep:
+            group.first.append(job)
+    return sorted(groups.values(), key=lambda group: -group.count)
+
+
+def reason_of(job: JobResult) -> tuple[str, str, str]:
+    """Why a job did not succeed: (status, error type, message)."""
+    error_type, message = error_of(job)
+    return job.status, error_type, message
+
+
+def error_of(job: JobResult) -> tuple[str, str]:
+    """A job's (error type, message); ``("?", "")`` for a job without an error."""
+    error = job.error or {"type": "?", "message": ""}
+    return error.get("type", "?"), error.get("message", "")
+
+
+def counts_line(summary: Summary, *, reused: int, duration_ms: float) -> str:
+    """``7 succeeded (5 reused), 1 failed, 0 skipped, 0 cancelled in 1.20 s``."""
+    succeeded = f"{summary.succeeded:,} succeeded"
+    if reused:
+        succeeded += f" ({reused:,} reused)"
+    return (
+        f"{succeeded}, {summary.failed:,} failed, {summary.skipped:,} skipped, "
+        f"{summary.cancelled:,} cancelled in {duration_ms / 1000:.2f} s"
+    )
+
+
+def group_lines(
+    groups: Sequence[JobGroup[tuple[str, str, str]]], *, shown: int = REASONS_SHOWN
+) -> list[tuple[str, str]]:
+    """One line per reason, ``(status, text)``, the text sanitized:
+    ``SKIPPED   3 jobs  DependencyFailed: dependency 'a' failed  (b, c, d)``. At
+    most ``shown`` lines per status, then one counting the other reasons."""
+    rows: list[tuple[str, str, str]] = []  # (status, count, rest)
+    for status in ("skipped", "cancelled"):
+        mine = [group for group in groups if group.key[0] == status]
+        for group in mine[:shown]:
+            _, error_type, message = group.key
+            names = ", ".join(job.name for job in group.first)
+            if group.count > len(group.first):
+                names += ", ..."
+            rows.append((status, _jobs(group.count), f"{error_type}: {message}  ({names})"))
+        if len(mine) > shown:
+            rest = sum(group.count for group in mine[shown:])
+            rows.append((status, _jobs(rest), f"... for {len(mine) - shown:,} other reasons"))
+    width = max((len(count) for _, count, _ in rows), default=0)
+    return [
+        (status, sanitize(f"  {status.upper():<9} {count:<{width}}  {rest}"))
+        for status, count, rest in rows
+    ]
+
+
+def _jobs(count: int) -> str:
+    return "1 job" if count == 1 else f"{count:,} jobs"
+
+
+def failed_in_order(jobs: Iterable[JobResult], first: str | None = None) -> list[JobResult]:
+    """The failed jobs, the one named ``first`` (the first failure in time) first,
+    then in report order."""
+    failed = [job for job in jobs if job.status == "failed"]
+    if first is not None:
+        failed.sort(key=lambda job: job.name != first)
+    return failed
+
+
+def attempts_note(job: JobResult) -> str:
+    """`` (after 4 attempts)`` for a job that was retried, else nothing."""
+    return f" (after {job.attempts} attempts)" if job.attempts > 1 else ""
+
+
+# --- the end of a run ----------------------------------------------------------------------
+
+
 def print_end_of_run(report: Report, *, quiet: bool, stream: TextIO) -> None:
-    """Counts and wall time, why the run halted, then the jobs that failed or were
-    skipped (the first failure first); cancelled jobs are counted, not listed."""
+    """Counts (results reused by ``--resume`` among them) and wall time, why the run
+    halted, the skipped and cancelled jobs grouped by reason, then the failed jobs,
+    last (the first failure first, at most :data:`FAILED_SHOWN`)."""
     if quiet and report.ok:
         return
-    summary = report.summary
-    write_line(
-        stream,
-        f"{summary.succeeded} succeeded, {summary.failed} failed, {summary.skipped} skipped, "
-        f"{summary.cancelled} cancelled in {report.duration_ms / 1000:.2f} s",
-    )
+    terminal = _isatty(stream)
+    reused = sum(1 for job in report.jobs if job.reused)
+    write_line(stream, counts_line(report.summary, reused=reused, duration_ms=report.duration_ms))
     if report.halted:
         write_line(stream, f"stopped: {report.halted}")
-    listed = [job for job in report.jobs if job.status in ("failed", "skipped")]
-    listed.sort(key=lambda job: job.name != report.first_failure)
-    rows = [(job.status, job.name, *_error_of(job)) for job in listed]
-    print_problems(rows, stream=stream, terminal=_isatty(stream))
-    cancelled = [job.name for job in report.jobs if job.status == "cancelled"]
-    if cancelled:
-        shown = ", ".join(cancelled[:5]) + (", ..." if len(cancelled) > 5 else "")
-        write_line(stream, f"  CANCELLED {len(cancelled)} job(s): {shown}")
-
-
-def _error_of(job: JobResult) -> tuple[str, str]:
-    error = job.error or {"type": "?", "message": ""}
-    return error["type"], error["message"]
+    not_run = (job for job in report.jobs if job.status in ("skipped", "cancelled"))
+    print_group_lines(group_lines(group_jobs(not_run, reason_of)), stream=stream, terminal=terminal)
+    failed = failed_in_order(report.jobs, report.first_failure)
+    rows = [("failed", job.name, *error_of(job), job.attempts) for job in failed[:FAILED_SHOWN]]
+    print_problems(rows, stream=stream, terminal=terminal)
+    if len(failed) > FAILED_SHOWN:
+        write_line(stream, f"  ... and {len(failed) - FAILED_SHOWN:,} more failed")
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -94,46 +201,75 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-# --- the end-of-run table -----------------------------------------------------------------
+_STATUS_STYLES = {"failed": "bold red", "skipped": "yellow", "cancelled": "red"}
 
 
-def print_problems(
-    rows: Sequence[tuple[str, str, str, str]], *, stream: TextIO, terminal: bool
-) -> None:
-    """The jobs that did not succeed, one per row: (status, name, error type,
-    message), in the order given. On a terminal a rich table, cut to its width;
-    elsewhere plain aligned lines (``  FAILED    name:  Type: message``), whole.
-    Every field is sanitized."""
-    clean = [tuple(sanitize(field) for field in row) for row in rows]
-    if not clean:
+def print_group_lines(lines: Sequence[tuple[str, str]], *, stream: TextIO, terminal: bool) -> None:
+    """Lines from :func:`group_lines`: whole on a pipe; on a terminal, the status
+    coloured and each line cut at the terminal's width."""
+    if not lines:
         return
+    if not terminal:
+        for _, text in lines:
+            stream.write(text + "\n")
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=stream, highlight=False)
+    for status, text in lines:
+        line = Text(text, no_wrap=True, overflow="ellipsis")
+        start = _INDENT
+        line.stylize(_STATUS_STYLES.get(status, ""), start, start + len(status))
+        console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
+
+
+# --- the end-of-run table of failures ------------------------------------------------------
+
+Problem = tuple[str, str, str, str, int]
+"""A job that did not succeed, in the end-of-run table: (status, name, error type,
+message, attempts)."""
+
+
+def print_problems(rows: Sequence[Problem], *, stream: TextIO, terminal: bool) -> None:
+    """The jobs that did not succeed, one per row, in the order given. On a
+    terminal a rich table, cut to its width (an ``attempts`` column when a job was
+    retried); elsewhere plain aligned lines (``  FAILED    name:  Type: message``,
+    then `` (after 4 attempts)`` for a retried job), whole. Every field is
+    sanitized."""
+    if not rows:
+        return
+    clean = [
+        (sanitize(status), sanitize(name), sanitize(kind), sanitize(message), attempts)
+        for status, name, kind, message, attempts in rows
+    ]
     if terminal:
         _print_problem_table(clean, stream)
         return
     width = min(NAME_WIDTH, max(len(row[1]) for row in clean)) + 1
-    for status, name, error_type, message in clean:
-        stream.write(f"  {status.upper():<9} {name + ':':<{width}} {error_type}: {message}\n")
+    for status, name, error_type, message, attempts in clean:
+        note = f" (after {attempts} attempts)" if attempts > 1 else ""
+        stream.write(f"  {status.upper():<9} {name + ':':<{width}} {error_type}: {message}{note}\n")
 
 
-_STATUS_STYLES = {"failed": "bold red", "skipped": "yellow", "cancelled": "red"}
-
-
-def _print_problem_table(rows: Sequence[tuple[str, ...]], stream: TextIO) -> None:
-    """Fixed column widths that add up to the terminal's width: status and error
-    type whole, the name up to :data:`NAME_WIDTH`, the message takes what is left;
-    anything longer is cut with an ellipsis."""
+def _print_problem_table(rows: Sequence[Problem], stream: TextIO) -> None:
+    """Fixed column widths that add up to the terminal's width: status, error type
+    and attempts whole, the name up to :data:`NAME_WIDTH`, the message takes what
+    is left; anything longer is cut with an ellipsis."""
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console(file=stream, highlight=False)
+    retried = any(row[4] > 1 for row in rows)
     status_width = max(len("status"), *(len(row[0]) for row in rows))
     type_width = min(24, max(len("error"), *(cell_len(row[2]) for row in rows)))
+    attempts_width = len("attempts") + 1 if retried else 0
     longest_name = max(cell_len(row[1]) for row in rows)
     longest_message = max(len("message"), *(cell_len(row[3]) for row in rows))
-    # The line: indent, then four columns with a space after each but the last.
-    room = max(16, console.width - _INDENT - status_width - type_width - 3)
+    # The line: indent, then the columns with a space after each but the last.
+    room = max(16, console.width - _INDENT - status_width - type_width - attempts_width - 3)
     name_width = max(4, min(longest_name, max(room - longest_message, room * 2 // 5)))
     message_width = max(4, min(longest_message, room - name_width))
     table = Table(box=None, header_style="bold", padding=(0, 1, 0, 0), pad_edge=False)
@@ -141,13 +277,13 @@ def _print_problem_table(rows: Sequence[tuple[str, ...]], stream: TextIO) -> Non
     table.add_column("status", no_wrap=True, width=status_width)
     table.add_column("job", no_wrap=True, overflow="ellipsis", width=name_width)
     table.add_column("error", no_wrap=True, overflow="ellipsis", width=type_width)
+    if retried:
+        table.add_column("attempts", no_wrap=True, width=attempts_width - 1, justify="right")
     table.add_column("message", no_wrap=True, overflow="ellipsis", width=message_width)
-    for status, name, error_type, message in rows:
-        table.add_row(
-            "",
-            Text(status.upper(), style=_STATUS_STYLES.get(status, "")),
-            Text(name),
-            Text(error_type),
-            Text(message),
-        )
+    for status, name, error_type, message, attempts in rows:
+        cells = [Text(status.upper(), style=_STATUS_STYLES.get(status, "")), Text(name)]
+        cells.append(Text(error_type))
+        if retried:
+            cells.append(Text(str(attempts) if attempts > 1 else ""))
+        table.add_row("", *cells, Text(message))
     console.print(table)

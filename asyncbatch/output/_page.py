@@ -1,0 +1,411 @@
+"""The page of ``asyncbatch show --html``: one self-contained HTML file.
+
+It works offline: its style and script are inline, it loads nothing (its content
+security policy forbids it), and every string from the report is escaped (names can
+hold ``<``, ``&``, quotes and ``</script>``). The table is sortable and filterable,
+failures first; the timeline has one row per concurrent slot, from each job's
+``started_ms`` and ``duration_ms``. Opened with ``#selftest``, its script clicks its
+own headers and filters and writes what it saw into the page (the browser test reads it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from asyncbatch.errors import OutputError
+from asyncbatch.output.report import JobResult, Summary, check_destination, write_atomically
+from asyncbatch.output.show import (
+    ERROR_TYPES_SHOWN,
+    SavedReport,
+    format_ms,
+    headline,
+    jobs_phrase,
+    slowest_jobs,
+)
+from asyncbatch.output.terminal import (
+    attempts_note,
+    error_of,
+    failed_in_order,
+    group_jobs,
+    reason_of,
+    sanitize,
+)
+
+TABLE_ROWS = 500
+"""Rows of the page's table written into the page; its script shows the rest on demand."""
+TIMELINE_BARS = 10_000
+"""Jobs drawn on the page's timeline (the first to start); the others are counted."""
+_OVERLAP_MS = 0.002
+"""Times in a report are rounded to the microsecond: a job that starts within this of
+another's end can take its slot."""
+
+
+def write_page(report: SavedReport, destination: Path) -> None:
+    """Write :func:`html_page` to ``destination`` atomically, after the checks of a
+    run's outputs (a regular file or nothing, outside ``/dev`` and ``/proc``), and
+    never over the report shown."""
+    taken = {os.path.realpath(report.path): "the report shown"}
+    check_destination(destination, what="pages", taken=taken)
+    page = html_page(report)
+    try:
+        write_atomically(destination, page)
+    except OSError as exc:
+        raise OutputError(path=os.fspath(destination), reason=exc.strerror or str(exc)) from None
+
+
+def html_page(report: SavedReport) -> str:
+    """One self-contained HTML page: the summary, failures by error type, skipped
+    and cancelled jobs by reason, the slowest jobs, a timeline with one row per
+    concurrent slot, and a table of every job, sortable and filterable, failures
+    first."""
+    return "".join(_page_parts(report))
+
+
+def assign_slots(jobs: Sequence[JobResult]) -> list[tuple[int, JobResult]]:
+    """(slot, job) for each job that started in this run (reused results did not),
+    by start time: each takes the lowest slot free when it starts (interval
+    partitioning: as few slots as jobs ever ran at once)."""
+    started = sorted(
+        (job for job in jobs if job.started_ms is not None and not job.reused),
+        key=lambda job: (job.started_ms, job.duration_ms or 0.0),
+    )
+    busy: list[tuple[float, int]] = []  # (end, slot)
+    free: list[int] = []
+    placed = []
+    for job in started:
+        start = job.started_ms or 0.0
+        while busy and busy[0][0] <= start + _OVERLAP_MS:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        slot = heapq.heappop(free) if free else len(busy)
+        heapq.heappush(busy, (start + (job.duration_ms or 0.0), slot))
+        placed.append((slot, job))
+    return placed
+
+
+def escape(text: str) -> str:
+    """``text`` for HTML text or a quoted attribute: controls made visible, then
+    ``<``, ``>``, ``&`` and quotes escaped."""
+    return html.escape(sanitize(text), quote=True)
+
+
+_RANK = {"failed": 0, "cancelled": 1, "skipped": 2, "succeeded": 3}
+"""The page's default order: failures first, then cancelled, skipped, succeeded."""
+_COLUMNS = ("name", "action", "input", "status", "duration", "attempts", "error")
+
+
+def _page_parts(report: SavedReport) -> Iterable[str]:
+    title = escape(f"asyncbatch report: {report.config or report.path}")
+    yield (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f'<h1>asyncbatch report</h1>\n<p class="meta">{escape(headline(report))}</p>\n'
+    )
+    yield _summary_html(report)
+    yield _failures_html(report)
+    yield _not_run_html(report)
+    yield _slowest_html(report)
+    yield _timeline_html(report)
+    yield _table_html(report)
+    yield f'<script type="application/json" id="job-data">{_job_data(report)}</script>\n'
+    yield f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+
+
+def _summary_html(report: SavedReport) -> str:
+    summary = report.summary
+    reused = sum(1 for job in report.jobs if job.reused)
+    items = [f"<li><b>{summary.total_jobs:,}</b> jobs in {format_ms(report.duration_ms)}</li>"]
+    for status in ("succeeded", "failed", "skipped", "cancelled"):
+        extra = f" ({reused:,} reused)" if status == "succeeded" and reused else ""
+        count = getattr(summary, status)
+        items.append(f'<li class="s-{status}"><b>{count:,}</b> {status}{extra}</li>')
+    return f'<section id="summary"><ul class="counts">{"".join(items)}</ul></section>\n'
+
+
+def _failures_html(report: SavedReport) -> str:
+    failed = failed_in_order(report.jobs)
+    if not failed:
+        return ""
+    parts = ['<section id="failures"><h2>Failures by error type</h2>\n']
+    groups = group_jobs(failed, lambda job: error_of(job)[0], keep=10)
+    for group in groups[: ERROR_TYPES_SHOWN * 2]:
+        items = [
+            f"<li><code>{escape(job.name)}</code>: "
+            f"{escape(error_of(job)[1])}{escape(attempts_note(job))}</li>"
+            for job in group.first
+        ]
+        if group.count > len(group.first):
+            items.append(f"<li>\u2026 and {group.count - len(group.first):,} more</li>")
+        parts.append(
+            f'<details open class="group"><summary><b>{escape(group.key)}</b> '
+            f"{jobs_phrase(group.count)}</summary><ul>{''.join(items)}</ul></details>\n"
+        )
+    if len(groups) > ERROR_TYPES_SHOWN * 2:
+        parts.append(f"<p>\u2026 and {len(groups) - ERROR_TYPES_SHOWN * 2:,} other types</p>\n")
+    return "".join(parts) + "</section>\n"
+
+
+def _not_run_html(report: SavedReport) -> str:
+    not_run = (job for job in report.jobs if job.status in ("skipped", "cancelled"))
+    groups = group_jobs(not_run, reason_of)
+    if not groups:
+        return ""
+    items = []
+    for group in groups[: ERROR_TYPES_SHOWN * 2]:
+        status, error_type, message = group.key
+        names = ", ".join(job.name for job in group.first)
+        more = ", \u2026" if group.count > len(group.first) else ""
+        items.append(
+            f'<li><span class="tag s-{status}">{status}</span> {jobs_phrase(group.count)}: '
+            f"{escape(error_type)}: {escape(message)} <small>({escape(names)}{more})</small></li>"
+        )
+    if len(groups) > ERROR_TYPES_SHOWN * 2:
+        items.append(f"<li>\u2026 and {len(groups) - ERROR_TYPES_SHOWN * 2:,} other reasons</li>")
+    return (
+        '<section id="not-run"><h2>Skipped and cancelled, by reason</h2>'
+        f"<ul>{''.join(items)}</ul></section>\n"
+    )
+
+
+def _slowest_html(report: SavedReport) -> str:
+    slowest = slowest_jobs(report.jobs)
+    if not slowest:
+        return ""
+    items = "".join(
+        f"<li>{format_ms(job.duration_ms)} <code>{escape(job.name)}</code></li>" for job in slowest
+    )
+    return f'<section id="slowest"><h2>Slowest jobs</h2><ol>{items}</ol></section>\n'
+
+
+def _timeline_html(report: SavedReport) -> str:
+    placed = assign_slots(report.jobs)
+    notes = []
+    absent = len(report.jobs) - len(placed)
+    if absent:
+        notes.append(
+            f"{jobs_phrase(absent)} did not run in this run (skipped, reused, or cancelled "
+            "before starting): not on the timeline."
+        )
+    if len(placed) > TIMELINE_BARS:
+        notes.append(f"The first {TIMELINE_BARS:,} of {len(placed):,} jobs to start are drawn.")
+        placed = placed[:TIMELINE_BARS]
+    ends = ((job.started_ms or 0.0) + (job.duration_ms or 0.0) for _, job in placed)
+    span = max(report.duration_ms, *ends, 0.001) if placed else max(report.duration_ms, 0.001)
+    lanes: list[list[str]] = [[] for _ in range(max((slot for slot, _ in placed), default=-1) + 1)]
+    for slot, job in placed:
+        start, took = job.started_ms or 0.0, job.duration_ms or 0.0
+        error = f", {error_of(job)[0]}" if job.error else ""
+        tip = f"{job.name}: {job.status}{error}, {format_ms(took)} from {format_ms(start)}"
+        lanes[slot].append(
+            f'<div class="bar s-{job.status}" style="left:{start / span * 100:.4f}%;'
+            f'width:{took / span * 100:.4f}%" title="{escape(tip)}"></div>'
+        )
+    ticks = "".join(
+        f'<span style="left:{share * 25}%">{format_ms(span * share / 4) or "0"}</span>'
+        for share in range(5)
+    )
+    rows = "".join(f'<div class="lane">{"".join(bars)}</div>' for bars in lanes)
+    slots = f"{len(lanes):,} slot" + ("" if len(lanes) == 1 else "s")
+    notes.insert(0, f"{len(placed):,} jobs over {format_ms(span)}, one row per slot ({slots}).")
+    text = "".join(f"<p>{note}</p>" for note in notes)
+    return (
+        f'<section id="timeline"><h2>Timeline</h2>{text}<div class="axis">{ticks}</div>'
+        f'<div class="lanes">{rows}</div></section>\n'
+    )
+
+
+def _table_html(report: SavedReport) -> str:
+    by_status = Summary.of(report.jobs)
+    boxes = "".join(
+        f'<label><input type="checkbox" class="status" value="{status}" checked> '
+        f"{status} ({getattr(by_status, status):,})</label>"
+        for status in _RANK
+    )
+    heads = "".join(
+        f'<th data-col="{index}" aria-sort="none" title="sort">{name}</th>'
+        for index, name in enumerate(_COLUMNS)
+    )
+    ordered = sorted(range(len(report.jobs)), key=lambda i: _RANK[report.jobs[i].status])
+    rows = "".join(_table_row(report.jobs[index]) for index in ordered[:TABLE_ROWS])
+    shown = min(TABLE_ROWS, len(report.jobs))
+    return (
+        '<section id="jobs"><h2>Jobs</h2><div class="controls">'
+        '<input type="search" id="filter" placeholder="filter: name, action, input, error" '
+        f'aria-label="filter">{boxes}<span id="shown">showing {shown:,} of '
+        f"{len(report.jobs):,} jobs</span></div>"
+        f'<table id="job-table"><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>'
+        '<p><button type="button" id="more" hidden>show more</button></p></section>\n'
+    )
+
+
+def _table_row(job: JobResult) -> str:
+    status = job.status + (" (reused)" if job.reused else "")
+    error = ": ".join(error_of(job)) if job.error else ""
+    cells = (job.name, job.action, job.input, status, format_ms(job.duration_ms))
+    tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+    return (
+        f'<tr class="s-{job.status}">{tds}<td class="num">{job.attempts}</td>'
+        f"<td>{escape(error)}</td></tr>"
+    )
+
+
+def _job_data(report: SavedReport) -> str:
+    """Every job as ``[name, action, input, status, duration_ms, attempts, error,
+    index, reused]``, as JSON that cannot end its ``<script>`` element."""
+    rows = []
+    for index, job in enumerate(report.jobs):
+        error = ": ".join(error_of(job)) if job.error else ""
+        rows.append(
+            [
+                sanitize(job.name),
+                sanitize(job.action),
+                sanitize(job.input),
+                job.status,
+                job.duration_ms,
+                job.attempts,
+                sanitize(error),
+                index,
+                job.reused,
+            ]
+        )
+    text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}
+h1{font-size:1.4em;margin:0}h2{font-size:1.1em;margin:1.4em 0 .4em}
+.meta{color:#555;margin:.2em 0 1em}code{font-size:.95em}
+.counts{list-style:none;padding:0;display:flex;gap:1.2em;flex-wrap:wrap}
+.counts b{font-size:1.3em}
+.s-succeeded{--c:#2e7d32}.s-failed{--c:#c62828}.s-skipped{--c:#f9a825}.s-cancelled{--c:#757575}
+.counts li,.tag{border-left:4px solid var(--c,#999);padding-left:.4em}
+details.group{margin:.3em 0}details ul{margin:.2em 0}
+.axis{position:relative;height:1.2em;font-size:.8em;color:#555;margin-right:4em}
+.axis span{position:absolute;white-space:nowrap}
+.lanes{border:1px solid #ddd;margin-right:4em}
+.lane{position:relative;height:12px;border-bottom:1px solid #f0f0f0}
+.bar{position:absolute;top:1px;height:10px;min-width:2px;background:var(--c);opacity:.85}
+.bar:hover{opacity:1;outline:1px solid #000}
+.controls{display:flex;gap:1em;align-items:center;flex-wrap:wrap;margin:.5em 0}
+#filter{min-width:20em;padding:.2em}#shown{color:#555}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:2px 6px;border-bottom:1px solid #eee;vertical-align:top}
+td{overflow-wrap:anywhere}
+th{cursor:pointer;user-select:none;background:#f6f6f6;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+td.num{text-align:right}tr>td:first-child{border-left:4px solid var(--c)}
+"""
+
+_SCRIPT = r"""
+(function () {
+  "use strict";
+  var RANK = {failed: 0, cancelled: 1, skipped: 2, succeeded: 3};
+  var PAGE = 500;
+  var jobs = JSON.parse(document.getElementById("job-data").textContent);
+  var body = document.querySelector("#job-table tbody");
+  var heads = Array.prototype.slice.call(document.querySelectorAll("#job-table th"));
+  var filter = document.getElementById("filter");
+  var boxes = Array.prototype.slice.call(document.querySelectorAll("input.status"));
+  var more = document.getElementById("more");
+  var shown = document.getElementById("shown");
+  var state = {col: null, dir: 1, limit: PAGE};
+
+  function value(job, col) { return col === 3 ? RANK[job[3]] : job[col]; }
+  function compare(a, b) {
+    if (state.col === null) { return RANK[a[3]] - RANK[b[3]] || a[7] - b[7]; }
+    var x = value(a, state.col), y = value(b, state.col);
+    if (x === y) { return a[7] - b[7]; }
+    if (x === null) { return 1; }
+    if (y === null) { return -1; }
+    return (x < y ? -1 : 1) * state.dir;
+  }
+  function haystack(job) {
+    if (job.length < 10) { job.push([job[0], job[1], job[2], job[6]].join("\n").toLowerCase()); }
+    return job[9];
+  }
+  function matching() {
+    var text = filter.value.trim().toLowerCase(), wanted = {};
+    boxes.forEach(function (box) { wanted[box.value] = box.checked; });
+    return jobs.filter(function (job) {
+      return wanted[job[3]] && (!text || haystack(job).indexOf(text) >= 0);
+    });
+  }
+  function ms(value) {
+    if (value === null) { return ""; }
+    if (value < 1000) { return value.toFixed(1) + " ms"; }
+    if (value < 60000) { return (value / 1000).toFixed(2) + " s"; }
+    return (value / 60000).toFixed(1) + " min";
+  }
+  function row(job) {
+    var tr = document.createElement("tr");
+    tr.className = "s-" + job[3];
+    var cells = [job[0], job[1], job[2], job[3] + (job[8] ? " (reused)" : ""),
+                 ms(job[4]), String(job[5]), job[6]];
+    cells.forEach(function (text, index) {
+      var td = document.createElement("td");
+      td.textContent = text;
+      if (index === 5) { td.className = "num"; }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function render() {
+    var rows = matching().sort(compare), fragment = document.createDocumentFragment();
+    rows.slice(0, state.limit).forEach(function (job) { fragment.appendChild(row(job)); });
+    body.textContent = "";
+    body.appendChild(fragment);
+    shown.textContent = "showing " + Math.min(rows.length, state.limit).toLocaleString() +
+      " of " + rows.length.toLocaleString() + " matching jobs (" +
+      jobs.length.toLocaleString() + " in all)";
+    more.hidden = rows.length <= state.limit;
+    heads.forEach(function (th, index) {
+      var sorted = state.col === index;
+      th.setAttribute("aria-sort", sorted ? (state.dir > 0 ? "ascending" : "descending") : "none");
+    });
+  }
+  heads.forEach(function (th, index) {
+    th.addEventListener("click", function () {
+      state.dir = state.col === index ? -state.dir : 1;
+      state.col = index;
+      state.limit = PAGE;
+      render();
+    });
+  });
+  filter.addEventListener("input", function () { state.limit = PAGE; render(); });
+  boxes.forEach(function (box) { box.addEventListener("change", render); });
+  more.addEventListener("click", function () { state.limit += PAGE; render(); });
+  render();
+
+  if (location.hash === "#selftest") {
+    var names = function () {
+      return Array.prototype.map.call(body.rows, function (tr) { return tr.cells[0].textContent; });
+    };
+    var result = {rows: names(), bars: document.querySelectorAll("#timeline .bar").length};
+    heads[0].click(); result.byName = names();
+    heads[0].click(); result.byNameDescending = names();
+    heads[4].click(); result.byDuration = names();
+    filter.value = jobs.length ? jobs[0][0] : "";
+    filter.dispatchEvent(new Event("input"));
+    result.filtered = names();
+    filter.value = "";
+    filter.dispatchEvent(new Event("input"));
+    boxes.forEach(function (box) {
+      box.checked = box.value === "failed";
+      box.dispatchEvent(new Event("change"));
+    });
+    result.onlyFailed = names();
+    var out = document.createElement("pre");
+    out.id = "selftest";
+    out.textContent = JSON.stringify(result);
+    document.body.appendChild(out);
+  }
+})();
+"""
