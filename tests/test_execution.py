@@ -58,7 +58,7 @@ def lines_job(name: str, input_: str, **fields: Any) -> dict[str, Any]:
     return {"name": name, "action": "count_lines", "input": input_, **fields}
 
 
-def test_cli_fail_fast_exits_1_naming_the_first_failure_first_and_counting_cancelled(
+def test_cli_fail_fast_exits_1_naming_the_first_failure_and_counting_cancelled(
     inputs: Path,
 ) -> None:
     config = write_json(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import itertools
 import os
 import re
 import select
@@ -759,7 +760,7 @@ def test_the_eta_is_unknown_before_the_first_job_ends() -> None:
     assert state.elapsed() == 10
 
 
-def test_the_eta_is_the_remaining_jobs_at_the_average_pace_so_far() -> None:
+def test_the_eta_is_the_remaining_jobs_at_the_pace_so_far() -> None:
     clock = Clock()
     state = ProgressState(20, clock=clock)
     for i in range(5):
@@ -779,6 +780,56 @@ def test_the_eta_leaves_reused_results_out_of_the_pace() -> None:
     clock.now += 10.0
     assert state.reused == 10
     assert state.eta() == pytest.approx(10.0)  # 5 jobs did work in 10 s, 5 to go
+
+
+def test_the_rate_is_measured_over_the_recent_window_not_the_whole_run() -> None:
+    """A slow start (1 job a minute) followed by a fast stretch (10 jobs a second):
+    the rate is the recent one."""
+    clock = Clock()
+    state = ProgressState(1000, clock=clock)
+    for i in range(3):
+        clock.now += 60
+        state.job_done(result(f"slow{i}"))
+    for i in range(400):
+        clock.now += 0.1
+        state.job_done(result(f"fast{i}"))
+    assert state.rate() == pytest.approx(10.0, rel=0.05)
+
+
+def test_the_eta_counts_down_steadily_through_bursts_of_results() -> None:
+    """Jobs end in bursts (ten at once every 10 s: 1 a second on average). Each
+    second the shown ETA drops by about a second; it never jumps by more than a
+    few seconds, as an estimate from the last burst alone would."""
+    clock = Clock()
+    state = ProgressState(400, clock=clock)
+    shown: list[float] = []
+    done = 0
+    for second in range(1, 121):
+        clock.now += 1
+        if second % 10 == 0:
+            for _ in range(10):
+                state.job_done(result(f"j{done}"))
+                done += 1
+        eta = state.eta()
+        if eta is not None and second > 40:
+            shown.append(eta)
+    steps = [later - earlier for earlier, later in itertools.pairwise(shown)]
+    assert max(abs(step) for step in steps) < 4, steps
+    assert shown[-1] == pytest.approx(280, rel=0.15)  # 280 jobs left at 1 a second
+
+
+def test_the_status_line_names_retries_and_the_job_running_longest() -> None:
+    clock = Clock()
+    state = ProgressState(10, clock=clock)
+    state.job_started("stuck")
+    clock.now += 1
+    state.job_started("quick")
+    state.job_waiting("quick")  # its attempt failed: a retry waits
+    texts = [text for text, _ in describe(state)]
+    assert "1 retried" in texts
+    assert not any(text.startswith("longest") for text in texts), "only after 5 s"
+    clock.now += 6
+    assert describe(state)[-1] == ("longest: stuck 0:07", "yellow")
 
 
 def test_the_eta_is_zero_when_every_job_is_done() -> None:
@@ -845,6 +896,7 @@ def test_the_status_line_shows_the_exact_running_count() -> None:
         ("1/10 done", ""),
         ("1 running", ""),
         ("1 failed", "red"),
+        ("0.3 jobs/s", ""),
         ("0:03 elapsed", ""),
         ("ETA 0:27", ""),
     ]
@@ -1036,3 +1088,23 @@ async def test_a_real_runs_state_never_shows_more_running_than_max_concurrency(
     assert max(watched.shown) == limit
     assert (state.running, state.done, state.total) == (0, len(jobs), len(jobs))
     assert (state.failed, state.skipped) == (1, 2)
+
+
+@pytest.mark.slow
+def test_a_missing_relative_input_names_the_folder_it_was_resolved_in(tmp_path: Path) -> None:
+    """Run from elsewhere, the end of the run says where relative inputs resolve;
+    run from the config's folder, it does not need to."""
+    project = tmp_path / "project"
+    project.mkdir()
+    config = write_json(
+        project / "batch.json",
+        {"jobs": [{"name": "a", "action": "count_lines", "input": "logs/a.log"}]},
+    )
+    elsewhere = run_module(["run", str(config)], cwd=tmp_path)
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr.splitlines()[-1] == (
+        f"note: inputs are relative to the config file's folder, {project}"
+    )
+    here = run_module(["run", "batch.json"], cwd=project)
+    assert here.returncode == 1
+    assert "note:" not in here.stderr

@@ -10,12 +10,15 @@ display adds about 1% to a run. rich is imported only when the display starts, s
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from asyncbatch.output.terminal import error_of, job_line
+from asyncbatch.output.terminal import error_of, job_line, sanitize
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -24,6 +27,13 @@ if TYPE_CHECKING:
 
 REFRESH_PER_SECOND = 8
 """Redraws per second of the live display, whatever the rate at which jobs end."""
+
+RATE_WINDOW = 30.0
+"""Seconds of recent results the rate (and from it the ETA) is measured over."""
+ETA_SMOOTHING = 5.0
+"""Time constant (seconds) with which the shown ETA follows new estimates."""
+LONGEST_SHOWN_AFTER = 5.0
+"""A running job is named as the longest once it has run this long (seconds)."""
 
 BAR_WIDTH = 30
 """Columns of the live display's bar; the counts follow it, cut to the terminal."""
@@ -78,22 +88,28 @@ class ProgressState:
         self.skipped = 0
         self.cancelled = 0
         self.reused = 0
-        self._running: set[str] = set()
+        self.retries = 0
+        self._running: dict[str, float] = {}  # name -> when its attempt started
         self._clock = clock
         self.started_at = clock()
+        self._worked: deque[tuple[float, int]] = deque()  # (when, jobs that did work)
+        self._eta: tuple[float, float] | None = None  # (when, seconds left then)
 
     def job_started(self, name: str) -> None:
         """An attempt of job ``name`` began."""
-        self._running.add(name)
+        self._running[name] = self._clock()
 
     def job_waiting(self, name: str) -> None:
         """An attempt of job ``name`` failed; it waits for its next one."""
-        self._running.discard(name)
+        self._running.pop(name, None)
+        self.retries += 1
 
     def job_done(self, result: JobResult) -> None:
         """A job has its final result."""
         self.done += 1
-        self._running.discard(result.name)
+        self._running.pop(result.name, None)
+        if not result.reused and result.status != "skipped":
+            self._worked.append((self._clock(), self.done - self.reused - self.skipped))
         status = result.status
         if status == "failed":
             self.failed += 1
@@ -108,21 +124,60 @@ class ProgressState:
     def running(self) -> int:
         return len(self._running)
 
+    def longest_running(self) -> tuple[str, float] | None:
+        """The job whose attempt has run longest, and for how long (seconds)."""
+        running = list(self._running.items())  # one step: the run's thread changes it
+        if not running:
+            return None
+        name, since = min(running, key=lambda item: item[1])
+        return name, max(0.0, self._clock() - since)
+
+    def rate(self) -> float | None:
+        """Jobs that did work per second: between the first and the last of them to
+        end within the last :data:`RATE_WINDOW` seconds (so results that come in
+        bursts give a steady rate), else since the start; None before the first."""
+        now = self._clock()
+        worked = self._worked
+        while worked and worked[0][0] < now - RATE_WINDOW:
+            worked.popleft()
+        if len(worked) >= 2 and worked[-1][0] > worked[0][0]:
+            first, before = worked[0]
+            for when, count in itertools.islice(worked, 1, None):  # the rest of its burst
+                if when > first:
+                    break
+                before = count
+            last, after = worked[-1]
+            return (after - before) / (last - first)
+        total = self.done - self.reused - self.skipped
+        elapsed = self.elapsed()
+        return total / elapsed if total and elapsed > 0 else None
+
     def elapsed(self) -> float:
         """Seconds since the state was made (the run's start)."""
         return max(0.0, self._clock() - self.started_at)
 
     def eta(self) -> float | None:
-        """Seconds left at the average pace so far, None before the first job that
-        did work ends. Results reused by ``--resume`` arrive at once and are left
-        out of the pace, or they would promise an end far too soon."""
+        """Seconds left at the recent pace (:meth:`rate`), smoothed so that it counts
+        down steadily instead of jumping with each burst of results: a new estimate
+        moves the shown one a little, with a time constant of :data:`ETA_SMOOTHING`
+        seconds. None before the first job that did work ends. Results reused by
+        ``--resume`` and skipped jobs arrive at once and are left out of the pace,
+        or they would promise an end far too soon."""
         remaining = self.total - self.done
         if remaining <= 0:
             return 0.0
-        worked = self.done - self.reused
-        if worked <= 0:
+        rate = self.rate()
+        if not rate:
             return None
-        return self.elapsed() / worked * remaining
+        now = self._clock()
+        estimate = remaining / rate
+        if self._eta is not None:
+            when, previous = self._eta
+            expected = max(0.0, previous - (now - when))  # the last one, counted down
+            weight = 1 - math.exp(-(now - when) / ETA_SMOOTHING)
+            estimate = expected + (estimate - expected) * weight
+        self._eta = (now, estimate)
+        return estimate
 
 
 class ProgressListener:
@@ -176,7 +231,9 @@ def format_seconds(seconds: float | None) -> str:
 
 def describe(state: ProgressState) -> list[tuple[str, str]]:
     """The status line as (text, rich style) parts: done/total, running, failed,
-    skipped and cancelled (when any), elapsed and ETA."""
+    skipped, cancelled and retried (when any), the rate, elapsed and ETA, and the
+    job running longest once it has run :data:`LONGEST_SHOWN_AFTER` seconds (a
+    stuck job shows itself)."""
     parts = [
         (f"{state.done:,}/{state.total:,} done", ""),
         (f"{state.running} running", ""),
@@ -186,8 +243,17 @@ def describe(state: ProgressState) -> list[tuple[str, str]]:
         parts.append((f"{state.skipped:,} skipped", "yellow"))
     if state.cancelled:
         parts.append((f"{state.cancelled:,} cancelled", "red"))
+    if state.retries:
+        parts.append((f"{state.retries:,} retried", "yellow"))
+    rate = state.rate()
+    if rate is not None:
+        parts.append((f"{rate:,.1f} jobs/s" if rate < 100 else f"{rate:,.0f} jobs/s", ""))
     parts.append((f"{format_seconds(state.elapsed())} elapsed", ""))
     parts.append((f"ETA {format_seconds(state.eta())}", ""))
+    longest = state.longest_running()
+    if longest is not None and longest[1] >= LONGEST_SHOWN_AFTER:
+        name, seconds = longest
+        parts.append((f"longest: {sanitize(name)} {format_seconds(seconds)}", "yellow"))
     return parts
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -192,6 +193,27 @@ def print_end_of_run(report: Report, *, quiet: bool, stream: TextIO) -> None:
     print_problems(rows, stream=stream, terminal=terminal)
     if len(failed) > FAILED_SHOWN:
         write_line(stream, f"  ... and {len(failed) - FAILED_SHOWN:,} more failed")
+    hint = _where_inputs_resolve(report, failed)
+    if hint is not None:
+        write_line(stream, hint)
+
+
+def _where_inputs_resolve(report: Report, failed: Sequence[JobResult]) -> str | None:
+    """A hint when a relative input was not found: it resolved against the config
+    file's folder, which may not be where the user ran from."""
+    missing = [
+        job
+        for job in failed
+        if job.error is not None
+        and job.error.get("type") == "FileNotFoundError"
+        and not os.path.isabs(job.input)
+    ]
+    if not missing or not os.path.isfile(report.config):
+        return None
+    folder = os.path.dirname(os.path.abspath(report.config))
+    if folder == os.getcwd():
+        return None  # where the user is: nothing to point out
+    return f"note: inputs are relative to the config file's folder, {folder}"
 
 
 def _isatty(stream: TextIO) -> bool:
