@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: install run test test-fast lint typecheck format bench all clean
+.PHONY: install run test test-fast lint typecheck format bench docs all clean
 
 # `make run` needs only what running needs; tests, lint and benchmarks add the dev
 # tools and the Dask extra.
@@ -48,6 +49,15 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The reference in docs/ as a static site in site/ (MkDocs, Material theme); --strict
+# fails on a broken link or anchor.
+$(DOCS_STAMP): $(RUNTIME)
+	$(PIP) install -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict -d site
 
 all: lint test
 

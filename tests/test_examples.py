@@ -1,5 +1,6 @@
-"""The README's recipes are configs under examples/recipes/: run them for real and
-check every result against Python on the same bytes, so the docs cannot drift."""
+"""The recipes of docs/recipes.md are configs under examples/recipes/: run them for
+real and check every result against Python on the same bytes, so the docs cannot
+drift."""
 
 from __future__ import annotations
 
@@ -168,15 +169,15 @@ def test_resuming_a_recipe_reuses_every_result(tmp_path: Path) -> None:
     }
 
 
-def test_the_readme_shows_the_logs_recipe_exactly_as_it_is() -> None:
-    readme = (RECIPES.parent.parent / "README.md").read_text()
-    section = readme.split("**A logs directory with globs**", 1)[1]
+def test_the_docs_show_the_logs_recipe_exactly_as_it_is() -> None:
+    docs = (RECIPES.parent.parent / "docs" / "recipes.md").read_text()
+    section = docs.split("## A logs directory with globs\n", 1)[1]
     block = section.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(block) == json.loads((RECIPES / "logs.json").read_text())
 
 
-def test_the_readme_shows_the_compress_logs_recipe_exactly_as_it_is() -> None:
-    readme = (RECIPES.parent.parent / "README.md").read_text()
-    section = readme.split("**Compress logs, then checksum the archives**", 1)[1]
+def test_the_docs_show_the_compress_logs_recipe_exactly_as_it_is() -> None:
+    docs = (RECIPES.parent.parent / "docs" / "recipes.md").read_text()
+    section = docs.split("## Compress logs, then checksum the archives\n", 1)[1]
     block = section.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(block) == json.loads((RECIPES / "compress-logs.json").read_text())

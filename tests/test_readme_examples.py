@@ -1,7 +1,7 @@
-"""The README's code runs as written, so it cannot rot: each ``python`` block of its
-"Python API" section runs in a fresh interpreter from the repository's root and must
-print the ``text`` block that follows it; the custom action of "Your own actions"
-runs from a config, as the README says to use it."""
+"""The documentation's code runs as written, so it cannot rot: each ``python`` block of
+the Python API page (docs/api.md) runs in a fresh interpreter from the repository's
+root and must print the ``text`` block that follows it; the custom action of "Your own
+actions" (docs/actions.md) runs from a config, as the page says to use it."""
 
 from __future__ import annotations
 
@@ -16,16 +16,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = ROOT / "docs"
 TIMEOUT = 60
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
-def section(title: str) -> str:
-    """The text of the README's ``## title`` section."""
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.M | re.S)
-    assert match is not None, f"README has no section {title!r}"
+def page(name: str) -> str:
+    """The text of the docs page ``docs/name``."""
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def section(name: str, title: str) -> str:
+    """The text of the ``## title`` section of the docs page ``docs/name``."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", page(name), re.M | re.S)
+    assert match is not None, f"docs/{name} has no section {title!r}"
     return match.group(1)
 
 
@@ -54,7 +59,7 @@ def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-API_EXAMPLES = examples(section("Python API"))
+API_EXAMPLES = examples(page("api.md"))
 
 
 def test_the_python_api_section_has_its_examples_with_their_output() -> None:
@@ -65,10 +70,10 @@ def test_the_python_api_section_has_its_examples_with_their_output() -> None:
 @pytest.mark.parametrize(
     ("code", "output"), API_EXAMPLES, ids=[f"example-{n}" for n in range(len(API_EXAMPLES))]
 )
-def test_a_python_api_example_prints_what_the_readme_shows(
+def test_a_python_api_example_prints_what_the_docs_show(
     code: str, output: str | None, tmp_path: Path
 ) -> None:
-    """Run from the repository's root, as the README says; lines are compared as a
+    """Run from the repository's root, as the page says; lines are compared as a
     multiset, since progress lines come in the order jobs end."""
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
@@ -80,7 +85,7 @@ def test_a_python_api_example_prints_what_the_readme_shows(
 
 
 def test_the_python_api_examples_use_the_progress_callback_and_action() -> None:
-    """The README shows how to follow progress and register an action from code."""
+    """The page shows how to follow progress and register an action from code."""
     code = "\n".join(body for body, _ in API_EXAMPLES)
     assert "on_job_done=" in code
     assert "@action(" in code
@@ -88,7 +93,8 @@ def test_the_python_api_examples_use_the_progress_callback_and_action() -> None:
 
 def test_the_own_actions_example_runs_from_a_config_beside_it(tmp_path: Path) -> None:
     """``myactions.py`` next to the config, named ``"myactions:head_bytes"``."""
-    (code,) = [body for body, _ in examples(section("Actions")) if "# myactions.py" in body]
+    own_actions = examples(section("actions.md", "Your own actions"))
+    (code,) = [body for body, _ in own_actions if "# myactions.py" in body]
     (tmp_path / "myactions.py").write_text(code, encoding="utf-8")
     (tmp_path / "notes.txt").write_text("first line\nsecond\nthird\n", encoding="utf-8")
     job = {"name": "head", "action": "myactions:head_bytes", "input": "notes.txt"}
