@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # builds and installs a plugin package into a ven
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "asyncbatch-wordfreq"
-BUILTINS = ["checksum", "count_lines", "count_words", "file_size", "search_pattern"]
+BUILTINS = ["checksum", "command", "count_lines", "count_words", "file_size", "search_pattern"]
 TIMEOUT = 120  # seconds for one subprocess; a pip build of the example takes ~1 s
 
 
