@@ -190,7 +190,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def _jobs(report: Path) -> list[dict[str, Any]]:
     """The report's jobs without their timings."""
     jobs: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))["jobs"]
-    return [{key: value for key, value in job.items() if key != "duration_ms"} for job in jobs]
+    timings = ("duration_ms", "started_ms")
+    return [{key: value for key, value in job.items() if key not in timings} for job in jobs]
 
 
 def _compare(config: Path, tmp_path: Path, *extra: str) -> list[dict[str, Any]]:

@@ -92,7 +92,8 @@ def test_cli_fail_fast_exits_1_naming_the_first_failure_and_counting_cancelled(
         "  CANCELLED 2 jobs  Cancelled: the run halted after 1 failure (first: 'missing')  (b, c)",
     ]
     assert lines[5].split()[:3] == ["FAILED", "missing:", "FileNotFoundError:"]
-    assert len(lines) == 6
+    # run from elsewhere, a missing relative input gets the hint, last
+    assert lines[6:] == [f"note: inputs are relative to the config file's folder, {inputs}"]
     jobs = read_json(report_path)["jobs"]
     assert [entry["status"] for entry in jobs] == [
         "skipped",

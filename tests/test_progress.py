@@ -997,8 +997,9 @@ def test_verbose_output_after_fail_fast_is_a_screenful(tmp_path: Path) -> None:
     assert cancelled[1].startswith(
         "  CANCELLED 500 jobs  Cancelled: the run halted after 1 failure"
     )
-    assert lines[-1].startswith("  FAILED    missing: FileNotFoundError")
-    assert len(lines) <= 6
+    assert lines[-2].startswith("  FAILED    missing: FileNotFoundError")
+    assert lines[-1] == f"note: inputs are relative to the config file's folder, {tmp_path}"
+    assert len(lines) <= 7
 
 
 class Watched(RunListener):
