@@ -9,8 +9,6 @@ traceback, a SIGTERM that kills before the report is written); see
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 
 from asyncbatch._interrupts import Interrupted, Interruptions
@@ -34,10 +32,9 @@ def main() -> None:
         except SystemExit as exc:
             code = exc.code
         # From here on the exit code is decided: a signal that came before this
-        # line is in it; one that comes after stays pending until the process is
-        # gone, rather than killing it between the summary and its exit code.
-        with contextlib.suppress(AttributeError, OSError, ValueError):  # no sigmask here
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        # line is in it; one that comes after is ignored, rather than killing the
+        # process between the summary and its exit code.
+        interruptions.settled()
         raise SystemExit(interruptions.exit_code or code)
 
 

@@ -81,6 +81,17 @@ class Interruptions:
         if Interruptions._installed is self:
             Interruptions._installed = None
 
+    def settled(self) -> None:
+        """The exit code is decided: from now to the process's end, SIGINT and
+        SIGTERM are ignored (restoring the defaults on the way out would let one
+        kill the process between the summary and its exit code; blocking them would
+        not do either, since another thread may take a process-wide signal)."""
+        if not self._previous:
+            return  # not installed here (not the main thread)
+        for signum in EXIT_CODES:
+            signal.signal(signum, signal.SIG_IGN)
+            self._previous[signum] = signal.SIG_IGN  # what leaving restores
+
     def raising(self) -> _Raising:
         """A block during which a signal raises :class:`Interrupted` (a first one;
         one that came before the block raises as the block starts)."""
