@@ -1109,3 +1109,45 @@ def test_a_missing_relative_input_names_the_folder_it_was_resolved_in(tmp_path: 
     here = run_module(["run", "batch.json"], cwd=project)
     assert here.returncode == 1
     assert "note:" not in here.stderr
+
+
+def test_bytes_per_second_count_the_files_the_built_ins_read(tmp_path: Path) -> None:
+    """A file statistic's input size is known when it starts; a command's is not (it
+    reads what it likes): only the first add to the rate of bytes."""
+    from asyncbatch.config import load_config
+    from asyncbatch.output.progress import ProgressListener, format_bytes
+
+    (tmp_path / "big.txt").write_bytes(b"x\n" * (3 << 19))  # 3 MiB
+    config = write_json(
+        tmp_path / "batch.json",
+        {
+            "jobs": [
+                {"name": "lines", "action": "count_lines", "input": "big.txt"},
+                {
+                    "name": "cmd",
+                    "action": "command",
+                    "input": "big.txt",
+                    "params": {"argv": ["true"]},
+                },
+            ]
+        },
+    )
+    lines, cmd = load_config(config).jobs
+    clock = Clock()
+    state = ProgressState(2, clock=clock)
+    listener = ProgressListener(state, None)
+    listener.job_started(lines, 1)
+    listener.job_started(cmd, 1)
+    clock.now += 2
+    listener.job_done(result("cmd"))
+    assert state.byte_rate() is None, "a command's reads are its own"
+    listener.job_done(result("lines"))
+    assert state.bytes_read == 3 << 20
+    assert state.byte_rate() == pytest.approx((3 << 20) / 2)
+    assert (format_bytes(state.byte_rate() or 0) + "/s", "") in describe(state)
+    assert [format_bytes(n) for n in (512, 1536, 3 << 20, 5 << 30)] == [
+        "512 B",
+        "1.5 KiB",
+        "3.0 MiB",
+        "5.0 GiB",
+    ]

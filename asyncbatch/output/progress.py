@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -93,11 +94,16 @@ class ProgressState:
         self._clock = clock
         self.started_at = clock()
         self._worked: deque[tuple[float, int]] = deque()  # (when, jobs that did work)
+        self.bytes_read = 0
+        self._sizes: dict[str, int] = {}  # of running jobs that read a file of known size
+        self._read: deque[tuple[float, int]] = deque()  # (when, bytes read by then)
         self._eta: tuple[float, float] | None = None  # (when, seconds left then)
 
-    def job_started(self, name: str) -> None:
-        """An attempt of job ``name`` began."""
+    def job_started(self, name: str, size: int | None = None) -> None:
+        """An attempt of job ``name`` began; ``size``: the bytes it reads, if known."""
         self._running[name] = self._clock()
+        if size is not None:
+            self._sizes[name] = size
 
     def job_waiting(self, name: str) -> None:
         """An attempt of job ``name`` failed; it waits for its next one."""
@@ -110,6 +116,10 @@ class ProgressState:
         self._running.pop(result.name, None)
         if not result.reused and result.status != "skipped":
             self._worked.append((self._clock(), self.done - self.reused - self.skipped))
+        size = self._sizes.pop(result.name, None)
+        if size is not None and result.status == "succeeded" and not result.reused:
+            self.bytes_read += size
+            self._read.append((self._clock(), self.bytes_read))
         status = result.status
         if status == "failed":
             self.failed += 1
@@ -136,21 +146,15 @@ class ProgressState:
         """Jobs that did work per second: between the first and the last of them to
         end within the last :data:`RATE_WINDOW` seconds (so results that come in
         bursts give a steady rate), else since the start; None before the first."""
-        now = self._clock()
-        worked = self._worked
-        while worked and worked[0][0] < now - RATE_WINDOW:
-            worked.popleft()
-        if len(worked) >= 2 and worked[-1][0] > worked[0][0]:
-            first, before = worked[0]
-            for when, count in itertools.islice(worked, 1, None):  # the rest of its burst
-                if when > first:
-                    break
-                before = count
-            last, after = worked[-1]
-            return (after - before) / (last - first)
         total = self.done - self.reused - self.skipped
-        elapsed = self.elapsed()
-        return total / elapsed if total and elapsed > 0 else None
+        return _windowed(self._worked, self._clock(), total, self.elapsed())
+
+    def byte_rate(self) -> float | None:
+        """Bytes read per second by the jobs that read a file (the built-ins that
+        scan their input), measured as :meth:`rate` is; None when none has ended."""
+        if not self._read:
+            return None
+        return _windowed(self._read, self._clock(), self.bytes_read, self.elapsed())
 
     def elapsed(self) -> float:
         """Seconds since the state was made (the run's start)."""
@@ -180,6 +184,25 @@ class ProgressState:
         return estimate
 
 
+def _windowed(
+    points: deque[tuple[float, int]], now: float, total: int, elapsed: float
+) -> float | None:
+    """Per second, from ``points`` (when, running total): between the first and the
+    last point of the last :data:`RATE_WINDOW` seconds (a burst of points at one
+    moment counts as its last), else ``total`` over ``elapsed``."""
+    while points and points[0][0] < now - RATE_WINDOW:
+        points.popleft()
+    if len(points) >= 2 and points[-1][0] > points[0][0]:
+        first, before = points[0]
+        for when, count in itertools.islice(points, 1, None):  # the rest of its burst
+            if when > first:
+                break
+            before = count
+        last, after = points[-1]
+        return (after - before) / (last - first)
+    return total / elapsed if total and elapsed > 0 else None
+
+
 class ProgressListener:
     """The run's events (an ``asyncbatch.engine.RunListener``) as counts on a
     :class:`ProgressState` and, with ``lines``, a ``-v`` line per finished job
@@ -195,7 +218,7 @@ class ProgressListener:
 
     def job_started(self, job: _Named, attempt: int) -> None:
         if self._state is not None:
-            self._state.job_started(job.name)
+            self._state.job_started(job.name, _size_read(job) if attempt == 1 else None)
 
     def job_retrying(self, job: _Named, error: dict[str, str], delay: float) -> None:
         if self._state is not None:
@@ -220,6 +243,29 @@ class _Named(Protocol):
     def name(self) -> str: ...
 
 
+def _size_read(job: object) -> int | None:
+    """The size of the file a job reads whole, where that is known: a built-in that
+    scans its input (a command's or a custom action's reads are its own)."""
+    kernel = getattr(getattr(job, "spec", None), "kernel", None)
+    path = getattr(job, "path", None)
+    if kernel is None or not kernel.reads or path is None:
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """``512 B``, ``12.3 KiB``, ``4.0 MiB``, ``1.2 GiB``."""
+    units = ("B", "KiB", "MiB", "GiB")
+    step = 0
+    while count >= 1024 and step < len(units) - 1:
+        count /= 1024
+        step += 1
+    return f"{count:,.0f} B" if step == 0 else f"{count:,.1f} {units[step]}"
+
+
 def format_seconds(seconds: float | None) -> str:
     """``M:SS`` under an hour, else ``H:MM:SS``; ``-:--`` when unknown."""
     if seconds is None:
@@ -231,7 +277,8 @@ def format_seconds(seconds: float | None) -> str:
 
 def describe(state: ProgressState) -> list[tuple[str, str]]:
     """The status line as (text, rich style) parts: done/total, running, failed,
-    skipped, cancelled and retried (when any), the rate, elapsed and ETA, and the
+    skipped, cancelled and retried (when any), the rate (jobs, and bytes read where
+    known), elapsed and ETA, and the
     job running longest once it has run :data:`LONGEST_SHOWN_AFTER` seconds (a
     stuck job shows itself)."""
     parts = [
@@ -248,6 +295,9 @@ def describe(state: ProgressState) -> list[tuple[str, str]]:
     rate = state.rate()
     if rate is not None:
         parts.append((f"{rate:,.1f} jobs/s" if rate < 100 else f"{rate:,.0f} jobs/s", ""))
+    byte_rate = state.byte_rate()
+    if byte_rate:
+        parts.append((f"{format_bytes(byte_rate)}/s", ""))
     parts.append((f"{format_seconds(state.elapsed())} elapsed", ""))
     parts.append((f"ETA {format_seconds(state.eta())}", ""))
     longest = state.longest_running()
