@@ -31,6 +31,9 @@ REFRESH_PER_SECOND = 8
 
 RATE_WINDOW = 30.0
 """Seconds of recent results the rate (and from it the ETA) is measured over."""
+MIN_SPAN = 1.0
+"""Seconds between the first and last result of the window for the window to set
+the rate; closer together, the rate is the average since the start."""
 ETA_SMOOTHING = 5.0
 """Time constant (seconds) with which the shown ETA follows new estimates."""
 LONGEST_SHOWN_AFTER = 5.0
@@ -189,10 +192,11 @@ def _windowed(
 ) -> float | None:
     """Per second, from ``points`` (when, running total): between the first and the
     last point of the last :data:`RATE_WINDOW` seconds (a burst of points at one
-    moment counts as its last), else ``total`` over ``elapsed``."""
+    moment counts as its last) when they lie :data:`MIN_SPAN` apart or more, else
+    ``total`` over ``elapsed`` (a few results a moment apart say little)."""
     while points and points[0][0] < now - RATE_WINDOW:
         points.popleft()
-    if len(points) >= 2 and points[-1][0] > points[0][0]:
+    if len(points) >= 2 and points[-1][0] - points[0][0] >= MIN_SPAN:
         first, before = points[0]
         for when, count in itertools.islice(points, 1, None):  # the rest of its burst
             if when > first:
