@@ -284,14 +284,15 @@ def test_the_result_keeps_the_last_4096_bytes_of_each_stream_and_exact_counts(
     code = (
         "import sys\n"
         "sys.stdout.write(''.join('%07d\\n' % i for i in range(100000)))\n"
-        "sys.stderr.buffer.write(b'\\xff bad utf-8\\n' + 'é'.encode() * 3000)\n"
+        "sys.stderr.buffer.write(b'\\xff bad utf-8\\n' + 'é'.encode() * 3000 + b'x')\n"
     )
     config = batch(tmp_path, {"name": "loud", "params": {"argv": py(code)}})
     result = run(config, code=0)["loud"]["result"]
     assert result["stdout_bytes"] == 800_000
     assert result["stdout"] == "".join(f"{i:07}\n" for i in range(100000 - 512, 100000))
-    assert result["stderr_bytes"] == len(b"\xff bad utf-8\n") + 6000
-    assert result["stderr"] == "é" * 2048  # a character cut at the start is dropped
+    assert result["stderr_bytes"] == len(b"\xff bad utf-8\n") + 6001
+    # the last 4,096 bytes start in the middle of an é: that byte is replaced
+    assert result["stderr"] == "\ufffd" + "é" * 2047 + "x"
     assert set(result) == {"exit_code", "stdout", "stderr", "stdout_bytes", "stderr_bytes"}
 
 

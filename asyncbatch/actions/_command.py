@@ -216,7 +216,7 @@ def _attempt(child: Child, path: Path, params: CommandParams) -> dict[str, Any]:
         if finished is None:  # stopped before it started
             raise CommandFailed(reason="stopped before it started")
         if finished.exit_code not in params.ok_exit_codes:
-            raise _failure(finished.exit_code, _tail(finished.stderr, finished.stderr_bytes))
+            raise _failure(finished.exit_code, _tail(finished.stderr))
         missing = [output for output in outputs if not os.path.lexists(output)]
         if missing:
             raise MissingOutput(paths=[_shown(output, params.config_dir) for output in missing])
@@ -225,8 +225,8 @@ def _attempt(child: Child, path: Path, params: CommandParams) -> dict[str, Any]:
         raise
     return {
         "exit_code": finished.exit_code,
-        "stdout": _tail(finished.stdout, finished.stdout_bytes),
-        "stderr": _tail(finished.stderr, finished.stderr_bytes),
+        "stdout": _tail(finished.stdout),
+        "stderr": _tail(finished.stderr),
         "stdout_bytes": finished.stdout_bytes,
         "stderr_bytes": finished.stderr_bytes,
     }
@@ -253,14 +253,9 @@ def cannot_execute(program: str, exc: OSError) -> CommandFailed:
     return CommandFailed(reason=f"cannot execute {program!r}: {reason}")
 
 
-def _tail(data: bytes, count: int) -> str:
-    """The kept end of a stream as text: a character cut by the start of the kept
-    bytes is dropped, not shown as a replacement character."""
-    if count > len(data):
-        start = 0
-        while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
-            start += 1
-        data = data[start:]
+def _tail(data: bytes) -> str:
+    """The kept end of a stream as text: UTF-8, invalid bytes replaced (a character
+    cut by the start of the kept bytes among them)."""
     return data.decode("utf-8", "replace")
 
 
