@@ -20,6 +20,9 @@ again only when reused.
 A lock beside the report (``flock``, released by the kernel when a process dies,
 so a crashed run never leaves it stuck) refuses a second run writing the same
 report at the same time.
+
+Fingerprints are computed in :mod:`._fingerprints`; an earlier journal is read in
+:mod:`._journal_read`.
 """
 
 from __future__ import annotations
@@ -27,36 +30,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
-import math
 import os
-import re
 import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from asyncbatch.actions._command import CommandParams
 from asyncbatch.config import Job
-from asyncbatch.errors import OutputError, OutsideRoot
-from asyncbatch.files._confine import stat_confined
-from asyncbatch.output.report import STATUSES, JobResult, write_bytes_atomically
+from asyncbatch.errors import OutputError
+from asyncbatch.output._fingerprints import Fingerprints
+from asyncbatch.output._journal_read import (
+    Recorded,
+    load_journal,
+    parse_line,
+    recorded_payload,
+    recorded_success,
+)
+from asyncbatch.output.report import JobResult, write_bytes_atomically
 
 FSYNC_INTERVAL = 0.5
 """Longest a written line waits for its fsync (seconds), plus the fsync's own time."""
-MAX_LINE_BYTES = 16 << 20
-"""Longest journal line read back; a longer one is not trusted (nor held in memory)."""
-_LISTED = 10
-"""Unreadable lines named one by one in warnings; the rest are counted."""
-_HEAVY = 64
-"""Part of the params this heavy (about as many values, or 64 bytes of text per unit)
-is hashed once per object and run, then stands for its digest wherever it appears
-again: params built by YAML aliases cost what was written, not what it expands to."""
-_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 Warn = Callable[[str], None]
 
@@ -71,178 +68,6 @@ def journal_path(report: Path) -> Path:
 
 def lock_path(report: Path) -> Path:
     return report.with_name(report.name + ".lock")
-
-
-# --- fingerprints ------------------------------------------------------------------------
-
-
-class Fingerprints:
-    """The fingerprints of one run's jobs (see the module docstring).
-
-    Params are encoded canonically: each value's type and content, dict items in
-    the order of their keys' encodings, set members sorted. A heavy part is
-    replaced by its SHA-256, computed once per object (and kept, with the object,
-    until the run ends): aliases of one big value cost it once. Equal params give
-    equal fingerprints whatever objects hold them; different params, different ones."""
-
-    def __init__(self, root: str | None = None) -> None:
-        from asyncbatch import __version__
-
-        self._root = root
-        self._version = __version__
-        self._memo: dict[int, tuple[object, bytes]] = {}
-
-    def of(self, job: Job) -> str | None:
-        """The fingerprint of ``job``; None when its input cannot be stat'ed (or,
-        under a root, lies outside it) or its params contain themselves: such a
-        job is never reused."""
-        try:
-            info = (
-                os.stat(job.path)
-                if self._root is None
-                else stat_confined(str(job.path), self._root)
-            )
-            params = _encode_flat(job.raw_params) or self._encode(job.raw_params)
-        except (OSError, OutsideRoot, ValueError):
-            return None
-        size, mtime = info.st_size, info.st_mtime_ns
-        if stat.S_ISDIR(info.st_mode):  # a command's folder: it changes with any file in it
-            size = mtime = 0
-        identity = [job.name, job.action, os.fspath(job.path), size, mtime]
-        head = json.dumps([*identity, self._version]).encode()
-        return hashlib.sha256(head + params).hexdigest()
-
-    def _encode(self, value: object) -> bytes:
-        """The canonical encoding of ``value``, walked without recursion (a deep
-        value must not exhaust the stack). Raises ValueError on a cycle."""
-        stack: list[_Frame] = []
-        open_ids: set[int] = set()
-        leaf = self._leaf(value)
-        if leaf is not None:
-            return leaf[0]
-        stack.append(_Frame(value, open_ids))
-        while True:
-            frame = stack[-1]
-            child = next(frame.children, _END)
-            if child is not _END:
-                leaf = self._leaf(child)
-                if leaf is None:
-                    stack.append(_Frame(child, open_ids))
-                else:
-                    frame.add(*leaf)
-                continue
-            stack.pop()
-            open_ids.discard(id(frame.node))
-            encoded, weight = frame.encoding()
-            if weight >= _HEAVY:
-                encoded, weight = self._remember(frame.node, encoded), 1
-            if not stack:
-                return encoded
-            stack[-1].add(encoded, weight)
-
-    def _leaf(self, value: object) -> tuple[bytes, int] | None:
-        """(encoding, weight) of a scalar or of a value met before; None for a
-        container to walk."""
-        known = self._memo.get(id(value))
-        if known is not None:
-            return known[1], 1
-        if isinstance(value, dict | list | tuple | set | frozenset):
-            return None
-        encoded = _encode_scalar(value)
-        weight = 1 + len(encoded) // 64
-        if weight >= _HEAVY:
-            return self._remember(value, encoded), 1
-        return encoded, weight
-
-    def _remember(self, value: object, encoded: bytes) -> bytes:
-        digest = b"h" + hashlib.sha256(encoded).digest()
-        self._memo[id(value)] = (value, digest)  # the value is kept: its id stays its own
-        return digest
-
-
-def fingerprint(job: Job, root: str | None = None) -> str | None:
-    """What the job's result depends on, hashed (see :class:`Fingerprints`); None
-    when the input cannot be stat'ed (such a job is never reused)."""
-    return Fingerprints(root).of(job)
-
-
-_END = object()
-
-
-class _Frame:
-    """A container being encoded: its children's encodings so far, and their weight."""
-
-    __slots__ = ("children", "node", "parts", "weight")
-
-    def __init__(self, node: Any, open_ids: set[int]) -> None:
-        if id(node) in open_ids:
-            raise ValueError("the params contain themselves")
-        open_ids.add(id(node))
-        self.node = node
-        self.children: Iterator[Any] = (
-            (part for item in node.items() for part in item)
-            if isinstance(node, dict)
-            else iter(node)
-        )
-        self.parts: list[bytes] = []
-        self.weight = 1
-
-    def add(self, encoded: bytes, weight: int) -> None:
-        self.parts.append(encoded)
-        self.weight += weight
-
-    def encoding(self) -> tuple[bytes, int]:
-        parts = self.parts
-        if isinstance(self.node, dict):
-            tag, parts = (
-                b"d",
-                sorted(key + value for key, value in zip(parts[::2], parts[1::2], strict=True)),
-            )
-        elif isinstance(self.node, set | frozenset):
-            tag, parts = b"S", sorted(parts)
-        else:
-            tag = b"l"
-        return b"%s%d:%s" % (tag, len(parts), b"".join(parts)), self.weight
-
-
-def _encode_scalar(value: object) -> bytes:
-    """A value that is not a container: its type and content, self-delimiting (keys'
-    encodings are prefix-free, so sorting items sorts them by key)."""
-    if value is None or value is True or value is False:
-        return {None: b"N", True: b"T", False: b"F"}[value]
-    if isinstance(value, int):
-        return b"i%d;" % value
-    if isinstance(value, float):
-        return b"f%s;" % repr(value).encode()
-    if isinstance(value, bytes | bytearray):
-        return b"b%d:%s" % (len(value), value)
-    if isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-        return b"s%d:%s" % (len(data), data)
-    text = f"{type(value).__qualname__}:{value}".encode("utf-8", "surrogatepass")
-    return b"o%d:%s" % (len(text), text)  # dates and times (TOML, YAML), say
-
-
-_FLAT = frozenset({str, int, float, bool, type(None)})
-
-
-def _encode_flat(params: object) -> bytes | None:
-    """The encoding of light params made of scalars only, the common case, as
-    ``Fingerprints._encode`` gives it, without its walk; None for other params."""
-    if type(params) is not dict:
-        return None
-    parts = []
-    weight = 1
-    for key, value in params.items():
-        if type(key) is not str or type(value) not in _FLAT:
-            return None
-        encoded = _encode_scalar(key) + _encode_scalar(value)
-        weight += 2 + len(encoded) // 64  # at least the weight of its two parts
-        parts.append(encoded)
-    if weight >= _HEAVY:
-        return None  # a part of it might be heavy: the walk decides
-    parts.sort()
-    return b"d%d:%s" % (len(parts), b"".join(parts))
 
 
 # --- the lock ------------------------------------------------------------------------------
@@ -281,149 +106,6 @@ class RunLock:
 
 
 # --- reading an earlier journal ------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Recorded:
-    """Earlier successes in a journal: for each job name, the fingerprint and the
-    place (offset, length) of its last success line."""
-
-    successes: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
-
-    def take(self, name: str) -> tuple[bytes, int, int] | None:
-        """The success of ``name``, forgotten: each job is looked at once a run."""
-        return self.successes.pop(name, None)
-
-    def places(self) -> list[tuple[int, int]]:
-        """Where the lines of the successes not taken lie, in file order."""
-        return sorted((offset, length) for _, offset, length in self.successes.values())
-
-
-def load_journal(report: Path) -> tuple[Recorded, list[str]]:
-    """The last recorded success of each job, and warnings about what was read.
-
-    A torn last line (a run killed mid-write) is skipped with a warning, never
-    fatal; so is any other line that cannot be trusted. A journal that cannot be
-    read at all is one warning, and nothing in it is reused."""
-    path = journal_path(report)
-    try:  # O_NONBLOCK: a FIFO planted there must not hang the run
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return Recorded(), []
-    except OSError as exc:
-        return Recorded(), [_unreadable(path, exc)]
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return Recorded(), [f"{path}: cannot be read (not a regular file); nothing is reused"]
-        with open(fd, "rb", closefd=False) as stream:
-            return _scan(stream, path)
-    except OSError as exc:
-        return Recorded(), [_unreadable(path, exc)]
-    finally:
-        os.close(fd)
-
-
-def _unreadable(path: Path, exc: OSError) -> str:
-    return f"{path}: cannot be read ({exc.strerror or exc}); nothing is reused"
-
-
-def _scan(stream: Any, path: Path) -> tuple[Recorded, list[str]]:
-    """Every line of ``stream`` checked; a later success of the same job wins."""
-    recorded = Recorded()
-    bad: list[int] = []
-    torn = False
-    offset = number = 0
-    while chunk := stream.readline(MAX_LINE_BYTES + 1):
-        number += 1
-        start = offset
-        offset += len(chunk)
-        line = chunk[:-1] if chunk.endswith(b"\n") else chunk
-        if len(line) > MAX_LINE_BYTES:
-            skipped = _skip_line(stream)
-            offset += skipped
-            bad.append(number)
-            continue
-        if not line.strip():
-            continue
-        try:
-            found = _success(_parse(line))
-        except ValueError:
-            if chunk.endswith(b"\n"):
-                bad.append(number)
-            else:
-                torn = True
-            continue
-        if found is not None:
-            name, digest = found
-            recorded.successes[name] = (digest, start, len(line))
-    warnings = [f"{path}: unreadable line {n} ignored" for n in bad[:_LISTED]]
-    if len(bad) > _LISTED:
-        warnings.append(f"{path}: {len(bad) - _LISTED} more unreadable lines ignored")
-    if torn:
-        warnings.append(f"{path}: torn last line ignored")
-    return recorded, warnings
-
-
-def _skip_line(stream: Any) -> int:
-    """Read past the rest of a line too long to hold; the number of bytes skipped."""
-    skipped = 0
-    while chunk := stream.readline(1 << 20):
-        skipped += len(chunk)
-        if chunk.endswith(b"\n"):
-            break
-    return skipped
-
-
-def _parse(line: bytes) -> Any:
-    """A line as JSON: strict UTF-8, finite numbers only. Raises ValueError."""
-    try:
-        return json.loads(line.decode("utf-8"), parse_constant=_not_a_number, parse_float=_finite)
-    except RecursionError:  # nested deeper than the parser goes
-        raise ValueError("nested too deep") from None
-
-
-def _not_a_number(text: str) -> float:
-    raise ValueError(f"{text} is not a number")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is out of range")
-    return number
-
-
-def _success(entry: Any) -> tuple[str, bytes] | None:
-    """The name and fingerprint of a success that may be reused; None for any other
-    journal entry. Raises ValueError for what is not a journal entry."""
-    if not isinstance(entry, dict) or not isinstance(job := entry.get("job"), dict):
-        raise ValueError("not a journal entry")
-    mark, name, status = entry.get("fingerprint"), job.get("name"), job.get("status")
-    if not isinstance(name, str) or not isinstance(status, str) or status not in STATUSES:
-        raise ValueError("not a journal entry")
-    if mark is not None and not (isinstance(mark, str) and _FINGERPRINT.fullmatch(mark)):
-        raise ValueError("not a fingerprint")
-    if status != "succeeded" or mark is None:
-        return None
-    _payload(job)
-    return name, bytes.fromhex(mark)
-
-
-def _payload(job: dict[str, Any]) -> tuple[dict[str, Any], float | None, int]:
-    """The result, duration and attempts of a recorded success. Raises ValueError
-    when one is of the wrong type."""
-    result, duration, attempts = job.get("result"), job.get("duration_ms"), job.get("attempts", 1)
-    if not isinstance(result, dict):
-        raise ValueError("the result is not an object")
-    if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0
-    ):
-        raise ValueError("the duration is not a number of milliseconds")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise ValueError("the attempts are not a count")
-    return result, duration, attempts
-
-
 def declared_outputs(job: Job) -> list[str]:
     """The files a command job declares it creates (absolute paths); none for others."""
     if isinstance(job.params, CommandParams):
@@ -508,12 +190,12 @@ class Journal:
         if digest != bytes.fromhex(mark):
             return None
         try:  # read again, and trusted again only if it still says the same
-            entry = _parse(os.pread(self._fd, length, offset))
-            if _success(entry) != (job.name, digest):
+            entry = parse_line(os.pread(self._fd, length, offset))
+            if recorded_success(entry) != (job.name, digest):
                 return None
             if outputs and entry.get("outputs") != output_states(outputs):
                 return None  # an output was removed or changed since
-            result, duration, attempts = _payload(entry["job"])
+            result, duration, attempts = recorded_payload(entry["job"])
         except (OSError, ValueError):
             return None
         return JobResult(
@@ -708,7 +390,7 @@ def journaled(
     lock = RunLock(report)
     lock.acquire()
     try:
-        previous, warnings = load_journal(report) if resume else (Recorded(), [])
+        previous, warnings = load_journal(journal_path(report)) if resume else (Recorded(), [])
         journal = Journal(report, previous, root=root, warn=warn)
         journal.open(resume=resume)
         try:
