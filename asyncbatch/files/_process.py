@@ -98,11 +98,7 @@ class Child:
             )
             self._pid = process.pid
             _LIVE.add(self)
-        try:
-            return self._wait(process)
-        finally:
-            with self._lock:
-                self._done = True
+        return self._wait(process)  # which marks it done, whatever happens
 
     def _wait(self, process: subprocess.Popen[bytes]) -> Finished:
         """Drain both streams until the program has exited and its group is gone."""
