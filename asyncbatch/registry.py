@@ -21,11 +21,12 @@ import inspect
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from pydantic import BaseModel
 
 ActionFunc: TypeAlias = Callable[[Path, Any], Awaitable[dict[str, Any]]]
@@ -52,6 +53,9 @@ class Tuning:
     """From this size on, a kernel that holds the GIL runs in a worker process."""
     max_line_bytes: int = 32 << 20
     """Longest line a line-oriented kernel holds in memory (``LineTooLong`` beyond)."""
+    accelerate: bool = True
+    """Count and search with numpy and Hyperscan where they are installed; False:
+    the plain standard-library loops (the reference that tests compare with)."""
 
 
 DEFAULT_TUNING = Tuning()
@@ -90,6 +94,14 @@ class Kernel:
     isolated: bool = False
     """``update`` may run for ever in C code (a regex): run it only in a process that
     a timeout can kill."""
+    bounded: Callable[[Mapping[str, Any]], bool] | None = None
+    """For an ``isolated`` kernel: whether, with these (plain) params, ``update``
+    always returns in time linear in its input (a search for plain literals), so
+    that it may run in this process after all."""
+
+    def isolated_for(self, params: Mapping[str, Any]) -> bool:
+        """Whether a job with these (plain) params must run in a worker process."""
+        return self.isolated and (self.bounded is None or not self.bounded(params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +182,7 @@ class ActionRegistry:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
+        for entry in _entry_points():
             taken = self._specs.get(entry.name)
             if taken is not None and not _is_object_of(entry, taken):
                 owner = "a built-in" if taken.origin == "builtin" else f"{taken.origin}"
@@ -235,7 +247,17 @@ def declared_actions() -> list[ActionSpec]:
 def entry_point_references() -> frozenset[str]:
     """The ``"module:function"`` values of the installed ``asyncbatch.actions``
     entry points (read from the metadata, nothing imported)."""
-    return frozenset(entry.value for entry in entry_points(group=ENTRY_POINT_GROUP))
+    return frozenset(entry.value for entry in _entry_points())
+
+
+def _entry_points() -> list[EntryPoint]:
+    """The installed ``asyncbatch.actions`` entry points. importlib.metadata is
+    imported here, not with this module: worker processes import this module for
+    its dataclasses, and a run whose actions are all built-in or declared never
+    looks plugins up."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _is_object_of(entry: EntryPoint, spec: ActionSpec) -> bool:

@@ -627,7 +627,8 @@ async def test_checksum_sha256_equals_sha256sum(tmp_path: Path) -> None:
         ("[^x]RROR", 0, False, (b"RROR",), False),
         ("é+", 0, False, ("é".encode(),), False),
         ("\\xe9", 0, False, ("é".encode(),), True),  # \xe9 is é in a str pattern
-        ("error", re.IGNORECASE, False, (), False),  # Unicode case folding
+        ("error", re.IGNORECASE, False, (b"error",), False),  # looked for in every case
+        ("é", re.IGNORECASE, False, (), False),  # non-ASCII letters fold too many ways
         ("a(?i:b)", 0, False, (b"a",), False),
         ("x\ufffd", 0, False, (), False),  # invalid bytes decode to U+FFFD
         ("(?:ERROR)?FATAL", 0, True, (b"FATAL",), False),

@@ -337,14 +337,14 @@ def test_cancelled_search_returns_promptly_and_no_worker_outlives_the_run(
     seen: dict[str, Any] = {}
 
     async def main() -> None:
-        assert await _search(normal, "a") == {"matches": 2, "matching_lines": 2}
+        assert await _search(normal, "a+") == {"matches": 2, "matching_lines": 2}
         seen["idle"] = _workers(ppid=me)
         started = time.monotonic()
         with anyio.move_on_after(0.5):
             await _search(stuck, CATASTROPHIC)
         seen["cancel_took"] = time.monotonic() - started
         seen["after_cancel"] = _workers(ppid=me)
-        assert await _search(normal, "b") == {"matches": 1, "matching_lines": 1}
+        assert await _search(normal, "b+") == {"matches": 1, "matching_lines": 1}
         seen["at_end"] = _workers(ppid=me)
 
     anyio.run(main, backend="asyncio")
@@ -353,6 +353,28 @@ def test_cancelled_search_returns_promptly_and_no_worker_outlives_the_run(
     assert seen["after_cancel"] == []  # the idle worker was reused, then killed
     assert len(seen["at_end"]) == 1
     assert _workers(ppid=me) == []
+
+
+@pytest.mark.slow
+@needs_proc
+def test_a_search_for_plain_literals_needs_no_worker_process(tmp_path: Path) -> None:
+    """Literals are counted in linear time, so nothing has to be killable: no worker
+    process is started for them, in the action function or in a run."""
+    normal = tmp_path / "normal.txt"
+    normal.write_text("ERROR ab\nFATAL\nok\n")
+    me = os.getpid()
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        for pattern in ("ERROR", "ERROR|FATAL", "(?:ERROR|FATAL)"):
+            assert await _search(normal, pattern) != {}
+        seen["literals"] = _workers(ppid=me)
+        assert await _search(normal, "ERR?OR") == {"matches": 1, "matching_lines": 1}
+        seen["regex"] = _workers(ppid=me)
+
+    anyio.run(main, backend="asyncio")
+    assert seen["literals"] == []
+    assert len(seen["regex"]) == 1
 
 
 @needs_proc

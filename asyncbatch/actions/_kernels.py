@@ -3,7 +3,8 @@ once as scanners fed a file's bytes in order (:class:`asyncbatch.registry.Scanne
 
 Counts are exact however the bytes are cut: a line, a word or a multi-byte
 character straddling two chunks counts once. Text is UTF-8; invalid bytes count as
-U+FFFD, never an error. Standard library only: worker processes import it.
+U+FFFD, never an error. Standard library only (worker processes import it), but
+for numpy on big pieces when it is installed (:mod:`asyncbatch.actions._vector`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from asyncbatch.actions import _vector as vector
 from asyncbatch.registry import Tuning
 
 _NEWLINE = ord("\n")
@@ -24,11 +26,17 @@ class LineCount:
     def __init__(self, path: str, size: int, params: Mapping[str, Any], tuning: Tuning) -> None:
         self._newlines = 0
         self._last = _NEWLINE  # an empty file has no unterminated last line
+        self._accelerate = tuning.accelerate
 
     def update(self, data: bytes | bytearray) -> None:
-        if data:
+        if not data:
+            return
+        np = vector.usable(len(data)) if self._accelerate else None
+        if np is not None:
+            self._newlines += vector.count_newlines(np, data)
+        else:
             self._newlines += data.count(b"\n")
-            self._last = data[-1]
+        self._last = data[-1]
 
     def result(self) -> dict[str, Any]:
         return {"lines": self._newlines + int(self._last != _NEWLINE)}
@@ -44,20 +52,30 @@ too) to a space and every other byte to ``x``."""
 class WordCount:
     """``{"words": N}``: ``str.split()``'s count of the UTF-8 text.
 
-    A piece that is pure ASCII, with no multi-byte sequence pending from the one
-    before, is counted without decoding: mapped to spaces and ``x`` (C speed), a
-    word starts at each ``" x"``. Anything else is decoded incrementally and split."""
+    With no multi-byte sequence pending in the decoder, a big piece that holds no
+    non-ASCII whitespace is counted by numpy (:func:`vector.count_word_starts`), and
+    a piece that is pure ASCII is counted without decoding: mapped to spaces and
+    ``x`` (C speed), a word starts at each ``" x"``. Anything else is decoded
+    incrementally and split."""
 
     def __init__(self, path: str, size: int, params: Mapping[str, Any], tuning: Tuning) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._words = 0
         self._in_word = False
+        self._accelerate = tuning.accelerate
 
     def update(self, data: bytes | bytearray) -> None:
-        if data.isascii() and not self._decoder.getstate()[0]:
-            self._add_ascii(data)
-        else:
-            self._add_text(self._decoder.decode(data))
+        if not self._decoder.getstate()[0]:
+            np = vector.usable(len(data)) if self._accelerate else None
+            counted = None if np is None else vector.count_word_starts(np, data, self._in_word)
+            if counted is not None:
+                words, self._in_word = counted
+                self._words += words
+                return
+            if data.isascii():
+                self._add_ascii(data)
+                return
+        self._add_text(self._decoder.decode(data))
 
     def result(self) -> dict[str, Any]:
         self._add_text(self._decoder.decode(b"", final=True))

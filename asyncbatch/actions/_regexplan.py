@@ -15,7 +15,11 @@ counts:
   (``ERROR|FATAL`` -> ``{ERROR, FATAL}``, ``user=\\d+`` -> ``{user=}``). Only the
   lines holding one of them (found with a fast literal search) can match, so only
   those are searched with the full pattern. A literal with U+FFFD or ``\\n`` is
-  never used (invalid bytes decode to U+FFFD; a match never spans lines).
+  never used (invalid bytes decode to U+FFFD; a match never spans lines). Under
+  ``ignore_case`` a literal is looked for in every case: each ASCII letter as a
+  class of its cases and of the non-ASCII letters that ``re`` folds to it (the
+  Kelvin sign for ``k``, the long s for ``s``, the dotless and dotted I for
+  ``i``); a folded literal with other non-ASCII letters is not used.
 
 Anything this module does not recognise is simply not optimised. Standard library
 only: it runs in the search workers.
@@ -53,11 +57,15 @@ class Plan:
     """The same pattern over raw bytes, when that is exact (byte-safe)."""
     literals: tuple[bytes, ...]
     """UTF-8 literals one of which every match contains; empty: no prefilter."""
-    finders: tuple[re.Pattern[bytes], ...]
-    """``literal[^\\n]*`` for each literal: one match per line holding it."""
+    prefilter: tuple[bytes, ...]
+    """Byte patterns finding the literals (in every case, under ``ignore_case``):
+    what :class:`asyncbatch.actions._prefilter.LineFinder` looks for."""
     exact: bool = False
     """The pattern matches exactly its literals, none of which can overlap another:
     its matches are the literals' occurrences, counted with ``bytes.count``."""
+    countable: bool = False
+    """``exact``, and no literal overlaps itself (as ``aa`` does in ``aaa``): its
+    matches are the occurrences an engine reports, one per (literal, end)."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,17 +84,25 @@ def plan_for(pattern: str, flags: int) -> Plan:
         except re.error:  # e.g. \u or \N escapes, which bytes patterns refuse
             byte_regex = None
     literals: tuple[bytes, ...] = ()
+    prefilter: tuple[bytes, ...] = ()
     exact = False
-    if not folded:
+    if folded:
+        found = _required(tree.data)
+        if found and all(_usable(text) and text.isascii() for text in found):
+            texts = sorted(found)
+            literals = tuple(text.encode("ascii") for text in texts)
+            prefilter = tuple(_caseless_source(text) for text in texts)
+    else:
         whole = _expand(tree.data)
         exact = bool(whole) and _apart(whole)
         found = set(whole) if exact else _required(tree.data)
         if found and all(_usable(text) for text in found):
             literals = tuple(sorted({text.encode("utf-8") for text in found}))
+            prefilter = tuple(_byte_source(literal) for literal in literals)
         else:
             exact = False
-    finders = tuple(re.compile(re.escape(literal) + rb"[^\n]*") for literal in literals)
-    return Plan(text_regex, byte_regex, literals, finders, exact)
+    countable = exact and not any(_overlaps_itself(literal) for literal in literals)
+    return Plan(text_regex, byte_regex, literals, prefilter, exact, countable)
 
 
 def is_byte_safe(pattern: str, flags: int = 0) -> bool:
@@ -97,6 +113,43 @@ def is_byte_safe(pattern: str, flags: int = 0) -> bool:
 def required_literals(pattern: str, flags: int = 0) -> tuple[bytes, ...]:
     """The literals the prefilter looks for (empty: none)."""
     return plan_for(pattern, flags).literals
+
+
+def _byte_source(literal: bytes) -> bytes:
+    """A byte pattern matching ``literal`` alone, read alike by ``re`` and Hyperscan:
+    letters and digits as they are, every other byte as ``\\xHH``."""
+    return b"".join(
+        bytes([byte]) if chr(byte).isalnum() and byte < 0x80 else b"\\x%02x" % byte
+        for byte in literal
+    )
+
+
+_FOLDED_INTO_ASCII = "\u0130\u0131\u017f\u212a"
+"""The non-ASCII characters that ``re`` under ``IGNORECASE`` matches with an ASCII
+letter (dotted and dotless I: i; long s: s; Kelvin sign: k); a test checks that
+the list is complete."""
+
+
+def _caseless_source(text: str) -> bytes:
+    """A byte pattern matching the ASCII ``text`` in every case ``re`` folds it to."""
+    parts = []
+    for char in text:
+        if not char.isalpha():
+            parts.append(_byte_source(char.encode("ascii")))
+            continue
+        cases = b"[%s%s]" % (char.lower().encode(), char.upper().encode())
+        others = [
+            _byte_source(other.encode("utf-8"))
+            for other in _FOLDED_INTO_ASCII
+            if re.fullmatch(char, other, re.IGNORECASE)
+        ]
+        parts.append(b"(?:%s)" % b"|".join([cases, *others]) if others else cases)
+    return b"".join(parts)
+
+
+def _overlaps_itself(literal: bytes) -> bool:
+    """Whether a proper prefix of ``literal`` is also its suffix (``aa``, ``abab``)."""
+    return any(literal.endswith(literal[:size]) for size in range(1, len(literal)))
 
 
 def _usable(text: str) -> bool:

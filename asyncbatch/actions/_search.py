@@ -10,8 +10,11 @@ between are searched in place, the tail is carried over. How a block is searched
 :mod:`asyncbatch.actions._regexplan`, always with the same counts.
 
 ``re`` holds the GIL and a catastrophic pattern may never return, so the executor
-runs this kernel only in a worker process that a timeout kills (``isolated``).
-Standard library (and our errors) only: worker processes import it.
+runs this kernel in a worker process that a timeout kills (``isolated``), unless
+the pattern is plain literals (``is_bounded``): those are counted without ``re``'s
+backtracking, with Hyperscan where it is installed (it releases the GIL, so such
+searches run in threads on every core). Standard library (and our errors) only,
+but for Hyperscan: worker processes import it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,21 @@ from collections.abc import Mapping
 from typing import Any, AnyStr
 
 from asyncbatch.actions import _regexplan as regexplan
+from asyncbatch.actions._prefilter import LineFinder
 from asyncbatch.errors import LineTooLong
 from asyncbatch.registry import Tuning
 
 _LINE_UNSAFE = ("(?=", "(?!", "(?<=", "(?<!", "\\A", "\\Z")
 """Pattern constructs that see past a line's ends (or anchor at the string's), so
 their matches in a block of lines may differ from those in each line alone."""
+
+
+def is_bounded(params: Mapping[str, Any]) -> bool:
+    """Whether the search for these params runs in linear time: a pattern that is
+    its literals is counted without a general regex (``Plan.exact``), so it needs
+    no worker process to be stopped."""
+    flags = re.IGNORECASE if params.get("ignore_case") else 0
+    return regexplan.plan_for(params["pattern"], flags).exact
 
 
 class PatternSearch:
@@ -54,7 +66,7 @@ class PatternSearch:
         if not optimise:
             plan = regexplan.Plan(plan.text_regex, None, (), ())
         per_line = any(construct in pattern for construct in _LINE_UNSAFE)
-        self._counter = _BlockCounter(plan, per_line)
+        self._counter = _BlockCounter(plan, per_line, tuning.accelerate)
         self._path = path
         self._limit = tuning.max_line_bytes
         self._pending: list[bytes] = []  # the current partial line, in pieces: joined once
@@ -91,37 +103,47 @@ class _BlockCounter:
 
     PREFILTER_DENSITY = 512
     """Give the literal prefilter up on a block with more than one candidate line
-    per this many bytes: there, searching the whole block is cheaper."""
+    per this many bytes, where searching the whole block is cheaper: unless the
+    pattern is its literals, whose occurrences are then the counts."""
 
-    def __init__(self, plan: regexplan.Plan, per_line: bool) -> None:
+    def __init__(self, plan: regexplan.Plan, per_line: bool, accelerate: bool) -> None:
         self._plan = plan
         self._per_line = per_line
-        self._prefilter = bool(plan.finders)
+        self._finder = LineFinder(plan.prefilter, accelerate) if plan.prefilter else None
         self.matches = 0
         self.matching_lines = 0
 
     def add(self, data: bytes | bytearray, start: int, end: int) -> None:
         """Count the lines ``data[start:end]`` (``start`` is 0 or just after a newline)."""
-        if self._prefilter:
-            spans = _candidate_spans(self._plan, data, start, end, self.PREFILTER_DENSITY)
-            if spans is not None:
-                self._count_candidates(data, spans)
+        if self._finder is not None:
+            exact = self._plan.exact
+            most = None if exact else (end - start) // self.PREFILTER_DENSITY + 1
+            found = self._finder.spans(data, start, end, most)
+            if found is not None:
+                self._count_candidates(data, *found)
                 return
-            self._prefilter = False  # dense: not worth it for this file
+            self._finder = None  # dense: not worth it for this file
         if isinstance(data, bytes):
             self._count(data[start:end])
         else:
             with memoryview(data) as view:
                 self._count(bytes(view[start:end]))
 
-    def _count_candidates(self, data: bytes | bytearray, spans: dict[int, int]) -> None:
+    def _count_candidates(
+        self, data: bytes | bytearray, spans: dict[int, int], occurrences: int | None
+    ) -> None:
         """Count in the candidate lines only: ``spans`` maps a line's start to the
-        end of the line (each holds a literal), in order."""
+        end of the line (each holds a literal), in order; ``occurrences`` is how many
+        literals the engine found in them, if it counted."""
         if not spans:
             return
-        if self._plan.exact:  # the literals' occurrences are the matches
+        plan = self._plan
+        if plan.exact:  # the literals' occurrences are the matches
             self.matching_lines += len(spans)
-            for literal in self._plan.literals:
+            if occurrences is not None and plan.countable:
+                self.matches += occurrences
+                return
+            for literal in plan.literals:
                 self.matches += sum(data.count(literal, s, e) for s, e in spans.items())
             return
         self._count(b"\n".join([data[s:e] for s, e in spans.items()]))
@@ -135,26 +157,6 @@ class _BlockCounter:
             found, lines = _count_in_block(plan.text_regex, text, self._per_line)
         self.matches += found
         self.matching_lines += lines
-
-
-def _candidate_spans(
-    plan: regexplan.Plan, data: bytes | bytearray, start: int, end: int, density: int
-) -> dict[int, int] | None:
-    """``{line start: line end}`` of the lines in ``data[start:end]`` holding one of
-    the plan's literals, in order; None when there are more than one per
-    ``density`` bytes."""
-    budget = (end - start) // density + 1
-    low = max(start - 1, 0)  # data[start - 1] is a newline, or start is 0
-    spans: dict[int, int] = {}
-    for finder in plan.finders:
-        for match in finder.finditer(data, start, end):
-            found, line_end = match.span()
-            spans[data.rfind(b"\n", low, found) + 1] = line_end
-            if len(spans) > budget:
-                return None
-    if len(plan.finders) > 1:
-        spans = dict(sorted(spans.items()))
-    return spans
 
 
 @functools.lru_cache(maxsize=8)

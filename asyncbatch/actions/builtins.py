@@ -2,8 +2,9 @@
 kernel, written once; and ``command``, which runs a program per input.
 
 Each action function is the plain shape of the product (an async function that
-streams its input with aiofiles, or, for ``search_pattern``, scans it in a worker
-process a timeout can kill) and is what a direct call or another executor awaits.
+streams its input with aiofiles, or, for a ``search_pattern`` that may backtrack,
+scans it in a worker process a timeout can kill) and is what a direct call or
+another executor awaits.
 The local executor of a run reads the kernel instead and picks a faster route for
 each file; the results are the same.
 """
@@ -13,18 +14,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from asyncbatch.actions import _prefilter as prefilter
+from asyncbatch.actions import _vector as vector
 from asyncbatch.actions._command import CommandParams, run_command
 from asyncbatch.actions._kernels import Checksum, FileSize, LineCount, WordCount
 from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
-from asyncbatch.actions._search import PatternSearch
+from asyncbatch.actions._search import PatternSearch, is_bounded
 from asyncbatch.files.stream import run_kernel
 from asyncbatch.registry import ActionSpec, Kernel
 
-LINES = Kernel(LineCount)
-WORDS = Kernel(WordCount)
+_NUMPY = vector.installed()
+LINES = Kernel(LineCount, releases_gil=_NUMPY)
+WORDS = Kernel(WordCount, releases_gil=_NUMPY)
 CHECKSUM = Kernel(Checksum, releases_gil=True)
 SIZE = Kernel(FileSize, reads=False)
-SEARCH = Kernel(PatternSearch, isolated=True)
+SEARCH = Kernel(
+    PatternSearch, isolated=True, bounded=is_bounded, releases_gil=prefilter.installed()
+)
 
 
 async def count_lines(path: Path, params: NoParams) -> dict[str, Any]:

@@ -9,7 +9,8 @@ into the same slot (``more``), which is how many small files share one thread ho
 :class:`LocalExecutor` runs everything in this process and picks a route per job:
 
 - a custom action (no kernel): its async function, awaited in the event loop;
-- a kernel that may never return (a regex): a worker process a timeout can kill;
+- a kernel that may never return (a regex that may backtrack): a worker process a
+  timeout can kill;
 - any other kernel: small files many to a thread hop (:mod:`asyncbatch.files.batch`);
   a big file in a daemon thread of its own when its kernel releases the GIL
   (hashing: files hash on every core), in a worker process when it holds the GIL
@@ -180,7 +181,7 @@ class LocalExecutor:
         kernel = job.spec.kernel
         if kernel is None:
             await run_timed(attempt, functools.partial(job.spec.func, job.path, job.params))
-        elif kernel.isolated:
+        elif _isolated(job):
             await run_timed(attempt, self._in_process(kernel, attempt))
         else:
             batch = [attempt, *more(_batchable, self.tuning.batch_jobs - 1)]
@@ -259,7 +260,13 @@ def _kernel(attempt: Attempt) -> Kernel:
     return spec.kernel
 
 
-def _batchable(job: Job) -> bool:
-    """A job a small-file batch can run: a kernel that is not isolated."""
+def _isolated(job: Job) -> bool:
+    """A job whose kernel must run in a worker process (a regex that may backtrack)."""
     kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and not kernel.isolated
+    return kernel is not None and kernel.isolated and kernel.isolated_for(plain_params(job.params))
+
+
+def _batchable(job: Job) -> bool:
+    """A job a small-file batch can run: a kernel that need not be isolated."""
+    kernel = job.spec.kernel if job.spec is not None else None
+    return kernel is not None and not _isolated(job)

@@ -116,6 +116,6 @@ async def run_kernel(kernel: Kernel, path: Path, params: Any) -> dict[str, Any]:
     """A built-in action's body: its kernel streamed, or in a worker process when it
     must be killable. The executor of a run takes faster routes where it can."""
     plain = plain_params(params)
-    if kernel.isolated:
+    if kernel.isolated_for(plain):
         return await scan_in_process(kernel, path, plain)
     return await stream_file(kernel, path, plain)
