@@ -64,14 +64,7 @@ class LineFinder:
         if database is None:
             found = self._spans_re(data, start, end, most)
             return None if found is None else (found, None)
-        ends: list[int] = []
-        with memoryview(data) as view:
-            database.scan(
-                view[start:end],
-                match_event_handler=lambda _id, _from, to, _flags, _context: ends.append(to),
-            )
-        if len(self._sources) > 1:
-            ends.sort()
+        ends = self._ends(database, data, start, end)
         spans: dict[int, int] = {}
         line_end = -1
         low = max(start - 1, 0)  # data[start - 1] is a newline, or start is 0
@@ -86,6 +79,37 @@ class LineFinder:
             if most is not None and len(spans) > most:
                 return None
         return spans, len(ends)
+
+    def count(self, data: bytes | bytearray, start: int, end: int) -> tuple[int, int] | None:
+        """``(lines holding a literal, occurrences)`` in ``data[start:end]``, as
+        :meth:`spans` counts them but without the spans (the cheaper question); None
+        when the block is for ``re``, which does not count occurrences."""
+        database = self._database_for(end - start)
+        if database is None:
+            return None
+        ends = self._ends(database, data, start, end)
+        lines = 0
+        line_end = -1
+        for offset in ends:
+            at = start + offset
+            if at > line_end:
+                lines += 1
+                line_end = data.find(b"\n", at, end)
+                if line_end < 0:
+                    break  # the block's last line: no occurrence after it is in another
+        return lines, len(ends)
+
+    def _ends(self, database: Any, data: bytes | bytearray, start: int, end: int) -> list[int]:
+        """Where each occurrence in ``data[start:end]`` ends (relative to ``start``), in order."""
+        ends: list[int] = []
+        with memoryview(data) as view:
+            database.scan(
+                view[start:end],
+                match_event_handler=lambda _id, _from, to, _flags, _context: ends.append(to),
+            )
+        if len(self._sources) > 1:
+            ends.sort()
+        return ends
 
     def _spans_re(
         self, data: bytes | bytearray, start: int, end: int, most: int | None

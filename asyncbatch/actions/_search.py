@@ -115,6 +115,13 @@ class _BlockCounter:
 
     def add(self, data: bytes | bytearray, start: int, end: int) -> None:
         """Count the lines ``data[start:end]`` (``start`` is 0 or just after a newline)."""
+        if self._finder is not None and self._plan.countable:
+            counted = self._finder.count(data, start, end)
+            if counted is not None:
+                lines, matches = counted
+                self.matching_lines += lines
+                self.matches += matches
+                return
         if self._finder is not None:
             exact = self._plan.exact
             most = None if exact else (end - start) // self.PREFILTER_DENSITY + 1
