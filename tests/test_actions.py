@@ -18,6 +18,8 @@ import pydantic
 import pytest
 from support import load
 
+from asyncbatch.actions import _prefilter as prefilter
+from asyncbatch.actions import _vector as vector
 from asyncbatch.actions import builtin_specs, default_registry
 from asyncbatch.actions._command import CommandParams
 from asyncbatch.actions._params import (
@@ -83,8 +85,10 @@ def test_the_builtins_are_specs_with_params_models_and_the_file_statistics_kerne
         "search_pattern": (SearchPatternParams, SEARCH),
         "command": (CommandParams, None),  # a program, not a scan of the file's bytes
     }
-    # How the local executor may run each: hashing lets other threads run, file_size
-    # reads nothing, a regex may never return (only a killable process runs it).
+    # How the local executor may run each: hashing lets other threads run (so do
+    # numpy's counts and Hyperscan's scans, where installed), file_size reads
+    # nothing, a regex may never return (only a killable process runs it).
+    numpy, hyperscan = vector.installed(), prefilter.installed()
     flags = {
         spec.name: (kernel.reads, kernel.releases_gil, kernel.isolated)
         for spec in specs
@@ -92,10 +96,10 @@ def test_the_builtins_are_specs_with_params_models_and_the_file_statistics_kerne
     }
     assert flags == {
         "checksum": (True, True, False),
-        "count_lines": (True, False, False),
-        "count_words": (True, False, False),
+        "count_lines": (True, numpy, False),
+        "count_words": (True, numpy, False),
         "file_size": (False, False, False),
-        "search_pattern": (True, False, True),
+        "search_pattern": (True, hyperscan, True),
     }
 
 
