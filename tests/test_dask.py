@@ -194,11 +194,13 @@ def _jobs(report: Path) -> list[dict[str, Any]]:
     return [{key: value for key, value in job.items() if key not in timings} for job in jobs]
 
 
-def _compare(config: Path, tmp_path: Path, *extra: str) -> list[dict[str, Any]]:
-    """Run ``config`` locally and with ``extra`` (a dask executor); same exit code
-    and the same jobs apart from timings. Returns the jobs."""
-    local = _run([str(config), "-o", str(tmp_path / "local.json")], config.parent)
-    dask = _run([str(config), "-o", str(tmp_path / "dask.json"), *extra], config.parent)
+def _compare(
+    config: Path, tmp_path: Path, *extra: str, both: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Run ``config`` locally and with ``extra`` (a dask executor), both with
+    ``both``; same exit code and the same jobs apart from timings. Returns the jobs."""
+    local = _run([str(config), "-o", str(tmp_path / "local.json"), *both], config.parent)
+    dask = _run([str(config), "-o", str(tmp_path / "dask.json"), *both, *extra], config.parent)
     assert dask.returncode == local.returncode, dask.stderr
     assert dask.stdout == local.stdout
     jobs = _jobs(tmp_path / "dask.json")
@@ -620,3 +622,133 @@ def test_a_malformed_scheduler_address_is_exit_2_and_leaves_no_client_behind(
     assert result.stdout == ""
     assert "error: cannot reach the Dask scheduler " in result.stderr
     assert [str(warning.message) for warning in caught] == []
+
+
+def _started_tasks(address: str) -> int:
+    """How many tasks the cluster's workers have announced starting so far."""
+    from distributed import Client
+
+    with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
+        return len(client.get_events("asyncbatch-started"))
+
+
+def _small_files(folder: Path, count: int) -> None:
+    folder.mkdir()
+    for number in range(count):
+        (folder / f"f{number:03d}.log").write_text("one\ntwo\n" * (number % 5), encoding="utf-8")
+
+
+def test_small_jobs_travel_in_batches_and_report_as_locally(scheduler: str, tmp_path: Path) -> None:
+    """Hundreds of small files, with a missing file and a directory between them,
+    take far fewer tasks than jobs, and every job reports as it does locally."""
+    _small_files(tmp_path / "a", 120)
+    _small_files(tmp_path / "b", 120)
+    (tmp_path / "folder.log").mkdir()
+    config = tmp_path / "batch.json"
+    jobs = [
+        {"name": "a", "action": "count_lines", "input": "a/*.log"},
+        {"name": "gone", "action": "count_lines", "input": "missing.log"},
+        {"name": "folder", "action": "file_size", "input": "folder.log"},
+        {"name": "b", "action": "count_words", "input": "b/*.log"},
+    ]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    before = _started_tasks(scheduler)
+    reported = _compare(config, tmp_path, "--executor", "dask", "--scheduler", scheduler)
+    tasks = _started_tasks(scheduler) - before
+    assert len(reported) == 242
+    assert tasks < len(reported) / 4, f"{tasks} tasks for {len(reported)} small jobs"
+    failed = {job["name"]: job["error"] for job in reported if job["status"] == "failed"}
+    assert failed == {
+        "gone": {"type": "FileNotFoundError", "message": "missing.log: no such file"},
+        "folder": {
+            "type": "NotARegularFile",
+            "message": "folder.log: is a directory, not a regular file",
+        },
+    }
+    assert {job["attempts"] for job in reported} == {1}
+    durations = [job["duration_ms"] for job in _raw_jobs(tmp_path / "dask.json")]
+    assert all(0 <= duration < 5000 for duration in durations)
+
+
+def _raw_jobs(report: Path) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))["jobs"]
+    return jobs
+
+
+def test_each_job_of_a_batch_has_its_own_timeout_from_its_start_on_the_worker(
+    scheduler: str, plugins_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-j 1``: custom actions share tasks once their pace is known. ``ok`` (0.5 s,
+    timeout 1 s) runs after ``slow`` (0.8 s) and still succeeds; ``late`` times out
+    after 1 s of its own, not after its 5 s nap, and the jobs after it still run."""
+    data = tmp_path / "input.txt"
+    data.write_text("x\n", encoding="utf-8")
+
+    def nap(name: str, seconds: float, **fields: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "action": "slow:nap",
+            "input": str(data),
+            "params": {"seconds": seconds},
+            **fields,
+        }
+
+    jobs = [
+        nap("warm", 0.05),
+        nap("slow", 0.8),
+        nap("ok", 0.5, timeout=1),
+        nap("late", 5, timeout=1),
+        nap("after", 0.05),
+    ]
+    config = tmp_path / "naps.json"
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(plugins_dir))
+    started = time.monotonic()
+    dask = ("--executor", "dask", "--scheduler", scheduler)
+    reported = _compare(config, tmp_path, *dask, both=("-j", "1"))
+    assert time.monotonic() - started < 15  # neither run waited for the 5 s nap
+    assert [job["status"] for job in reported] == ["succeeded"] * 3 + ["failed", "succeeded"]
+    assert reported[3]["error"] == {"type": "Timeout", "message": "timed out after 1 s"}
+    late = _raw_jobs(tmp_path / "dask.json")[3]
+    assert 1000 <= late["duration_ms"] < 2500
+
+
+def test_batched_jobs_are_journaled_and_resumed_as_locally(scheduler: str, tmp_path: Path) -> None:
+    """Every job of a batch has its journal line; ``--resume`` reuses them all but
+    the one whose input changed."""
+    _small_files(tmp_path / "a", 150)
+    config = tmp_path / "batch.json"
+    jobs = [{"name": "a", "action": "count_lines", "input": "a/*.log"}]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    dask = ["--executor", "dask", "--scheduler", scheduler]
+    out = tmp_path / "r.json"
+    assert _run([str(config), "-o", str(out), *dask], tmp_path).returncode == 0
+    journal = out.with_name("r.json.journal").read_text(encoding="utf-8").splitlines()
+    assert len(journal) == 150
+    (tmp_path / "a" / "f007.log").write_text("changed\n", encoding="utf-8")
+    assert _run([str(config), "-o", str(out), "--resume", *dask], tmp_path).returncode == 0
+    reported = _jobs(out)
+    rerun = [job["input"] for job in reported if not job["reused"]]
+    assert rerun == ["a/f007.log"]
+    assert reported[7]["result"] == {"lines": 1}
+
+
+def test_fail_fast_starts_nothing_after_a_failure_in_a_batch(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """A missing file in the middle of a batch: the jobs before it succeed, every
+    job after it is cancelled, as locally."""
+    _small_files(tmp_path / "a", 30)
+    _small_files(tmp_path / "b", 30)
+    config = tmp_path / "batch.json"
+    jobs = [
+        {"name": "a", "action": "count_lines", "input": "a/*.log"},
+        {"name": "gone", "action": "count_lines", "input": "missing.log"},
+        {"name": "b", "action": "count_lines", "input": "b/*.log"},
+    ]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    dask = ("--executor", "dask", "--scheduler", scheduler)
+    reported = _compare(config, tmp_path, *dask, both=("-j", "1", "--fail-fast"))
+    assert [job["status"] for job in reported] == (
+        ["succeeded"] * 30 + ["failed"] + ["cancelled"] * 30
+    )

@@ -1,30 +1,35 @@
-"""``--executor dask``: run each attempt on a Dask distributed cluster.
+"""``--executor dask``: run the attempts on a Dask distributed cluster.
 
-Only the attempt travels: scheduling, timeouts, retries, the journal and the report
-stay in the process that runs the command. A built-in's kernel runs on the worker
-through the same synchronous code as locally (:func:`asyncbatch.files._scan.scan_file`;
-a regex in a worker process of the worker, killable); a custom action's async
-function runs there under ``asyncio.run``. Functions travel by reference (the worker
+Only the attempts travel: scheduling, timeouts, retries, the journal and the report
+stay in the process that runs the command. What runs on the workers is in
+:mod:`asyncbatch.engine._dask_worker`. Functions travel by reference (the worker
 imports their module: built-ins, plugins and ``module:function`` actions must be
 importable there), with the input path (the same path must be readable on the
-worker) and the params. Our errors and ``OSError`` pickle and come back as raised;
-any other exception is described on the worker by
-:func:`asyncbatch.errors.describe_error` and comes back as a
-:class:`~asyncbatch.errors.RemoteError` (a user's exception may not unpickle).
+worker) and the params.
 
-A job's timeout counts from the moment its attempt starts on a worker, not while it
-waits in the cluster's queue: the worker says so first thing, with an event on the
-``asyncbatch-started`` topic carrying the attempt's key (Dask's pub/sub: one message
-through the scheduler, no round trip), and the client then starts the attempt and its
-timeout. A task that ends before its start is heard of (it could not be loaded on
-the worker, its worker died) ends the attempt as it is.
+Small files travel in batches, as they share a thread hop locally: a slot takes up
+to ``tuning.batch_jobs`` ready jobs of kernels that are not isolated (``more``),
+and one task runs them one after another on a worker, each under its own timeout
+from the moment it starts there; the client then reports each job with the start
+and end the worker measured. A job too big to read whole leaves the batch and runs
+as a task of its own, the jobs behind it go back to the queue. Everything else is
+one task per attempt: a custom action's async function (under ``asyncio.run`` on
+the worker), an isolated kernel (a regex, in a worker process of the worker, which
+a cancellation kills).
+
+A task's timeout counts from the moment it starts on a worker, not while it waits
+in the cluster's queue: the worker says so first thing, on the ``asyncbatch-started``
+topic, and the client then starts the attempt and its timeout. A task that ends
+before its start is heard of (it could not be loaded on the worker, its worker
+died) ends the attempt as it is.
 
 Cancelling an attempt (a timeout, fail-fast, a signal) cancels its Dask future (a
-queued task never starts) and sets a ``distributed.Event`` named after the attempt.
-Dask cannot interrupt a running task, so the worker watches that event while the
-attempt runs: a kernel stops at its next chunk, a custom action's asyncio task is
-cancelled (a regex search's worker process is killed), freeing the worker thread.
-Blocking code in a custom action cannot be interrupted this way.
+queued task never starts) and sets a ``distributed.Event`` named after the task's
+key. Dask cannot interrupt a running task, so the worker watches that event while
+the task runs: a kernel stops at its next chunk, a batch starts no further job, a
+custom action's asyncio task is cancelled (a regex search's worker process is
+killed), freeing the worker thread. Blocking code in a custom action cannot be
+interrupted this way.
 
 ``distributed`` is an optional extra (``pip install 'asyncbatch[dask]'``), imported
 only when a Dask executor is opened.
@@ -35,55 +40,92 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
-from asyncbatch.engine.executors import Attempt, TakeMore, is_cancellation
-from asyncbatch.errors import (
-    AsyncbatchError,
-    Cancelled,
-    ExecutorUnavailable,
-    RemoteError,
-    Timeout,
-    describe_error,
+from asyncbatch.engine._dask_worker import (
+    BATCH_SECONDS,
+    STARTED_TOPIC,
+    BatchJob,
+    BatchOutcome,
+    TimedJob,
+    run_batch_on_worker,
+    run_on_worker,
+    scan_on_worker,
 )
-from asyncbatch.files._scan import Stopped, scan_file
+from asyncbatch.engine.executors import Attempt, TakeMore, is_cancellation
+from asyncbatch.errors import ExecutorUnavailable, Timeout
 from asyncbatch.files.stream import plain_params, scan_in_process
-from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
+from asyncbatch.registry import DEFAULT_TUNING, Tuning
+
+if TYPE_CHECKING:
+    from asyncbatch.config import Job
+
+__all__ = ["DaskExecutor", "open_dask_executor", "run_on_worker", "scan_on_worker"]
 
 DEFAULT_SCHEDULER_TIMEOUT = 10.0
-STARTED_TOPIC = "asyncbatch-started"
-"""The Dask event topic on which workers announce the attempts they start."""
 CANCEL_WAIT = 2.0
 """How long a cancelled attempt waits for the scheduler to acknowledge the cancel."""
-CANCEL_POLL = 0.2
-"""How often (seconds) a worker checks whether its running attempt was cancelled."""
 LOCAL_WORKERS = 2
 
 
 class DaskExecutor:
-    """Submit each attempt to a connected ``distributed.Client`` and await it."""
+    """Submit attempts to a connected ``distributed.Client``, small files many to a
+    task, and await them."""
 
     def __init__(self, client: Any, tuning: Tuning = DEFAULT_TUNING) -> None:
         self._client = client
         self._tuning = tuning
         self._started: dict[str, anyio.Event] = {}
-        """Attempts submitted and not yet ended, by key: set once a worker starts one."""
+        """Tasks submitted and not yet ended, by key: set once a worker starts one."""
+        self._pace: dict[str, float] = {}
+        """Mean seconds a job of each custom action has taken on a worker."""
         client.subscribe_topic(STARTED_TOPIC, self._heard_started)
 
     def _heard_started(self, event: tuple[float, Any]) -> None:
-        """A worker started the attempt named in ``event`` (``(time, key)``)."""
+        """A worker started the task named in ``event`` (``(time, key)``)."""
         _, key = event
         started = self._started.get(key) if isinstance(key, str) else None
         if started is not None:
             started.set()
 
     async def run(self, attempt: Attempt, more: TakeMore) -> None:
-        key = f"asyncbatch-{uuid.uuid4().hex}"
+        spec = attempt.job.spec
+        assert spec is not None
+        if spec.kernel is not None and spec.kernel.isolated:
+            await self._run_one(attempt)
+            return
+        if spec.kernel is not None:
+            batch = [attempt, *more(_small_file, self._tuning.batch_jobs - 1)]
+        else:
+            batch = [attempt, *more(_custom, self._batch_size(spec.name) - 1)]
+        await self._run_batch(batch)
+
+    def _batch_size(self, action: str) -> int:
+        """How many jobs of the custom ``action`` a batch takes: as many as its jobs
+        have taken :data:`BATCH_SECONDS` to run so far on average (one until one has
+        run), so that a batch does not hold jobs another slot could run."""
+        pace = self._pace.get(action)
+        if pace is None:
+            return 1
+        return max(1, min(self._tuning.batch_jobs, int(BATCH_SECONDS / max(pace, 1e-6))))
+
+    def _learn_pace(self, attempts: list[Attempt], outcome: BatchOutcome) -> None:
+        """Note how long the custom action's jobs of a batch took on the worker."""
+        spec = attempts[0].job.spec
+        if spec is None or spec.kernel is not None or not outcome.done:
+            return
+        seconds = sum(end - start for _, _, _, start, end in outcome.done) / len(outcome.done)
+        last = self._pace.get(spec.name)
+        self._pace[spec.name] = seconds if last is None else (last + seconds) / 2
+
+    async def _run_one(self, attempt: Attempt) -> None:
+        key = _new_key()
         started = self._started[key] = anyio.Event()
         try:
             await self._run(attempt, key, started)
@@ -139,13 +181,123 @@ class DaskExecutor:
         )
         return self._client.submit(run_on_worker, call, key, key=key)
 
+    async def _run_batch(self, attempts: list[Attempt]) -> None:
+        """Run ``attempts`` (small files) in one task; a file too big for it runs
+        in a task of its own after (the attempts behind it go back to the queue)."""
+        key = _new_key()
+        started = self._started[key] = anyio.Event()
+        try:
+            outcome = await self._batch_outcome(attempts, key, started)
+        finally:
+            del self._started[key]
+        if outcome is None or outcome.large is None:
+            return
+        await anyio.lowlevel.checkpoint_if_cancelled()  # halted by a job of the batch
+        await self._run_one(attempts[outcome.large[0]])
+
+    async def _batch_outcome(
+        self, attempts: list[Attempt], key: str, started: anyio.Event
+    ) -> BatchOutcome | None:
+        """Submit the batch, wait for its start and end, and report its jobs; the
+        outcome, or None when the task failed as a whole (its jobs fail with it)."""
+        first = attempts[0]
+        jobs: list[TimedJob] = [(_batch_job(a.job), a.timeout) for a in attempts]
+        try:
+            future = self._client.submit(
+                run_batch_on_worker,
+                jobs,
+                self._tuning,
+                first.root,
+                first.failure_may_halt,
+                key,
+                key=key,
+            )
+        except Exception as exc:  # noqa: BLE001 - the call cannot be sent (pickling)
+            _fail_all(attempts, exc)
+            return None
+        ended = _Ended()
+        heard: float | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(ended.collect, future, started)
+                await started.wait()
+                if not ended.event.is_set():  # heard from the worker: the batch runs
+                    heard = time.perf_counter()
+                    first.start(heard)
+                await ended.event.wait()
+        except anyio.get_cancelled_exc_class():
+            await _cancel_on_cluster(self._client, key, future)
+            raise
+        if ended.error is not None:
+            _fail_all(attempts, ended.error)
+            return None
+        outcome: BatchOutcome = ended.result
+        self._learn_pace(attempts, outcome)
+        _report(attempts, outcome, heard)
+        return outcome
+
+
+def _report(attempts: list[Attempt], outcome: BatchOutcome, heard: float | None) -> None:
+    """Report a batch's jobs at the times the worker measured them, counted from
+    when its start was heard (or, heard of only at its end, from its length); the
+    jobs it did not start go back to the queue."""
+    now = time.perf_counter()
+    began = heard if heard is not None else now - outcome.elapsed
+
+    def at(offset: float) -> float:
+        return min(began + offset, now)
+
+    for position, result, error, start, end in outcome.done:
+        attempt = attempts[position]
+        attempt.start(at(start))
+        if error is None:
+            attempt.succeed(result, at(end))
+        else:
+            attempt.fail(error, at(end))
+    if outcome.timed_out is not None:
+        position, start = outcome.timed_out
+        late = attempts[position]
+        late.start(at(start))
+        late.fail(Timeout(seconds=late.timeout or 0))
+    for attempt in attempts[outcome.reached :]:
+        attempt.give_back()
+
+
+def _fail_all(attempts: list[Attempt], error: BaseException) -> None:
+    for attempt in attempts:
+        attempt.fail(error)
+
+
+def _new_key() -> str:
+    return f"asyncbatch-{uuid.uuid4().hex}"
+
+
+def _small_file(job: Job) -> bool:
+    """A job of a small-file batch: a kernel that is not isolated."""
+    kernel = job.spec.kernel if job.spec is not None else None
+    return kernel is not None and not kernel.isolated
+
+
+def _custom(job: Job) -> bool:
+    """A job of a custom-action batch: an action without a kernel."""
+    return job.spec is not None and job.spec.kernel is None
+
+
+def _batch_job(job: Job) -> BatchJob:
+    """What a batch runs for ``job``: its kernel over the input, or its action."""
+    spec = job.spec
+    assert spec is not None
+    if spec.kernel is None:
+        return functools.partial(spec.func, job.path, job.params)
+    return (spec.kernel, str(job.path), plain_params(job.params))
+
 
 class _Ended:
     """How an attempt's task ended: ``result`` or ``error``, once ``event`` is set."""
 
     def __init__(self) -> None:
         self.event = anyio.Event()
-        self.result: dict[str, Any] | None = None
+        self.result: Any = None
         self.error: BaseException | None = None
 
     async def collect(self, future: Any, started: anyio.Event) -> None:
@@ -169,121 +321,6 @@ async def _cancel_on_cluster(client: Any, key: str, future: Any) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_WAIT):
         await distributed.Event(key, client=client).set()  # type: ignore[no-untyped-call]
         await future.cancel()
-
-
-def scan_on_worker(
-    kernel: Kernel,
-    path: str,
-    params: Mapping[str, Any],
-    tuning: Tuning,
-    root: str | None,
-    key: str | None = None,
-) -> dict[str, Any]:
-    """On the worker: the kernel over the file, stopped at its next chunk when the
-    attempt's cancel event is set."""
-    _say_started(key)
-    stop = threading.Event()
-    with _watch_cancel(key, stop.set), _described():
-        try:
-            return scan_file(kernel, path, params, tuning, root, stop)
-        except Stopped:
-            raise RemoteError(error=describe_error(Cancelled(reason="cancelled"))) from None
-
-
-def run_on_worker(
-    call: Callable[[], Awaitable[dict[str, Any]]], key: str | None = None
-) -> dict[str, Any]:
-    """On the worker: run the async ``call`` to completion in an event loop of its
-    own, its task cancelled when the attempt's cancel event is set."""
-    import asyncio  # noqa: TID251 - a worker thread has no event loop; it needs one of its own
-
-    cancelled = threading.Event()
-
-    async def watched() -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(call())
-
-        def cancel() -> None:
-            cancelled.set()
-            loop.call_soon_threadsafe(task.cancel)
-
-        with _watch_cancel(key, cancel):
-            return await task
-
-    _say_started(key)
-    with _described():
-        try:
-            return asyncio.run(watched())
-        except asyncio.CancelledError:
-            if not cancelled.is_set():
-                raise  # the action's own: described as its error
-            raise RemoteError(error=describe_error(Cancelled(reason="cancelled"))) from None
-
-
-def _say_started(key: str | None) -> None:
-    """On a worker, tell the client the attempt ``key`` has started (nothing in a
-    direct call, outside a Dask worker)."""
-    if key is None:
-        return
-    import distributed
-
-    try:
-        worker = distributed.get_worker()
-    except ValueError:  # not running in a worker
-        return
-    worker.log_event(STARTED_TOPIC, key)
-
-
-@contextlib.contextmanager
-def _described() -> Iterator[None]:
-    """Let our errors (they pickle) through; describe any other exception here, as
-    :class:`RemoteError`, since a user's exception may not unpickle at the client."""
-    try:
-        yield
-    except AsyncbatchError:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and kin too: not the worker's end
-        raise RemoteError(error=describe_error(exc)) from None
-
-
-@contextlib.contextmanager
-def _watch_cancel(key: str | None, cancel: Callable[[], object]) -> Iterator[None]:
-    """While the block runs, a thread calls ``cancel`` once the client sets the
-    attempt's event (nothing outside a Dask worker, or without ``key``)."""
-    event = _cancel_event(key)
-    if event is None:
-        yield
-        return
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            try:
-                if event.wait(timeout=CANCEL_POLL):
-                    cancel()
-                    event.clear()  # the scheduler forgets a cleared event
-                    return
-            except Exception:  # noqa: BLE001 - no scheduler: the attempt runs to its end
-                return
-
-    threading.Thread(target=watch, name=f"cancel-watch-{key}", daemon=True).start()
-    try:
-        yield
-    finally:
-        done.set()
-
-
-def _cancel_event(key: str | None) -> Any:
-    """The attempt's cancel event, or None outside a Dask worker (direct calls)."""
-    if key is None:
-        return None
-    import distributed
-
-    try:
-        client = distributed.get_client()
-    except ValueError:  # not running in a worker
-        return None
-    return distributed.Event(key, client=client)  # type: ignore[no-untyped-call]
 
 
 async def _close(resource: Any) -> None:
