@@ -47,8 +47,14 @@ format: $(STAMP)
 	$(BIN)/ruff format asyncbatch tests bench
 	$(BIN)/ruff check --fix asyncbatch tests bench
 
+# The full run takes many minutes; it saves bench/results.json, from which the tables
+# of README.md and docs/benchmarks.md are then regenerated. GNU parallel and hyperfine
+# are system packages: without them their rows are left out.
 bench: $(STAMP)
+	@command -v parallel >/dev/null && command -v hyperfine >/dev/null || \
+		echo "note: GNU parallel or hyperfine is missing: sudo apt-get install -y parallel hyperfine"
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --write-docs
 
 # The reference in docs/ as a static site in site/ (MkDocs, Material theme); --strict
 # fails on a broken link or anchor.
