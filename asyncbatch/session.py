@@ -91,6 +91,8 @@ def check_outputs(options: RunOptions, config: BatchConfig) -> None:
     (never a directory, device, FIFO or socket: ``-o /dev/stdout`` would replace the
     device), and neither may name the config file, an input of the batch, or the
     report's journal or lock."""
+    if options.output is None and options.junit is None:
+        return  # nothing to check, and nothing of the output modules to import
     from asyncbatch.output.report import check_destination
 
     taken = _files_of_the_run(options, config)
@@ -107,12 +109,12 @@ def check_outputs(options: RunOptions, config: BatchConfig) -> None:
 def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str]:
     """Real paths an output may not name: the config file, the report's journal and
     lock."""
-    from asyncbatch.output.journal import journal_path, lock_path
-
     taken = {}
     if config.source != "-":
         taken[os.path.realpath(config.source)] = "the config file"
     if options.output is not None:
+        from asyncbatch.output.journal import journal_path, lock_path
+
         taken[os.path.realpath(journal_path(options.output))] = "the report's journal"
         taken[os.path.realpath(lock_path(options.output))] = "the report's lock"
     return taken
@@ -310,15 +312,16 @@ class _FinalWrites:
     def write(self) -> None:
         if self.report is None:
             return
-        from asyncbatch.output.junit import write_junit
-        from asyncbatch.output.report import write_report
+        writes: list[tuple[Path, Callable[[Report, Path], None], str]] = []
+        if self._options.output is not None:
+            from asyncbatch.output.report import write_report
 
-        for path, writer, what in (
-            (self._options.output, write_report, "report"),
-            (self._options.junit, write_junit, "JUnit report"),
-        ):
-            if path is None:
-                continue
+            writes.append((self._options.output, write_report, "report"))
+        if self._options.junit is not None:  # xml.etree is imported only for --junit
+            from asyncbatch.output.junit import write_junit
+
+            writes.append((self._options.junit, write_junit, "JUnit report"))
+        for path, writer, what in writes:
             try:
                 writer(self.report, path)
             except OSError as exc:

@@ -1,7 +1,15 @@
-"""The Typer application: its help classes, the root options (``--version``)."""
+"""The Typer application: its help classes, the root options (``--version``), and
+the commands, each loaded when it is used.
+
+The root group knows every command by name, but imports a command's module and
+builds its click command (one parameter object per option) only when that command
+is asked for: ``run`` does not pay for ``show``'s imports, nor for building the
+options of ``each``. ``--help`` and shell completion ask for all of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +17,35 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from asyncbatch import __version__
 
-COMMAND_ORDER = ("run", "each", "show", "actions", "schema")
+
+def _run() -> typer.Typer:
+    from asyncbatch.cli._run import commands
+
+    return commands
+
+
+def _each() -> typer.Typer:
+    from asyncbatch.cli._each import commands
+
+    return commands
+
+
+def _read() -> typer.Typer:
+    from asyncbatch.cli._read import commands
+
+    return commands
+
+
+COMMAND_MODULES: dict[str, Callable[[], typer.Typer]] = {
+    "run": _run,
+    "each": _each,
+    "show": _read,
+    "actions": _read,
+    "schema": _read,
+}
+"""Each command's module (imported by its function), in the order people need
+them (the order of ``--help``)."""
+COMMAND_ORDER = tuple(COMMAND_MODULES)
 
 
 class _Plain:
@@ -31,11 +67,63 @@ def _no_type(ctx: Any) -> None:
 
 
 class _Group(_Plain, TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        # Typer looks commands up in this mapping (to run one, and to suggest a
+        # name for a typo); the lazy one answers every name and builds on demand.
+        self.commands = _LazyCommands(self.commands)
+
     def list_commands(self, ctx: Any) -> list[str]:
         """In the order people need them, whatever order their modules load in."""
-        names: list[str] = super().list_commands(ctx)
         rank = {name: place for place, name in enumerate(COMMAND_ORDER)}
-        return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+        return sorted(self.commands, key=lambda name: (rank.get(name, len(rank)), name))
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands by name: a command's module is imported, and its
+    click command built, the first time the command is looked up."""
+
+    def __init__(self, built: MutableMapping[str, Any]) -> None:
+        self._built = dict(built)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            module = COMMAND_MODULES.get(name)
+            if module is None:
+                raise KeyError(name)
+            self._built.update(_build(module))
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*COMMAND_MODULES, *self._built]))
+
+    def __len__(self) -> int:
+        return len(set(COMMAND_MODULES).union(self._built))
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMAND_MODULES or name in self._built
+
+
+def _build(module: Callable[[], typer.Typer]) -> dict[str, Any]:
+    """The click commands of a command module's ``commands`` app, by name."""
+    built = typer.main.get_command(module())
+    if isinstance(built, TyperGroup):
+        return dict(built.commands)
+    return {built.name or "": built}
+
+
+def command_app() -> typer.Typer:
+    """Where a command module declares its commands (``@commands.command()``), with
+    the help settings of the root application."""
+    return typer.Typer(
+        rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False
+    )
 
 
 class Command(_Plain, TyperCommand):

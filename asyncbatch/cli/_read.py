@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from asyncbatch.cli._app import Command, app
+from asyncbatch.cli._app import Command, command_app
 from asyncbatch.cli._out import err, exit_error, print_json, print_text
 from asyncbatch.errors import OutputError
 
 if TYPE_CHECKING:
     from asyncbatch.registry import ActionSpec
 
+commands = command_app()
 
 SHOW_EXAMPLES = """\
 [bold]Examples[/bold]
@@ -27,7 +28,7 @@ SHOW_EXAMPLES = """\
 """
 
 
-@app.command(
+@commands.command(
     cls=Command,
     epilog=SHOW_EXAMPLES,
     short_help="Read a saved report: a summary, the failures, or an HTML page.",
@@ -74,7 +75,7 @@ def show(
     print_text(text)
 
 
-@app.command("actions", cls=Command)
+@commands.command("actions", cls=Command)
 def list_actions(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
@@ -101,7 +102,7 @@ def list_actions(
             typer.echo(f"{text}. {param['description']}" if param["description"] else text)
 
 
-@app.command(cls=Command)
+@commands.command(cls=Command)
 def schema() -> None:
     """Print the JSON Schema of the config format (for editors' "$schema")."""
     from asyncbatch.actions import default_registry

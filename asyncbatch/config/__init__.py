@@ -8,7 +8,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 - :mod:`._load`: :func:`load_config` (a file), :func:`load_config_data` (a parsed
   config) and :func:`select_jobs` (``--only``);
 - :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs);
-- :mod:`._formats`, :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
+- :mod:`._formats` (with :mod:`._toml` and :mod:`._yaml`, imported only for their
+  formats), :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
   :mod:`._problems`: parsing, glob expansion, dependencies, many-job shortcuts and
   located messages;
 - :mod:`.schema`: the JSON Schema of the format, for editors.

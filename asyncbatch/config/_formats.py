@@ -14,17 +14,17 @@ document nested deeper than the parser can read is located by its line and colum
 one it can read, by where the deep value is (``jobs[0].params.p``).
 
 Config text is UTF-8 (a BOM allowed), from a file or from standard input alike.
+The TOML and YAML readers live in :mod:`._toml` and :mod:`._yaml`, imported only
+for a config of their format: tomllib and PyYAML cost a JSON config nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
-
-import yaml
 
 from asyncbatch.config._problems import format_location
 from asyncbatch.errors import ConfigError
@@ -112,30 +112,27 @@ def parse_config(text: str, suffix: str, label: str, max_alias_values: int) -> A
 
 
 def _parse(text: str, suffix: str, label: str, max_alias_values: int) -> Any:
+    """Parse by extension. The TOML and YAML readers are imported only for their
+    formats: a JSON config never pays for them."""
     try:
         if suffix == ".json":
             return json.loads(text, object_pairs_hook=_unique_keys)
         if suffix == ".toml":
-            _check_dotted_keys(text)
-            return tomllib.loads(text)
+            from asyncbatch.config._toml import load_toml
+
+            return load_toml(text)
         if suffix in (".yaml", ".yml"):
-            return _load_yaml(text, max_alias_values)
+            from asyncbatch.config._yaml import load_yaml
+
+            return load_yaml(text, max_alias_values)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [f"line {exc.lineno}, column {exc.colno}: {exc.msg}"], source=label
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([_toml_problem(str(exc))], source=label) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError([f"{where}{exc.problem or exc.context}"], source=label) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"invalid YAML: {exc}"], source=label) from None
-    except (_DuplicateKey, _AliasBomb) as exc:
+    except (Unreadable, DuplicateKey, AliasBomb) as exc:
         raise ConfigError([str(exc)], source=label) from None
-    except (RecursionError, _TooDeep) as exc:
-        offset = exc.at if isinstance(exc, _TooDeep) else _deep_bracket(text, suffix)
+    except (RecursionError, TooDeep) as exc:
+        offset = exc.at if isinstance(exc, TooDeep) else _deep_bracket(text, suffix)
         problem = f"nested more than {MAX_NESTING} levels deep"
         if offset is not None:
             line = text.count("\n", 0, offset) + 1
@@ -155,17 +152,22 @@ def _parse(text: str, suffix: str, label: str, max_alias_values: int) -> Any:
     )
 
 
-class _DuplicateKey(ValueError):
+class Unreadable(ValueError):
+    """A syntax error, its message located as the user reads it (raised by the TOML
+    and YAML readers)."""
+
+
+class DuplicateKey(ValueError):
     pass
 
 
-class _TooDeep(ValueError):
+class TooDeep(ValueError):
     def __init__(self, at: int) -> None:
         super().__init__(at)
         self.at = at
 
 
-class _AliasBomb(ValueError):
+class AliasBomb(ValueError):
     pass
 
 
@@ -174,93 +176,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKey(f"duplicate key {key!r} in an object")
+            raise DuplicateKey(f"duplicate key {key!r} in an object")
         result[key] = value
     return result
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML SafeLoader that rejects duplicate keys (with their line)."""
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue  # ``<<: *defaults``: merged by SafeLoader, its keys overridable
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str):
-                continue  # SafeLoader reports unhashable keys itself, as a YAML error
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise _DuplicateKey(f"line {line}: duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-class _AliasCheckingLoader(_UniqueKeyLoader):
-    """Also rejects documents whose aliases would expand too far (a walk over every
-    node: only for documents that define anchors)."""
-
-    max_alias_values = 0
-
-    def construct_document(self, node: Any) -> Any:
-        _check_aliases(node, self.max_alias_values)
-        return super().construct_document(node)
-
-
-def _load_yaml(text: str, max_alias_values: int) -> Any:
-    """``yaml.load`` with our loaders; aliases checked when there are anchors (an
-    alias needs an anchor, and an anchor is written with '&')."""
-    if "&" not in text:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    loader = _AliasCheckingLoader(text)
-    loader.max_alias_values = max_alias_values
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-def _check_aliases(root: yaml.Node, limit: int) -> None:
-    """Refuse a document whose aliases contain themselves, or would add more than
-    ``limit`` values if written out: PyYAML shares an alias's value instead of
-    copying it, but whatever walks the data later (validation, the journal's
-    fingerprint) would see every copy.
-
-    An alias is the very node object of its anchor, so sizes are computed once per
-    node (iteratively: a deep document must not exhaust the stack)."""
-    sizes: dict[int, int] = {}  # node id -> values in it, aliases written out
-    open_nodes: set[int] = set()  # being sized: meeting one again is a cycle
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        children = _children(node)
-        if children_done:
-            open_nodes.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
-            continue
-        if key in sizes:
-            continue
-        if key in open_nodes:
-            mark = node.start_mark
-            raise _AliasBomb(f"line {mark.line + 1}: an alias contains itself")
-        open_nodes.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in sizes)
-    if sizes[id(root)] - len(sizes) > limit:
-        raise _AliasBomb(f"aliases would add more than {limit} values (an alias bomb?)")
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
 
 
 # --- nesting ------------------------------------------------------------------------------
@@ -309,25 +227,32 @@ def _short(path: list[Any]) -> list[Any]:
     return path[:2]
 
 
-_DOUBLE_QUOTED = r'"(?:[^"\\]|\\.)*+"'
-_SINGLE_QUOTED = r"'[^'\n]*+'"
-_MULTILINE_STRINGS = r'"""(?:[^\\]|\\.)*?"""|' + r"'''.*?'''"
+DOUBLE_QUOTED = r'"(?:[^"\\]|\\.)*+"'
+SINGLE_QUOTED = r"'[^'\n]*+'"
+MULTILINE_STRINGS = r'"""(?:[^\\]|\\.)*?"""|' + r"'''.*?'''"
 _OPENING, _CLOSING = ("[", "{"), ("]", "}")
-_BRACKETS = {
-    # brackets, and what holds a bracket without opening anything: strings, comments
-    ".json": re.compile(rf"{_DOUBLE_QUOTED}|[\[\]{{}}]", re.DOTALL),
-    ".toml": re.compile(
-        rf"{_MULTILINE_STRINGS}|{_DOUBLE_QUOTED}|{_SINGLE_QUOTED}|#[^\n]*|[\[\]{{}}]", re.DOTALL
-    ),
-    ".yaml": re.compile(rf"{_DOUBLE_QUOTED}|'(?:[^']|'')*+'|#[^\n]*|[\[\]{{}}]", re.DOTALL),
-}
+
+
+@functools.cache
+def _brackets(suffix: str) -> re.Pattern[str]:
+    """Brackets, and what holds a bracket without opening anything (strings,
+    comments), in a document of this format; compiled on first use, as only a
+    document too deep for its parser needs them."""
+    if suffix == ".toml":
+        return re.compile(
+            rf"{MULTILINE_STRINGS}|{DOUBLE_QUOTED}|{SINGLE_QUOTED}|#[^\n]*|[\[\]{{}}]",
+            re.DOTALL,
+        )
+    if suffix in (".yaml", ".yml"):
+        return re.compile(rf"{DOUBLE_QUOTED}|'(?:[^']|'')*+'|#[^\n]*|[\[\]{{}}]", re.DOTALL)
+    return re.compile(rf"{DOUBLE_QUOTED}|[\[\]{{}}]", re.DOTALL)
 
 
 def _deep_bracket(text: str, suffix: str) -> int | None:
     """The offset of the first bracket that opens level ``MAX_NESTING + 1`` of
     ``text`` (strings and comments passed over), or None: where a document too
     deep for its parser is too deep."""
-    tokens = _BRACKETS.get(".yaml" if suffix == ".yml" else suffix, _BRACKETS[".json"])
+    tokens = _brackets(suffix)
     depth = 0
     for match in tokens.finditer(text):
         token = match.group()
@@ -338,35 +263,3 @@ def _deep_bracket(text: str, suffix: str) -> int | None:
         elif token in _CLOSING:
             depth -= 1
     return None
-
-
-_TOML_SEGMENT = rf"(?:[A-Za-z0-9_-]++|{_DOUBLE_QUOTED}|{_SINGLE_QUOTED})"
-_TOML_DOTTED_KEYS = re.compile(
-    # a key of more than MAX_NESTING dotted parts; else strings and comments, passed over
-    rf"(?<![\w.\"'-])(?P<key>{_TOML_SEGMENT}(?:[ \t]*+\.[ \t]*+{_TOML_SEGMENT}){{{MAX_NESTING},}}+)"
-    rf"|{_MULTILINE_STRINGS}|{_DOUBLE_QUOTED}|{_SINGLE_QUOTED}|#[^\n]*",
-    re.DOTALL,
-)
-
-
-def _check_dotted_keys(text: str) -> None:
-    """Refuse a TOML key of more than :data:`MAX_NESTING` dotted parts before
-    ``tomllib`` reads it: its cost grows with the square of the parts (100,000
-    parts: tens of gigabytes)."""
-    if text.count(".") <= MAX_NESTING:
-        return
-    for match in _TOML_DOTTED_KEYS.finditer(text):
-        if match.group("key") is not None:
-            raise _TooDeep(match.start())
-
-
-_TOML_PLACE = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
-
-
-def _toml_problem(text: str) -> str:
-    """tomllib's ``Invalid value (at line 3, column 10)`` located as JSON and YAML
-    problems are: ``line 3, column 10: Invalid value``."""
-    found = _TOML_PLACE.match(text)
-    if found is None:
-        return f"invalid TOML: {text}"
-    return f"line {found['line']}, column {found['column']}: {found['message']}"

@@ -5,14 +5,48 @@ executors.
 what happened; an :class:`Executor` decides how each attempt runs
 (:class:`LocalExecutor` in this process; :mod:`asyncbatch.engine.dask` on a Dask
 cluster). Nothing here imports a built-in action: kernels come with the specs.
+
+The names are imported lazily (PEP 562): a module that needs only the listener
+protocols (:mod:`._hooks`) or the settings does not load the scheduler, the
+executors and anyio with them (a dry run imports no engine at all).
 """
 
 from __future__ import annotations
 
-from asyncbatch.engine._hooks import Recorder, RunListener
-from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_batch
-from asyncbatch.engine._settings import Backoff
-from asyncbatch.engine.executors import Attempt, Executor, LocalExecutor, TakeMore, run_timed
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from asyncbatch.engine._hooks import Recorder, RunListener
+    from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_batch
+    from asyncbatch.engine._settings import Backoff
+    from asyncbatch.engine.executors import Attempt, Executor, LocalExecutor, TakeMore, run_timed
+
+_LAZY = {
+    "DEFAULT_CONCURRENCY": "asyncbatch.engine._runner",
+    "Attempt": "asyncbatch.engine.executors",
+    "Backoff": "asyncbatch.engine._settings",
+    "Executor": "asyncbatch.engine.executors",
+    "LocalExecutor": "asyncbatch.engine.executors",
+    "Recorder": "asyncbatch.engine._hooks",
+    "RunListener": "asyncbatch.engine._hooks",
+    "TakeMore": "asyncbatch.engine.executors",
+    "run_batch": "asyncbatch.engine._runner",
+    "run_timed": "asyncbatch.engine.executors",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asyncbatch.engine' has no attribute {name!r}")
+    return getattr(_importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so ``dir()`` and completion show the whole API."""
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
