@@ -12,9 +12,8 @@ between are searched in place, the tail is carried over. How a block is searched
 ``re`` holds the GIL and a catastrophic pattern may never return, so the executor
 runs this kernel in a worker process that a timeout kills (``isolated``), unless
 the pattern is plain literals (``is_bounded``): those are counted without ``re``'s
-backtracking, with Hyperscan where it is installed (it releases the GIL, so such
-searches run in threads on every core). Standard library (and our errors) only,
-but for Hyperscan: worker processes import it.
+backtracking, so the executor may run them in this process. Standard library (and
+our errors) only, but for Hyperscan: worker processes import it.
 """
 
 from __future__ import annotations
