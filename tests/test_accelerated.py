@@ -24,6 +24,7 @@ from asyncbatch.actions._kernels import LineCount, WordCount
 from asyncbatch.actions._search import PatternSearch, is_bounded
 from asyncbatch.actions.builtins import LINES, SEARCH, WORDS
 from asyncbatch.files._scan import scan_file
+from asyncbatch.files.stream import scan_in_process
 from asyncbatch.registry import Kernel, Tuning
 
 np = pytest.importorskip("numpy")
@@ -166,6 +167,21 @@ def test_search_without_hyperscan_or_prefilter_equals_the_definition() -> None:
         assert fed(PatternSearch("x", len(data), params, plain), data, 1 << 20) == want
         reference = PatternSearch("x", len(data), params, plain, optimise=False)
         assert fed(reference, data, 1 << 20) == want
+
+
+@pytest.mark.anyio
+@needs_hyperscan
+async def test_search_in_a_worker_process_with_hyperscan_equals_the_definition(
+    tmp_path: Path,
+) -> None:
+    """Big files go to worker processes, which import Hyperscan on their own."""
+    data = b"ok ERROR then\r\nFATAL \xe2\x84\xaaILL aaaa user=7\n\xff kill\n" * 8000
+    path = tmp_path / "big.log"
+    path.write_bytes(data)
+    for pattern, ignore_case in PATTERNS[:3] + PATTERNS[-6:]:
+        params = {"pattern": pattern, "ignore_case": ignore_case}
+        found = await scan_in_process(SEARCH, path, params, Tuning(chunk_bytes=1 << 20))
+        assert found == search_of(data, pattern, ignore_case), pattern
 
 
 def test_the_letters_that_fold_into_ascii_ones_are_all_known() -> None:

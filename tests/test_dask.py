@@ -228,8 +228,14 @@ def test_globs_and_a_missing_file_report_as_locally(scheduler: str, tmp_path: Pa
                         "name": "errors",
                         "action": "search_pattern",
                         "input": "logs/*.log",
-                        "params": {"pattern": "ERROR"},
+                        "params": {"pattern": "ERROR"},  # literals: in a batch
                         "depends_on": ["lines"],
+                    },
+                    {
+                        "name": "errors-regex",
+                        "action": "search_pattern",
+                        "input": "logs/*.log",
+                        "params": {"pattern": "ER+OR"},  # may backtrack: a process
                     },
                     {"name": "gone", "action": "count_words", "input": "missing.txt"},
                     {

@@ -8,14 +8,14 @@ importable there), with the input path (the same path must be readable on the
 worker) and the params.
 
 Small files travel in batches, as they share a thread hop locally: a slot takes up
-to ``tuning.batch_jobs`` ready jobs of kernels that are not isolated (``more``),
+to ``tuning.batch_jobs`` ready jobs of kernels that need no process (``more``),
 and one task runs them one after another on a worker, each under its own timeout
 from the moment it starts there; the client then reports each job with the start
 and end the worker measured. A job too big to read whole leaves the batch and runs
 as a task of its own, the jobs behind it go back to the queue. Everything else is
 one task per attempt: a custom action's async function (under ``asyncio.run`` on
-the worker), an isolated kernel (a regex, in a worker process of the worker, which
-a cancellation kills).
+the worker), a kernel that needs a process (a regex that may backtrack, in a
+worker process of the worker, which a cancellation kills).
 
 A task's timeout counts from the moment it starts on a worker, not while it waits
 in the cluster's queue: the worker says so first thing, on the ``asyncbatch-started``
@@ -58,7 +58,7 @@ from asyncbatch.engine._dask_worker import (
     run_on_worker,
     scan_on_worker,
 )
-from asyncbatch.engine.executors import Attempt, TakeMore, is_cancellation
+from asyncbatch.engine.executors import Attempt, TakeMore, is_cancellation, needs_process
 from asyncbatch.errors import ExecutorUnavailable, Timeout
 from asyncbatch.files.stream import plain_params, scan_in_process
 from asyncbatch.registry import DEFAULT_TUNING, Tuning
@@ -97,7 +97,7 @@ class DaskExecutor:
     async def run(self, attempt: Attempt, more: TakeMore) -> None:
         spec = attempt.job.spec
         assert spec is not None
-        if spec.kernel is not None and spec.kernel.isolated:
+        if needs_process(attempt.job):
             await self._run_one(attempt)
             return
         if spec.kernel is not None:
@@ -167,7 +167,7 @@ class DaskExecutor:
         assert job.spec is not None
         kernel = job.spec.kernel
         path, root, tuning = str(job.path), attempt.root, self._tuning
-        if kernel is not None and not kernel.isolated:
+        if kernel is not None and not needs_process(job):
             plain = plain_params(job.params)
             return self._client.submit(
                 scan_on_worker, kernel, path, plain, tuning, root, key, key=key
@@ -273,9 +273,9 @@ def _new_key() -> str:
 
 
 def _small_file(job: Job) -> bool:
-    """A job of a small-file batch: a kernel that is not isolated."""
+    """A job of a small-file batch: a kernel that need not run in a worker process."""
     kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and not kernel.isolated
+    return kernel is not None and not needs_process(job)
 
 
 def _custom(job: Job) -> bool:

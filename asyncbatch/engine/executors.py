@@ -181,7 +181,7 @@ class LocalExecutor:
         kernel = job.spec.kernel
         if kernel is None:
             await run_timed(attempt, functools.partial(job.spec.func, job.path, job.params))
-        elif _isolated(job):
+        elif needs_process(job):
             await run_timed(attempt, self._in_process(kernel, attempt))
         else:
             batch = [attempt, *more(_batchable, self.tuning.batch_jobs - 1)]
@@ -260,8 +260,9 @@ def _kernel(attempt: Attempt) -> Kernel:
     return spec.kernel
 
 
-def _isolated(job: Job) -> bool:
-    """A job whose kernel must run in a worker process (a regex that may backtrack)."""
+def needs_process(job: Job) -> bool:
+    """A job whose kernel must run in a worker process (a regex that may backtrack),
+    whatever executor runs it."""
     kernel = job.spec.kernel if job.spec is not None else None
     return kernel is not None and kernel.isolated and kernel.isolated_for(plain_params(job.params))
 
@@ -269,4 +270,4 @@ def _isolated(job: Job) -> bool:
 def _batchable(job: Job) -> bool:
     """A job a small-file batch can run: a kernel that need not be isolated."""
     kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and not _isolated(job)
+    return kernel is not None and not needs_process(job)
