@@ -758,3 +758,32 @@ def test_fail_fast_starts_nothing_after_a_failure_in_a_batch(
     assert [job["status"] for job in reported] == (
         ["succeeded"] * 30 + ["failed"] + ["cancelled"] * 30
     )
+
+
+LOCAL_CLUSTER_PROFILER = """
+import anyio
+from asyncbatch.engine.dask import open_dask_executor
+
+
+async def main():
+    async with open_dask_executor(None) as executor:
+        flags = await executor._client.run(
+            lambda: __import__("dask").config.get("distributed.worker.profile.enabled")
+        )
+    print(sorted(set(flags.values())))
+
+
+if __name__ == "__main__":
+    anyio.run(main)
+"""
+
+
+def test_the_local_cluster_runs_no_profiler(tmp_path: Path) -> None:
+    """It has no dashboard to show profiles on; its sampling every 10 ms would only
+    take CPU from the jobs."""
+    script = tmp_path / "profiler.py"  # worker processes are spawned: a real file
+    script.write_text(LOCAL_CLUSTER_PROFILER, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[False]"

@@ -345,14 +345,19 @@ async def open_dask_executor(
     async with contextlib.AsyncExitStack() as stack:
         target: Any = scheduler
         if scheduler is None:
+            import dask
+
             try:
-                cluster = await distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=LOCAL_WORKERS,
-                    threads_per_worker=1,
-                    processes=True,
-                    asynchronous=True,
-                    dashboard_address=None,
-                )
+                # No dashboard, so no statistical profiler either: it samples every
+                # worker's threads every 10 ms for nobody.
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    cluster = await distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                        n_workers=LOCAL_WORKERS,
+                        threads_per_worker=1,
+                        processes=True,
+                        asynchronous=True,
+                        dashboard_address=None,
+                    )
             except Exception as exc:
                 raise ExecutorUnavailable(f"cannot start a local Dask cluster: {exc}") from exc
             stack.push_async_callback(_close, cluster)
