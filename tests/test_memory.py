@@ -141,3 +141,33 @@ def test_the_report_written_job_by_job_is_byte_for_byte_the_whole_report_dumped(
     path = tmp_path / "report.json"
     write_report(report, path)
     assert path.read_bytes() == (json.dumps(report.to_dict(), indent=2) + "\n").encode()
+
+
+DENSE_BOUND = 150 << 20
+"""Peak RSS allowed for four searches over a file where every byte matches (bytes):
+holding each match of a 4 MiB chunk took over 300 MB."""
+
+
+@pytest.mark.slow
+def test_searches_where_every_byte_matches_stay_within_the_memory_bound(tmp_path: Path) -> None:
+    """Literal patterns are counted from the engine's reports; a chunk with a match
+    on every byte must not hold millions of them at once (nor take minutes)."""
+    line = b"a" * 999 + b"b\n"
+    (tmp_path / "dense.txt").write_bytes(line * 16_000)  # 16 MB
+    patterns = ["a", "aa", "a|b", "A"]
+    jobs = [
+        {"name": p, "action": "search_pattern", "input": "dense.txt", "params": {"pattern": p}}
+        for p in patterns
+    ]
+    write_json(tmp_path / "batch.json", {"jobs": jobs})
+    report = tmp_path / "report.json"
+    peak, done = peak_rss(["run", "batch.json", "-j", "4", "-o", str(report)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = {job["name"]: job["result"] for job in json.loads(report.read_text())["jobs"]}
+    assert results == {
+        "a": {"matches": 999 * 16_000, "matching_lines": 16_000},
+        "aa": {"matches": 499 * 16_000, "matching_lines": 16_000},
+        "a|b": {"matches": 1000 * 16_000, "matching_lines": 16_000},
+        "A": {"matches": 0, "matching_lines": 0},
+    }
+    assert peak < DENSE_BOUND, f"{peak / 2**20:.0f} MB"

@@ -49,22 +49,23 @@ class LineFinder:
     def __init__(self, sources: tuple[bytes, ...], accelerate: bool) -> None:
         self._sources = sources
         self._finders = tuple(re.compile(source + rb"[^\n]*") for source in sources)
+        self._any_line = re.compile(b"(?:%s)[^\n]*" % b"|".join(sources))
         self._accelerate = accelerate and bool(sources)
         self._database: Any = None
 
     def spans(
-        self, data: bytes | bytearray, start: int, end: int, most: int | None
-    ) -> tuple[dict[int, int], int | None] | None:
-        """``({line start: line end}, occurrences)`` of the lines in
-        ``data[start:end]`` (``start`` is 0 or just after a newline) holding a
-        literal, in order; ``occurrences`` counts the literals' occurrences, each
-        (literal, end) once (None when ``re`` looked: it takes one per line). None
-        when more than ``most`` lines hold one."""
+        self, data: bytes | bytearray, start: int, end: int, most: int
+    ) -> dict[int, int] | None:
+        """``{line start: line end}`` of the lines in ``data[start:end]`` (``start``
+        is 0 or just after a newline) holding a literal, in order. None when more
+        than ``most`` lines (or, with Hyperscan, occurrences) are found: memory
+        stays bounded, and the caller searches the block as a whole."""
         database = self._database_for(end - start)
         if database is None:
-            found = self._spans_re(data, start, end, most)
-            return None if found is None else (found, None)
-        ends = self._ends(database, data, start, end)
+            return self._spans_re(data, start, end, most)
+        ends = self._ends(database, data, start, end, most)
+        if ends is None:
+            return None
         spans: dict[int, int] = {}
         line_end = -1
         low = max(start - 1, 0)  # data[start - 1] is a newline, or start is 0
@@ -76,18 +77,27 @@ class LineFinder:
             if line_end < 0:
                 line_end = end
             spans[data.rfind(b"\n", low, at) + 1] = line_end
-            if most is not None and len(spans) > most:
-                return None
-        return spans, len(ends)
+        return spans
 
-    def count(self, data: bytes | bytearray, start: int, end: int) -> tuple[int, int] | None:
+    def lines_holding(self, data: bytes | bytearray, start: int, end: int) -> int:
+        """How many lines of ``data[start:end]`` hold a literal: one regex step per
+        such line, whatever the number of occurrences in it."""
+        return sum(1 for _ in self._any_line.finditer(data, start, end))
+
+    def counts_occurrences(self, size: int) -> bool:
+        """Whether a block of ``size`` bytes goes to Hyperscan, which counts every
+        occurrence (``re`` takes one per line): :meth:`count` then answers."""
+        return self._database_for(size) is not None
+
+    def count(
+        self, data: bytes | bytearray, start: int, end: int, most: int
+    ) -> tuple[int, int] | None:
         """``(lines holding a literal, occurrences)`` in ``data[start:end]``, as
-        :meth:`spans` counts them but without the spans (the cheaper question); None
-        when the block is for ``re``, which does not count occurrences."""
-        database = self._database_for(end - start)
-        if database is None:
+        :meth:`spans` counts them but without the spans (the cheaper question), for
+        a block that :meth:`counts_occurrences`; None past ``most`` occurrences."""
+        ends = self._ends(self._database_for(end - start), data, start, end, most)
+        if ends is None:
             return None
-        ends = self._ends(database, data, start, end)
         lines = 0
         line_end = -1
         for offset in ends:
@@ -99,20 +109,28 @@ class LineFinder:
                     break  # the block's last line: no occurrence after it is in another
         return lines, len(ends)
 
-    def _ends(self, database: Any, data: bytes | bytearray, start: int, end: int) -> list[int]:
-        """Where each occurrence in ``data[start:end]`` ends (relative to ``start``), in order."""
+    def _ends(
+        self, database: Any, data: bytes | bytearray, start: int, end: int, most: int
+    ) -> list[int] | None:
+        """Where each occurrence in ``data[start:end]`` ends (relative to ``start``),
+        in order; None (the scan stopped) past ``most`` of them."""
         ends: list[int] = []
+
+        def found(_id: int, _from: int, to: int, _flags: int, _context: object) -> bool:
+            ends.append(to)
+            return len(ends) > most  # True stops the scan
+
         with memoryview(data) as view:
-            database.scan(
-                view[start:end],
-                match_event_handler=lambda _id, _from, to, _flags, _context: ends.append(to),
-            )
+            try:
+                database.scan(view[start:end], match_event_handler=found)
+            except _hyperscan_module().ScanTerminated:
+                return None
         if len(self._sources) > 1:
             ends.sort()
         return ends
 
     def _spans_re(
-        self, data: bytes | bytearray, start: int, end: int, most: int | None
+        self, data: bytes | bytearray, start: int, end: int, most: int
     ) -> dict[int, int] | None:
         low = max(start - 1, 0)
         spans: dict[int, int] = {}
@@ -120,7 +138,7 @@ class LineFinder:
             for match in finder.finditer(data, start, end):
                 found, line_end = match.span()
                 spans[data.rfind(b"\n", low, found) + 1] = line_end
-                if most is not None and len(spans) > most:
+                if len(spans) > most:
                     return None
         if len(self._finders) > 1:
             spans = dict(sorted(spans.items()))
@@ -134,6 +152,13 @@ class LineFinder:
             if self._database is None:
                 self._accelerate = False
         return self._database
+
+
+def _hyperscan_module() -> Any:
+    """Hyperscan, known to be importable (a database was compiled with it)."""
+    module = _hyperscan()
+    assert module is not None
+    return module
 
 
 def _compile(sources: tuple[bytes, ...]) -> Any:

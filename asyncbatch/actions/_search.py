@@ -102,8 +102,8 @@ class _BlockCounter:
 
     PREFILTER_DENSITY = 512
     """Give the literal prefilter up on a block with more than one candidate line
-    per this many bytes, where searching the whole block is cheaper: unless the
-    pattern is its literals, whose occurrences are then the counts."""
+    (or, with Hyperscan, occurrence) per this many bytes: searching the whole block
+    is then cheaper, and streams its matches instead of holding them."""
 
     def __init__(self, plan: regexplan.Plan, per_line: bool, accelerate: bool) -> None:
         self._plan = plan
@@ -114,19 +114,15 @@ class _BlockCounter:
 
     def add(self, data: bytes | bytearray, start: int, end: int) -> None:
         """Count the lines ``data[start:end]`` (``start`` is 0 or just after a newline)."""
-        if self._finder is not None and self._plan.countable:
-            counted = self._finder.count(data, start, end)
-            if counted is not None:
-                lines, matches = counted
-                self.matching_lines += lines
-                self.matches += matches
+        finder = self._finder
+        if finder is not None:
+            if self._plan.exact:
+                self._count_literals(finder, data, start, end)
                 return
-        if self._finder is not None:
-            exact = self._plan.exact
-            most = None if exact else (end - start) // self.PREFILTER_DENSITY + 1
-            found = self._finder.spans(data, start, end, most)
-            if found is not None:
-                self._count_candidates(data, *found)
+            spans = finder.spans(data, start, end, (end - start) // self.PREFILTER_DENSITY + 1)
+            if spans is not None:
+                if spans:
+                    self._count(b"\n".join([data[s:e] for s, e in spans.items()]))
                 return
             self._finder = None  # dense: not worth it for this file
         if isinstance(data, bytes):
@@ -135,24 +131,24 @@ class _BlockCounter:
             with memoryview(data) as view:
                 self._count(bytes(view[start:end]))
 
-    def _count_candidates(
-        self, data: bytes | bytearray, spans: dict[int, int], occurrences: int | None
+    def _count_literals(
+        self, finder: LineFinder, data: bytes | bytearray, start: int, end: int
     ) -> None:
-        """Count in the candidate lines only: ``spans`` maps a line's start to the
-        end of the line (each holds a literal), in order; ``occurrences`` is how many
-        literals the engine found in them, if it counted."""
-        if not spans:
-            return
+        """A pattern that is its literals: their occurrences are its matches. Where
+        Hyperscan scans, its reports give both counts (up to one occurrence per
+        ``PREFILTER_DENSITY`` bytes, so that memory stays bounded); else
+        ``bytes.count`` counts them in C, and one regex step per line finds the
+        lines holding one."""
         plan = self._plan
-        if plan.exact:  # the literals' occurrences are the matches
-            self.matching_lines += len(spans)
-            if occurrences is not None and plan.countable:
-                self.matches += occurrences
+        size = end - start
+        if plan.countable and finder.counts_occurrences(size):
+            counted = finder.count(data, start, end, size // self.PREFILTER_DENSITY + 1)
+            if counted is not None:
+                self.matching_lines += counted[0]
+                self.matches += counted[1]
                 return
-            for literal in plan.literals:
-                self.matches += sum(data.count(literal, s, e) for s, e in spans.items())
-            return
-        self._count(b"\n".join([data[s:e] for s, e in spans.items()]))
+        self.matches += sum(data.count(literal, start, end) for literal in plan.literals)
+        self.matching_lines += finder.lines_holding(data, start, end)
 
     def _count(self, block: bytes) -> None:
         plan = self._plan
