@@ -563,6 +563,17 @@ def test_a_worker_killed_mid_job_is_retried_and_the_run_completes(
         assert job["error"]["message"], job
 
 
+def _nap_job(data: Path, name: str, seconds: float, **fields: Any) -> dict[str, Any]:
+    """A job of the test plugin's ``slow:nap`` action over ``data``."""
+    return {
+        "name": name,
+        "action": "slow:nap",
+        "input": str(data),
+        "params": {"seconds": seconds},
+        **fields,
+    }
+
+
 def test_a_timeout_counts_from_the_start_on_the_worker_not_the_queue(
     one_thread: str, plugins_dir: Path, tmp_path: Path
 ) -> None:
@@ -572,17 +583,12 @@ def test_a_timeout_counts_from_the_start_on_the_worker_not_the_queue(
     data = tmp_path / "input.txt"
     data.write_text("x\n", encoding="utf-8")
 
-    def nap(name: str, seconds: float, **fields: Any) -> dict[str, Any]:
-        return {
-            "name": name,
-            "action": "slow:nap",
-            "input": str(data),
-            "params": {"seconds": seconds},
-            **fields,
-        }
-
     config = tmp_path / "queue.json"
-    jobs = [nap("first", 2), nap("queued", 0.2, timeout=1), nap("late", 5, timeout=1)]
+    jobs = [
+        _nap_job(data, "first", 2),
+        _nap_job(data, "queued", 0.2, timeout=1),
+        _nap_job(data, "late", 5, timeout=1),
+    ]
     config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
     out = tmp_path / "r.json"
     env = {**os.environ, "PYTHONPATH": str(plugins_dir)}
@@ -690,21 +696,12 @@ def test_each_job_of_a_batch_has_its_own_timeout_from_its_start_on_the_worker(
     data = tmp_path / "input.txt"
     data.write_text("x\n", encoding="utf-8")
 
-    def nap(name: str, seconds: float, **fields: Any) -> dict[str, Any]:
-        return {
-            "name": name,
-            "action": "slow:nap",
-            "input": str(data),
-            "params": {"seconds": seconds},
-            **fields,
-        }
-
     jobs = [
-        nap("warm", 0.05),
-        nap("slow", 0.8),
-        nap("ok", 0.5, timeout=1),
-        nap("late", 5, timeout=1),
-        nap("after", 0.05),
+        _nap_job(data, "warm", 0.05),
+        _nap_job(data, "slow", 0.8),
+        _nap_job(data, "ok", 0.5, timeout=1),
+        _nap_job(data, "late", 5, timeout=1),
+        _nap_job(data, "after", 0.05),
     ]
     config = tmp_path / "naps.json"
     config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
