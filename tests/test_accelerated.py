@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asyncbatch.actions import _optional as optional
 from asyncbatch.actions import _prefilter as prefilter
 from asyncbatch.actions import _regexplan as regexplan
 from asyncbatch.actions import _vector as vector
@@ -28,7 +29,9 @@ from asyncbatch.files.stream import scan_in_process
 from asyncbatch.registry import Kernel, Tuning
 
 np = pytest.importorskip("numpy")
-needs_hyperscan = pytest.mark.skipif(not prefilter.installed(), reason="Hyperscan not installed")
+needs_hyperscan = pytest.mark.skipif(
+    not optional.installed("hyperscan"), reason="Hyperscan not installed"
+)
 
 PIECES = [
     b" ", b"a", b"ERROR", b"FATAL", b"fatal", b"\n", b"\r\n", b"\t", b"\x0b", b"\x1c", b"\x1f",

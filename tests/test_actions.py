@@ -18,7 +18,7 @@ import pydantic
 import pytest
 from support import load
 
-from asyncbatch.actions import _vector as vector
+from asyncbatch.actions import _optional as optional
 from asyncbatch.actions import builtin_specs, default_registry
 from asyncbatch.actions._command import CommandParams
 from asyncbatch.actions._params import (
@@ -87,7 +87,7 @@ def test_the_builtins_are_specs_with_params_models_and_the_file_statistics_kerne
     # How the local executor may run each: hashing lets other threads run (so do
     # numpy's counts, where installed), file_size reads nothing, a regex may never
     # return (only a killable process runs it).
-    numpy = vector.installed()
+    numpy = optional.installed("numpy")
     flags = {
         spec.name: (kernel.reads, kernel.releases_gil, kernel.isolated)
         for spec in specs

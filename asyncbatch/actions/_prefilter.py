@@ -18,28 +18,13 @@ run in linear time. Standard library only, but for Hyperscan when it is installe
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
-from types import ModuleType
 from typing import Any
+
+from asyncbatch.actions import _optional as optional
 
 HYPERSCAN_MIN_BYTES = 64 << 10
 """Smaller blocks use ``re``: a Hyperscan database costs ~0.1 ms to compile."""
-
-
-def installed() -> bool:
-    """Whether Hyperscan can be imported, without importing it."""
-    return importlib.util.find_spec("hyperscan") is not None
-
-
-@functools.cache
-def _hyperscan() -> ModuleType | None:
-    try:
-        import hyperscan
-    except ImportError:
-        return None
-    return hyperscan
 
 
 class LineFinder:
@@ -120,10 +105,11 @@ class LineFinder:
             ends.append(to)
             return len(ends) > most  # True stops the scan
 
+        hyperscan: Any = optional.load("hyperscan")  # loaded: it compiled the database
         with memoryview(data) as view:
             try:
                 database.scan(view[start:end], match_event_handler=found)
-            except _hyperscan_module().ScanTerminated:
+            except hyperscan.ScanTerminated:
                 return None
         if len(self._sources) > 1:
             ends.sort()
@@ -154,17 +140,10 @@ class LineFinder:
         return self._database
 
 
-def _hyperscan_module() -> Any:
-    """Hyperscan, known to be importable (a database was compiled with it)."""
-    module = _hyperscan()
-    assert module is not None
-    return module
-
-
 def _compile(sources: tuple[bytes, ...]) -> Any:
     """A Hyperscan block-mode database of ``sources``; None without Hyperscan, or if
     it refuses them (then ``re`` does the work)."""
-    hyperscan = _hyperscan()
+    hyperscan = optional.load("hyperscan")
     if hyperscan is None:
         return None
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)

@@ -12,10 +12,10 @@ the cache and memory stays flat whatever the piece's size.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from types import ModuleType
 from typing import Any
+
+from asyncbatch.actions import _optional as optional
 
 MIN_BYTES = 64 << 10
 """Smaller pieces are counted by the plain loops: numpy's per-call cost would win."""
@@ -23,23 +23,9 @@ MIN_BYTES = 64 << 10
 _SLICE = 1 << 20
 
 
-def installed() -> bool:
-    """Whether numpy can be imported, without importing it (start-up stays small)."""
-    return importlib.util.find_spec("numpy") is not None
-
-
-@functools.cache
-def _numpy() -> ModuleType | None:
-    try:
-        import numpy
-    except ImportError:
-        return None
-    return numpy
-
-
 def usable(size: int) -> ModuleType | None:
     """numpy, when a piece of ``size`` bytes is worth counting with it."""
-    return _numpy() if size >= MIN_BYTES else None
+    return optional.load("numpy") if size >= MIN_BYTES else None
 
 
 def count_newlines(np: Any, data: bytes | bytearray, slice_bytes: int = _SLICE) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.actions import _vector as vector
+from asyncbatch.actions import _optional as optional
 from asyncbatch.actions._command import CommandParams, run_command
 from asyncbatch.actions._kernels import Checksum, FileSize, LineCount, WordCount
 from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
@@ -22,7 +22,7 @@ from asyncbatch.actions._search import PatternSearch, is_bounded
 from asyncbatch.files.stream import run_kernel
 from asyncbatch.registry import ActionSpec, Kernel
 
-_NUMPY = vector.installed()
+_NUMPY = optional.installed("numpy")
 LINES = Kernel(LineCount, releases_gil=_NUMPY)
 WORDS = Kernel(WordCount, releases_gil=_NUMPY)
 CHECKSUM = Kernel(Checksum, releases_gil=True)
