@@ -8,9 +8,9 @@ Helpers are imported under private names: every public name here is in ``__all__
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
+from asyncbatch._lazy import lazy_names as _lazy_names
 from asyncbatch._version import __version__
 from asyncbatch.errors import (
     AsyncbatchError,
@@ -40,16 +40,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asyncbatch' has no attribute {name!r}")
-    return getattr(_importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """The lazy names too, so ``dir()`` and completion show the whole API."""
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY)
 
 
 __all__ = [

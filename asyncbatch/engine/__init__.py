@@ -13,8 +13,9 @@ executors and anyio with them (a dry run imports no engine at all).
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from asyncbatch._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from asyncbatch.engine._hooks import Recorder, RunListener
@@ -36,16 +37,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'asyncbatch.engine' has no attribute {name!r}")
-    return getattr(_importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    """The lazy names too, so ``dir()`` and completion show the whole API."""
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY)
 
 
 __all__ = [
