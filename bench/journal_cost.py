@@ -17,7 +17,6 @@ Variants alternate, ``--repeat`` times; medians are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-FILES = 5
+from scaling import FILES, write_batch
 
 
 def drive(interval: float, argv: list[str]) -> None:
@@ -38,18 +37,6 @@ def drive(interval: float, argv: list[str]) -> None:
     journal.Journal = functools.partial(journal.Journal, fsync_interval=interval)  # type: ignore[misc]
     sys.argv = ["asyncbatch", *argv]
     main()
-
-
-def write_batch(folder: Path, jobs: int) -> Path:
-    """``jobs`` file_size jobs spread over a handful of small files."""
-    for i in range(FILES):
-        (folder / f"f{i}.txt").write_text("x" * (100 + i) + "\n", encoding="utf-8")
-    entries = [
-        {"name": f"j{i}", "action": "file_size", "input": f"f{i % FILES}.txt"} for i in range(jobs)
-    ]
-    config = folder / "batch.json"
-    config.write_text(json.dumps({"jobs": entries}), encoding="utf-8")
-    return config
 
 
 def commands(config: Path, out: Path) -> dict[str, list[str]]:
