@@ -37,6 +37,7 @@ from typing import Any
 
 from asyncbatch.errors import AsyncbatchError, Cancelled, RemoteError, describe_error
 from asyncbatch.files._scan import Stopped, scan_file, scan_small_file
+from asyncbatch.files.batch import BatchThread
 from asyncbatch.registry import Kernel, Tuning
 
 STARTED_TOPIC = "asyncbatch-started"
@@ -97,7 +98,9 @@ def run_batch_on_worker(
 
 
 class _Batch:
-    """The state a batch's daemon thread and its task thread share, under ``lock``."""
+    """A batch on the worker: the jobs run by a :class:`BatchThread` (the one the
+    local executor uses for small files), watched from the task's thread, which also
+    cancels a custom action running when the batch is abandoned."""
 
     def __init__(
         self,
@@ -110,51 +113,29 @@ class _Batch:
         self._jobs = jobs
         self._tuning = tuning
         self._root = root
-        self._stop_on_error = stop_on_error
         self._began = began
+        self._thread = BatchThread(
+            [timeout for _, timeout in jobs],
+            self._run,
+            stop_on_error=stop_on_error,
+            may_start=lambda position, now: position == 0 or now - began < BATCH_SECONDS,
+        )
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._abandoned = False
-        self._running: int | None = None
-        self._started = 0.0
         self._cancel_running: Callable[[], object] | None = None
-        self._out = BatchOutcome()
+        self._timed_out: tuple[int, float] | None = None
 
     def work(self) -> None:
-        """In the daemon thread: the jobs one after another, until one of the stops."""
-        clock = time.perf_counter
-        out = self._out
+        """In the daemon thread: the jobs, then wake the task's thread."""
         try:
-            for position, (job, _) in enumerate(self._jobs):
-                started = clock()
-                with self._lock:
-                    if self._abandoned or (position and started - self._began >= BATCH_SECONDS):
-                        return
-                    self._running, self._started = position, started
-                    out.reached = position + 1
-                error: BaseException | None = None
-                result: dict[str, Any] | int | None
-                try:  # no signal reaches this thread: whatever it raises is the job's
-                    result = self._run(job)
-                except BaseException as exc:  # noqa: BLE001 - becomes that job's error
-                    result, error = None, _travelling(exc)
-                with self._lock:
-                    self._running = None
-                    if self._abandoned:
-                        return
-                    if isinstance(result, int):
-                        out.large = (position, result)
-                        return
-                    begin = self._began
-                    out.done.append((position, result, error, started - begin, clock() - begin))
-                if error is not None and self._stop_on_error:
-                    return
+            self._thread.work()
         finally:
             self._wake.set()
 
-    def _run(self, job: BatchJob) -> dict[str, Any] | int:
+    def _run(self, position: int) -> dict[str, Any] | int:
         """One job: a kernel over a small file (its size if too big), or a custom
         action in an event loop of its own, whose task :meth:`abandon` cancels."""
+        job = self._jobs[position][0]
         if isinstance(job, tuple):
             kernel, path, params = job
             return scan_small_file(kernel, path, params, self._tuning, self._root)
@@ -165,8 +146,7 @@ class _Batch:
             task = asyncio.ensure_future(job())
             with self._lock:
                 self._cancel_running = functools.partial(loop.call_soon_threadsafe, task.cancel)
-                abandoned = self._abandoned
-            if abandoned:
+            if self._thread.abandoned:
                 task.cancel()
             try:
                 return await task
@@ -179,46 +159,49 @@ class _Batch:
     def abandon(self) -> None:
         """Start nothing more, stop a running custom action at its next ``await``,
         and stop waiting for the running job."""
+        self._thread.abandon()
+        self._cancel()
+        self._wake.set()
+
+    def _cancel(self) -> None:
         with self._lock:
-            self._abandoned = True
             cancel = self._cancel_running
         if cancel is not None:
             cancel()
-        self._wake.set()
 
     def wait(self) -> None:
         """In the task's thread: until the daemon thread ends, a job reaches its
         deadline (abandoned, recorded as timed out) or the batch is abandoned."""
-        while not self._wake.wait(self._wait_for()):
-            with self._lock:
-                running, started = self._running, self._started
-                timeout = None if running is None else self._jobs[running][1]
-                if running is None or timeout is None or time.perf_counter() - started < timeout:
-                    continue
-                self._out.timed_out = (running, started - self._began)
-                self._abandoned = True
-                cancel = self._cancel_running
-            if cancel is not None:
-                cancel()
-            return
-
-    def _wait_for(self) -> float:
-        """Seconds until a job can first reach its deadline: the running one's own,
-        or a later job's timeout (it starts after now)."""
-        with self._lock:
-            running, started, reached = self._running, self._started, self._out.reached
-        later = [timeout for _, timeout in self._jobs[reached:] if timeout is not None]
-        if running is not None and (timeout := self._jobs[running][1]) is not None:
-            later.append(max(0.0, started + timeout - time.perf_counter()))
-        return min([*later, WAKE_EVERY])
+        while not self._wake.wait(self._thread.wait_for(WAKE_EVERY)):
+            late = self._thread.overdue()
+            if late is not None:
+                self._timed_out = late
+                self._cancel()
+                return
 
     def outcome(self) -> BatchOutcome:
-        """What the batch did; a thread left behind (a timed-out job's) adds nothing."""
-        with self._lock:
-            self._abandoned = True
-            out = self._out
-            elapsed = time.perf_counter() - self._began
-            return BatchOutcome(list(out.done), out.reached, out.timed_out, out.large, elapsed)
+        """What the batch did, times from the task's start; a thread left behind (a
+        timed-out job's) adds nothing."""
+        thread = self._thread
+        thread.abandon()
+        finished, _, _ = thread.progress(0)
+        begin = self._began
+        done = [
+            (
+                d.position,
+                d.result,
+                None if d.error is None else _travelling(d.error),
+                d.started - begin,
+                d.ended - begin,
+            )
+            for d in finished
+        ]
+        timed_out = None
+        if self._timed_out is not None:
+            position, started = self._timed_out
+            timed_out = (position, started - begin)
+        elapsed = time.perf_counter() - begin
+        return BatchOutcome(done, thread.reached, timed_out, thread.large, elapsed)
 
 
 def _travelling(exc: BaseException) -> BaseException:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from asyncbatch.files._scan import scan_small_file
@@ -46,17 +46,109 @@ class Done:
     ended: float
 
 
-@dataclass(slots=True)
-class _Shared:
-    """What the thread and the event loop both see, under ``lock``."""
+class BatchThread:
+    """The thread side of a batch, whoever waits for it: ``run_one(position)`` for
+    each of ``len(timeouts)`` jobs in turn (:meth:`work`, in a daemon thread),
+    noting when each started and ended, under one lock with the waiter.
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    abandoned: bool = False
-    running: int | None = None
-    started: float = 0.0
-    reached: int = 0
-    done: list[Done] = field(default_factory=list)
-    large: tuple[int, int] | None = None
+    ``run_one`` returns the job's result, or an ``int``, the size of a file too big
+    to read whole (``large``: not started, the batch stops there); whatever it
+    raises is the job's error (any ``BaseException``). The thread stops at
+    :meth:`abandon`, after a failure with ``stop_on_error``, and before a job for
+    which ``may_start(position, now)`` is false."""
+
+    def __init__(
+        self,
+        timeouts: Sequence[float | None],
+        run_one: Callable[[int], dict[str, Any] | int],
+        *,
+        stop_on_error: bool,
+        may_start: Callable[[int, float], bool] | None = None,
+    ) -> None:
+        self._timeouts = timeouts
+        self._run_one = run_one
+        self._stop_on_error = stop_on_error
+        self._may_start = may_start
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._running: int | None = None
+        self._started = 0.0
+        self._reached = 0
+        self._done: list[Done] = []
+        self.large: tuple[int, int] | None = None
+
+    @property
+    def reached(self) -> int:
+        """Jobs started (or, for the last one, refused as too large): the first not started."""
+        with self._lock:
+            return self._reached
+
+    @property
+    def abandoned(self) -> bool:
+        with self._lock:
+            return self._abandoned
+
+    def work(self) -> None:
+        """In the daemon thread: the jobs one after another, until one of the stops."""
+        clock = time.perf_counter
+        for position in range(len(self._timeouts)):
+            started = clock()
+            with self._lock:
+                if self._abandoned:
+                    return
+                if self._may_start is not None and not self._may_start(position, started):
+                    return
+                self._running, self._started = position, started
+                self._reached = position + 1
+            error: BaseException | None = None
+            result: dict[str, Any] | int | None
+            try:  # no signal and no cancellation reaches this thread: all is the job's
+                result = self._run_one(position)
+            except BaseException as exc:  # noqa: BLE001 - becomes that job's error
+                result, error = None, exc
+            with self._lock:
+                self._running = None
+                if self._abandoned:
+                    return
+                if isinstance(result, int):
+                    self.large = (position, result)
+                    return
+                self._done.append(Done(position, result, error, started, clock()))
+            if error is not None and self._stop_on_error:
+                return
+
+    def abandon(self) -> None:
+        """Start nothing more; a job running now is left to end on its own."""
+        with self._lock:
+            self._abandoned = True
+
+    def progress(self, delivered: int) -> tuple[list[Done], int | None, float]:
+        """The jobs finished from position ``delivered`` of the finished list on, and
+        the job running now (None between jobs) with when it started."""
+        with self._lock:
+            return self._done[delivered:], self._running, self._started
+
+    def overdue(self) -> tuple[int, float] | None:
+        """``(position, started)`` of the running job if it has reached its deadline:
+        the batch is then abandoned."""
+        with self._lock:
+            running, started = self._running, self._started
+            timeout = None if running is None else self._timeouts[running]
+            if running is None or timeout is None or time.perf_counter() - started < timeout:
+                return None
+            self._abandoned = True
+            return running, started
+
+    def wait_for(self, longest: float) -> float:
+        """Seconds until the earliest moment a job can reach its deadline (the
+        running job's own, or a later job's timeout: it starts after now), at most
+        ``longest``."""
+        with self._lock:
+            running, started, reached = self._running, self._started, self._reached
+        later = [timeout for timeout in self._timeouts[reached:] if timeout is not None]
+        if running is not None and (timeout := self._timeouts[running]) is not None:
+            later.append(max(0.0, started + timeout - time.perf_counter()))
+        return min([*later, longest])
 
 
 class SmallFiles:
@@ -87,41 +179,39 @@ class SmallFiles:
         self._jobs = jobs
         self._tuning = tuning
         self._root = root
-        self._stop_on_error = stop_on_error
         self._on_started = on_started
         self._on_done = on_done
-        self._shared = _Shared()
+        self._thread = BatchThread(
+            [job.timeout for job in jobs], self._scan, stop_on_error=stop_on_error
+        )
         self._delivered = 0
         self.timed_out: tuple[int, float] | None = None
 
     @property
     def large(self) -> tuple[int, int] | None:
-        return self._shared.large
+        return self._thread.large
 
     @property
     def not_started(self) -> range:
-        return range(self._shared.reached, len(self._jobs))
+        return range(self._thread.reached, len(self._jobs))
 
     async def run(self) -> None:
         """Wait for the thread, stopping it at the running job's deadline."""
-        shared = self._shared
-        future = start_blocking(self._work)
+        thread = self._thread
+        future = start_blocking(thread.work)
         try:
-            while not await wait_done(future, self._wait_for()):
+            while not await wait_done(future, thread.wait_for(REPORT_AFTER)):
                 running, started = self._deliver()
                 if running is None:
                     continue
-                timeout = self._jobs[running].timeout
-                if timeout is not None and time.perf_counter() - started >= timeout:
-                    with shared.lock:
-                        shared.abandoned = True
-                    self.timed_out = (running, started)
+                late = thread.overdue()
+                if late is not None:
+                    self.timed_out = late
                     return
                 self._on_started(running, started)
             future.result()  # the thread's own bugs surface here
         finally:
-            with shared.lock:
-                shared.abandoned = True
+            thread.abandon()
             running, started = self._deliver()
             if running is not None and self.timed_out is None:
                 self._on_started(running, started)  # cancelled while on it: it did start
@@ -129,50 +219,12 @@ class SmallFiles:
     def _deliver(self) -> tuple[int | None, float]:
         """Tell the caller about the jobs finished since last time, in order; return
         the running job (None between jobs) and when it started."""
-        shared = self._shared
-        with shared.lock:
-            finished = shared.done[self._delivered :]
-            self._delivered = len(shared.done)
-            running, started = shared.running, shared.started
+        finished, running, started = self._thread.progress(self._delivered)
+        self._delivered += len(finished)
         for done in finished:
             self._on_done(done)
         return running, started
 
-    def _wait_for(self) -> float:
-        """Seconds until the earliest moment a job can reach its deadline: the
-        running job's own, or a later job's timeout (it starts after now)."""
-        shared = self._shared
-        with shared.lock:
-            running, started, reached = shared.running, shared.started, shared.reached
-        later = [job.timeout for job in self._jobs[reached:] if job.timeout is not None]
-        if running is not None and (timeout := self._jobs[running].timeout) is not None:
-            later.append(max(0.0, started + timeout - time.perf_counter()))
-        return min([*later, REPORT_AFTER])
-
-    def _work(self) -> None:
-        shared = self._shared
-        clock = time.perf_counter
-        for position, job in enumerate(self._jobs):
-            started = clock()
-            with shared.lock:
-                if shared.abandoned:
-                    return
-                shared.running = position
-                shared.started = started
-                shared.reached = position + 1
-            error: BaseException | None = None
-            result: dict[str, Any] | int | None
-            try:  # no signal and no cancellation reaches this thread: all is the job's
-                result = scan_small_file(job.kernel, job.path, job.params, self._tuning, self._root)
-            except BaseException as exc:  # noqa: BLE001 - becomes that job's error
-                result, error = None, exc
-            with shared.lock:
-                shared.running = None
-                if shared.abandoned:
-                    return
-                if isinstance(result, int):
-                    shared.large = (position, result)
-                    return
-                shared.done.append(Done(position, result, error, started, clock()))
-            if error is not None and self._stop_on_error:
-                return
+    def _scan(self, position: int) -> dict[str, Any] | int:
+        job = self._jobs[position]
+        return scan_small_file(job.kernel, job.path, job.params, self._tuning, self._root)
