@@ -113,7 +113,8 @@ def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str
     if config.source != "-":
         taken[os.path.realpath(config.source)] = "the config file"
     if options.output is not None:
-        from asyncbatch.output.journal import journal_path, lock_path
+        from asyncbatch.output._lock import lock_path
+        from asyncbatch.output.journal import journal_path
 
         taken[os.path.realpath(journal_path(options.output))] = "the report's journal"
         taken[os.path.realpath(lock_path(options.output))] = "the report's lock"

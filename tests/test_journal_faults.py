@@ -660,7 +660,7 @@ def test_fingerprints_of_params_are_equal_exactly_when_the_params_are(tmp_path: 
 def test_a_lock_closed_by_someone_else_is_released_without_closing_what_took_its_number(
     tmp_path: Path,
 ) -> None:
-    from asyncbatch.output.journal import RunLock
+    from asyncbatch.output._lock import RunLock
 
     lock = RunLock(tmp_path / "out.json")
     lock.acquire()

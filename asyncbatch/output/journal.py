@@ -50,6 +50,7 @@ from asyncbatch.output._journal_read import (
     recorded_payload,
     recorded_success,
 )
+from asyncbatch.output._lock import RunLock, cannot_write
 from asyncbatch.output.report import JobResult, write_bytes_atomically
 
 FSYNC_INTERVAL = 0.5
@@ -64,45 +65,6 @@ def _ignore(message: str) -> None:
 
 def journal_path(report: Path) -> Path:
     return report.with_name(report.name + ".journal")
-
-
-def lock_path(report: Path) -> Path:
-    return report.with_name(report.name + ".lock")
-
-
-# --- the lock ------------------------------------------------------------------------------
-
-
-class RunLock:
-    """An exclusive, non-blocking ``flock`` on ``<report>.lock`` for one run."""
-
-    def __init__(self, report: Path) -> None:
-        self._path = lock_path(report)
-        self._fd: int | None = None
-        self._identity = (0, 0)
-
-    def acquire(self) -> None:
-        try:  # never through a symbolic link planted at this predictable name
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-        except OSError as exc:
-            raise _cannot_write(self._path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(
-                path=str(self._path.with_suffix("")),
-                reason="another asyncbatch run is writing this report now",
-            ) from None
-        info = os.fstat(fd)
-        self._fd, self._identity = fd, (info.st_dev, info.st_ino)
-
-    def release(self) -> None:
-        """Close the lock (which drops the flock), unless an action closed it already:
-        then the kernel dropped the flock, and the number may belong to another file."""
-        fd, self._fd = self._fd, None
-        if fd is not None and _still_refers_to(fd, self._identity):
-            os.close(fd)
 
 
 # --- reading an earlier journal ------------------------------------------------------------
@@ -171,7 +133,7 @@ class Journal:
                 size += 1
         except OSError as exc:
             os.close(fd)
-            raise _cannot_write(self.path, exc) from None
+            raise cannot_write(self.path, exc) from None
         self._fd, self._start, self._size, self._writing = fd, size, size, True
         self._syncer = _Syncer(fd, self._sync, self._fsync_interval)
 
@@ -340,20 +302,11 @@ def _open_for_writing(path: Path, resume: bool) -> int:
                 raise
             fd = os.open(path, base | os.O_WRONLY | os.O_APPEND, 0o666)  # write-only file
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the lstat
         os.close(fd)
         raise OutputError(path=str(path), reason="is not a regular file")
     return fd
-
-
-def _still_refers_to(fd: int, identity: tuple[int, int]) -> bool:
-    """Whether ``fd`` is still open on the file (device, inode) it was opened on."""
-    try:
-        info = os.fstat(fd)
-    except OSError:
-        return False
-    return (info.st_dev, info.st_ino) == identity
 
 
 def _ends_with_newline(fd: int, size: int) -> bool:
@@ -370,13 +323,6 @@ def _write_all(fd: int, data: bytes) -> None:
         if written == 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[written:]
-
-
-def _cannot_write(path: Path, exc: OSError) -> OutputError:
-    """The journal or the lock cannot be opened (exit 2, before any job starts)."""
-    if exc.errno == errno.ELOOP:
-        return OutputError(path=str(path), reason="is a symbolic link; it is not written through")
-    return OutputError(path=str(path), reason=exc.strerror or str(exc))
 
 
 @contextmanager
