@@ -1,10 +1,11 @@
 """What a run asks of, and tells, the world around it: the journal it records into
 (:class:`Recorder`) and the listeners that hear of starts, retries and results
-(:class:`RunListener`)."""
+(:class:`RunListener`, told through :class:`Listeners`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
@@ -41,3 +42,23 @@ class RunListener(Protocol):
     def job_done(self, result: JobResult) -> None:
         """The job has its final result."""
         return None
+
+
+class Listeners:
+    """The run's listeners, each told of an event if it defines it. One that raises
+    (a ``-v`` line on a closed pipe, say) is dropped for the rest of the run: the
+    run's bookkeeping must never stop half-way because of it."""
+
+    def __init__(self, listeners: Iterable[RunListener]) -> None:
+        self._listeners = list(listeners)
+
+    def tell(self, event: str, *args: Any) -> None:
+        """Call ``event(*args)`` on every listener that has it."""
+        for listener in list(self._listeners):
+            method = getattr(listener, event, None)
+            if method is None:  # a listener need not hear everything
+                continue
+            try:
+                method(*args)
+            except Exception:  # noqa: BLE001 - a listener's failure is not the run's
+                self._listeners.remove(listener)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from asyncbatch.engine._hooks import Recorder, RunListener
+from asyncbatch.engine._hooks import Listeners, Recorder, RunListener
 from asyncbatch.engine._limits import ReadyJobs
 from asyncbatch.engine._results import checked_result
 from asyncbatch.engine._settings import Settings
@@ -61,7 +61,7 @@ class Scheduler:
         self._settings = settings
         self._executor = executor
         self._journal = journal
-        self._listeners = list(listeners)
+        self._listeners = Listeners(listeners)
         total = len(self._jobs)
         self._results: list[JobResult | None] = [None] * total
         self._attempts = [0] * total
@@ -246,7 +246,7 @@ class Scheduler:
         if self._first_start[index] is None:
             self._first_start[index] = at if at is not None else time.perf_counter()
         self._attempts[index] += 1
-        self._tell("job_started", attempt.job, self._attempts[index])
+        self._listeners.tell("job_started", attempt.job, self._attempts[index])
 
     def attempt_ended(
         self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
@@ -260,7 +260,7 @@ class Scheduler:
         if error is None:
             self._finish(index, "succeeded", result=result, ended=at)
             return
-        self._tell("job_attempt_failed", attempt.job, self._attempts[index], error)
+        self._listeners.tell("job_attempt_failed", attempt.job, self._attempts[index], error)
         if self.halt_reason is not None:
             # Failed while the run is being halted (cancelled, or about to be):
             # cancelled, so that the report holds at most max_failures failed jobs.
@@ -272,7 +272,7 @@ class Scheduler:
             self._fail_for_good(index, error, ended=at)
             return
         delay = self._settings.backoff.delay(self._attempts[index])
-        self._tell("job_retrying", job, self._describe(index, error), delay)
+        self._listeners.tell("job_retrying", job, self._describe(index, error), delay)
         assert self._group is not None
         self._group.start_soon(self._retry_later, index, delay)
 
@@ -388,20 +388,7 @@ class Scheduler:
                 # The journal reports its own failures when it is closed; a run
                 # that cannot journal goes on, as one that cannot show progress does.
                 self._journal = None
-        self._tell("job_done", outcome)
-
-    def _tell(self, event: str, *args: Any) -> None:
-        """Call ``event`` on every listener. One that raises (a ``-v`` line on a
-        closed pipe, say) is dropped for the rest of the run: the run's bookkeeping
-        must never stop half-way because of it."""
-        for listener in list(self._listeners):
-            method = getattr(listener, event, None)
-            if method is None:  # a listener need not hear everything
-                continue
-            try:
-                method(*args)
-            except Exception:  # noqa: BLE001 - a listener's failure is not the run's
-                self._listeners.remove(listener)
+        self._listeners.tell("job_done", outcome)
 
     def _cancel_unfinished(self) -> None:
         """After a halt: every job without a result (running, waiting for a retry,
