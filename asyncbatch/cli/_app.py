@@ -9,7 +9,8 @@ options of ``each``. ``--help`` and shell completion ask for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+import importlib
+from collections.abc import Iterator, MutableMapping
 from typing import Annotated, Any
 
 import typer
@@ -17,34 +18,15 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from asyncbatch import __version__
 
-
-def _run() -> typer.Typer:
-    from asyncbatch.cli._run import commands
-
-    return commands
-
-
-def _each() -> typer.Typer:
-    from asyncbatch.cli._each import commands
-
-    return commands
-
-
-def _read() -> typer.Typer:
-    from asyncbatch.cli._read import commands
-
-    return commands
-
-
-COMMAND_MODULES: dict[str, Callable[[], typer.Typer]] = {
-    "run": _run,
-    "each": _each,
-    "show": _read,
-    "actions": _read,
-    "schema": _read,
+COMMAND_MODULES: dict[str, str] = {
+    "run": "asyncbatch.cli._run",
+    "each": "asyncbatch.cli._each",
+    "show": "asyncbatch.cli._read",
+    "actions": "asyncbatch.cli._read",
+    "schema": "asyncbatch.cli._read",
 }
-"""Each command's module (imported by its function), in the order people need
-them (the order of ``--help``)."""
+"""Each command's module (its ``commands`` app declares it), in the order people
+need them (the order of ``--help``)."""
 COMMAND_ORDER = tuple(COMMAND_MODULES)
 
 
@@ -110,9 +92,9 @@ class _LazyCommands(MutableMapping[str, Any]):
         return name in COMMAND_MODULES or name in self._built
 
 
-def _build(module: Callable[[], typer.Typer]) -> dict[str, Any]:
-    """The click commands of a command module's ``commands`` app, by name."""
-    built = typer.main.get_command(module())
+def _build(module: str) -> dict[str, Any]:
+    """The click commands of the ``commands`` app of ``module``, by name."""
+    built = typer.main.get_command(importlib.import_module(module).commands)
     if isinstance(built, TyperGroup):
         return dict(built.commands)
     return {built.name or "": built}
