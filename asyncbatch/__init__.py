@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from asyncbatch._lazy import lazy_names as _lazy_names
+from asyncbatch.lazy import lazy_names as _lazy_names
 from asyncbatch._version import __version__
 from asyncbatch.errors import (
     AsyncbatchError,
@@ -22,7 +22,7 @@ from asyncbatch.errors import (
 if _typing.TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job, load_config
     from asyncbatch.engine import run_batch
-    from asyncbatch.output.report import JobResult, Report, Summary
+    from asyncbatch.model import JobResult, Report, Summary
     from asyncbatch.registry import ActionRegistry, ActionSpec, action
 
 
@@ -31,9 +31,9 @@ _LAZY = {
     "ActionSpec": "asyncbatch.registry",
     "BatchConfig": "asyncbatch.config",
     "Job": "asyncbatch.config",
-    "JobResult": "asyncbatch.output.report",
-    "Report": "asyncbatch.output.report",
-    "Summary": "asyncbatch.output.report",
+    "JobResult": "asyncbatch.model",
+    "Report": "asyncbatch.model",
+    "Summary": "asyncbatch.model",
     "action": "asyncbatch.registry",
     "load_config": "asyncbatch.config",
     "run_batch": "asyncbatch.engine",

@@ -4,14 +4,14 @@ then the command line.
 The handler for SIGINT and SIGTERM is installed before anything heavy is imported,
 so that no moment of a run is left to Python's defaults (a ``KeyboardInterrupt``
 traceback, a SIGTERM that kills before the report is written); see
-:mod:`asyncbatch._interrupts`.
+:mod:`asyncbatch.interrupts`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from asyncbatch._interrupts import Interrupted, Interruptions
+from asyncbatch.interrupts import Interrupted, Interruptions
 
 
 def main() -> None:

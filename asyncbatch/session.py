@@ -4,7 +4,7 @@ and every way out (success, failure, a signal) passes the same final writes.
 
 :func:`run_session` is what ``asyncbatch run`` calls once the config is loaded:
 it takes the typed :class:`RunOptions` and returns the report with its exit code.
-Signals (:mod:`asyncbatch._interrupts`): the first SIGINT or SIGTERM stops the run
+Signals (:mod:`asyncbatch.interrupts`): the first SIGINT or SIGTERM stops the run
 cleanly (running jobs are cancelled, every unfinished job is ``cancelled``, the report
 is still written) and the exit code is 130 or 143; a second SIGINT means "now": the
 process exits at once with 130, every finished job already in the journal.
@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import anyio
 
-from asyncbatch._interrupts import Interruptions
+from asyncbatch.interrupts import Interruptions
 from asyncbatch.engine._hooks import RunListener
 from asyncbatch.errors import RemoteError, describe_error
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job
     from asyncbatch.engine import Executor, Recorder
+    from asyncbatch.model import Report
     from asyncbatch.output.journal import Journal
-    from asyncbatch.output.report import Report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

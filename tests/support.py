@@ -31,7 +31,7 @@ from asyncbatch.cli import app
 from asyncbatch.config import BatchConfig, load_config
 from asyncbatch.engine import run_batch
 from asyncbatch.errors import JobError, LineTooLong
-from asyncbatch.output.report import JobResult, Report
+from asyncbatch.model import JobResult, Report
 from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -70,7 +70,7 @@ def test_version_is_the_installed_distribution_version() -> None:
 
 HOMES = {
     "asyncbatch.engine": ["run_batch"],
-    "asyncbatch.output.report": ["JobResult", "Report", "Summary"],
+    "asyncbatch.model": ["JobResult", "Report", "Summary"],
     "asyncbatch.config": ["BatchConfig", "Job", "load_config"],
     "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "action"],
     "asyncbatch.errors": ["AsyncbatchError", "ConfigError", "JobError", "OutputError"],

@@ -17,7 +17,7 @@ from support import Probe, by_name, outcome, run
 
 from asyncbatch.config import Job, load_config
 from asyncbatch.engine import RunListener
-from asyncbatch.output.report import JobResult
+from asyncbatch.model import JobResult
 
 pytestmark = pytest.mark.anyio
 

@@ -46,7 +46,8 @@ from support import (
 from asyncbatch.config import BatchConfig, load_config
 from asyncbatch.engine import LocalExecutor, Recorder, RunListener, run_batch
 from asyncbatch.errors import describe_error
-from asyncbatch.output.report import JobResult, write_report
+from asyncbatch.model import JobResult
+from asyncbatch.output.report import write_report
 from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
 
 pytestmark = pytest.mark.anyio

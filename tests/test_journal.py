@@ -31,8 +31,8 @@ from support import run_module, write_json
 
 from asyncbatch.config import Job, load_config
 from asyncbatch.errors import OutputError
+from asyncbatch.model import JobResult
 from asyncbatch.output.journal import Journal, journal_path, journaled
-from asyncbatch.output.report import JobResult
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock and SIGKILL are POSIX")
 

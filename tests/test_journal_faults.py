@@ -30,9 +30,9 @@ from test_memory import peak_rss
 
 from asyncbatch.config import Job, load_config
 from asyncbatch.errors import OutputError
+from asyncbatch.model import JobResult
 from asyncbatch.output._fingerprints import Fingerprints, fingerprint
 from asyncbatch.output.journal import Journal, journal_path, journaled
-from asyncbatch.output.report import JobResult
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and mounts")
 

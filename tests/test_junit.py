@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from support import SAMPLE, add_module, invoke, run_module
 
+from asyncbatch.model import JobResult, Report
 from asyncbatch.output.junit import RESULT_LIMIT, junit_xml, write_junit
-from asyncbatch.output.report import JobResult, Report
 
 SAMPLE_JOBS = ["app-lines", "notes-words", "app-errors", "notes-sha256"]
 SUBPROCESS_TIMEOUT = 20

@@ -47,7 +47,7 @@ from asyncbatch.errors import NotARegularFile, describe_error
 from asyncbatch.files._scan import open_regular, scan_file, scan_small_file
 from asyncbatch.files.batch import Done, SmallFiles, SmallJob
 from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
-from asyncbatch.output.report import Report
+from asyncbatch.model import Report
 from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Scanner, Tuning
 
 pytestmark = pytest.mark.anyio

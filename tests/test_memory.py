@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from support import summary, write_json
 
-from asyncbatch.output.report import JobResult, Report, write_report
+from asyncbatch.model import JobResult, Report
+from asyncbatch.output.report import write_report
 
 SUBPROCESS = 300
 """Generous deadline for one run of the command (s)."""

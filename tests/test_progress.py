@@ -40,6 +40,7 @@ from support import (
 
 from asyncbatch.config import Job
 from asyncbatch.engine import Backoff, RunListener
+from asyncbatch.model import JobResult, Report, Status
 from asyncbatch.output.progress import (
     ProgressListener,
     ProgressState,
@@ -48,7 +49,6 @@ from asyncbatch.output.progress import (
     progress_wanted,
     running_under_ci,
 )
-from asyncbatch.output.report import JobResult, Report, Status
 from asyncbatch.output.terminal import (
     group_jobs,
     job_line,

@@ -14,7 +14,8 @@ import pytest
 
 import asyncbatch
 from asyncbatch.errors import OutputError
-from asyncbatch.output.report import JobResult, Report, Summary, check_output_writable, write_report
+from asyncbatch.model import JobResult, Report, Summary
+from asyncbatch.output.report import check_output_writable, write_report
 
 JOB_KEYS = [
     "name",

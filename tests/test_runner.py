@@ -30,7 +30,7 @@ from asyncbatch.engine import (
 )
 from asyncbatch.engine._limits import ReadyJobs
 from asyncbatch.files.batch import REPORT_AFTER
-from asyncbatch.output.report import JobResult
+from asyncbatch.model import JobResult
 from asyncbatch.registry import ActionRegistry, Tuning
 
 pytestmark = pytest.mark.anyio

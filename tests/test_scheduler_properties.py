@@ -42,7 +42,7 @@ from support import HANG
 
 from asyncbatch.config import load_config
 from asyncbatch.engine import Backoff, LocalExecutor, run_batch
-from asyncbatch.output.report import JobResult, Report
+from asyncbatch.model import JobResult, Report
 from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
 
 pytestmark = pytest.mark.slow

@@ -33,7 +33,7 @@ from support import (
 
 from asyncbatch.config import BatchConfig
 from asyncbatch.errors import OutputError
-from asyncbatch.output.report import Report
+from asyncbatch.model import Report
 from asyncbatch.session import Outcome, RunOptions, run_session
 
 IS_ROOT = os.geteuid() == 0

@@ -233,7 +233,7 @@ def test_a_signal_during_an_in_process_session_stops_it_with_the_exit_code(
 
 SETTLED = """
 import signal, sys, threading, time
-from asyncbatch._interrupts import Interruptions
+from asyncbatch.interrupts import Interruptions
 
 worker = threading.Thread(target=time.sleep, args=(0.5,))  # started before, as the run's are
 worker.start()

@@ -47,7 +47,7 @@ from asyncbatch.errors import ConfigError, ExecutorUnavailable, OutputError
 from asyncbatch.output.terminal import print_end_of_run
 
 if TYPE_CHECKING:
-    from asyncbatch._interrupts import Interruptions
+    from asyncbatch.interrupts import Interruptions
     from asyncbatch.config import BatchConfig
     from asyncbatch.session import RunOptions
 
@@ -195,7 +195,7 @@ def load_and_run(
 ) -> NoReturn:
     """Load the batch (a signal then stops it: nothing ran), run or plan it, and
     exit with the run's code."""
-    from asyncbatch._interrupts import Interrupted, Interruptions
+    from asyncbatch.interrupts import Interrupted, Interruptions
 
     with Interruptions() as interruptions:
         try:

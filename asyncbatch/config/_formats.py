@@ -27,10 +27,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from asyncbatch.config._problems import format_location
+from asyncbatch.config._syntax import (
+    DOUBLE_QUOTED,
+    MAX_NESTING,
+    MULTILINE_STRINGS,
+    SINGLE_QUOTED,
+    AliasBomb,
+    DuplicateKey,
+    TooDeep,
+    Unreadable,
+)
 from asyncbatch.errors import ConfigError
-
-MAX_NESTING = 100
-"""Levels of objects and lists a config may nest, its top level counted."""
 
 
 def read_config_text(path: Path, label: str, max_bytes: int) -> str:
@@ -152,25 +159,6 @@ def _parse(text: str, suffix: str, label: str, max_alias_values: int) -> Any:
     )
 
 
-class Unreadable(ValueError):
-    """A syntax error, its message located as the user reads it (raised by the TOML
-    and YAML readers)."""
-
-
-class DuplicateKey(ValueError):
-    pass
-
-
-class TooDeep(ValueError):
-    def __init__(self, at: int) -> None:
-        super().__init__(at)
-        self.at = at
-
-
-class AliasBomb(ValueError):
-    pass
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON object hook: a repeated key is an error, not a silent overwrite."""
     result: dict[str, Any] = {}
@@ -227,9 +215,6 @@ def _short(path: list[Any]) -> list[Any]:
     return path[:2]
 
 
-DOUBLE_QUOTED = r'"(?:[^"\\]|\\.)*+"'
-SINGLE_QUOTED = r"'[^'\n]*+'"
-MULTILINE_STRINGS = r'"""(?:[^\\]|\\.)*?"""|' + r"'''.*?'''"
 _OPENING, _CLOSING = ("[", "{"), ("]", "}")
 
 

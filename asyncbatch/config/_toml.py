@@ -7,7 +7,7 @@ import re
 import tomllib
 from typing import Any
 
-from asyncbatch.config._formats import (
+from asyncbatch.config._syntax import (
     DOUBLE_QUOTED,
     MAX_NESTING,
     MULTILINE_STRINGS,

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from asyncbatch.config._formats import AliasBomb, DuplicateKey, Unreadable
+from asyncbatch.config._syntax import AliasBomb, DuplicateKey, Unreadable
 
 
 def load_yaml(text: str, max_alias_values: int) -> Any:

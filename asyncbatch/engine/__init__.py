@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typing as _typing
 
-from asyncbatch._lazy import lazy_names as _lazy_names
+from asyncbatch.lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from asyncbatch.engine._hooks import Recorder, RunListener

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
-    from asyncbatch.output.report import JobResult
+    from asyncbatch.model import JobResult
 
 
 class Recorder(Protocol):

@@ -34,7 +34,7 @@ from asyncbatch.engine._scheduler import Scheduler
 from asyncbatch.engine._settings import Backoff, Settings
 from asyncbatch.engine.executors import Executor, LocalExecutor
 from asyncbatch.files._confine import real_root
-from asyncbatch.output.report import JobResult, Report, now
+from asyncbatch.model import JobResult, Report, now
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig

@@ -29,7 +29,7 @@ from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._tracker import DependencyTracker
 from asyncbatch.engine.executors import Attempt, Executor, is_cancellation
 from asyncbatch.errors import Cancelled, DependencyFailed, UnknownAction, describe_error
-from asyncbatch.output.report import JobResult, Status
+from asyncbatch.model import JobResult, Status
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup

@@ -32,7 +32,7 @@ class Fingerprints:
     equal fingerprints whatever objects hold them; different params, different ones."""
 
     def __init__(self, root: str | None = None) -> None:
-        from asyncbatch import __version__
+        from asyncbatch.model import __version__
 
         self._root = root
         self._version = __version__

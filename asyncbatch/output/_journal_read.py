@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.output.report import STATUSES
+from asyncbatch.model import STATUSES
 
 MAX_LINE_BYTES = 16 << 20
 """Longest journal line read back; a longer one is not trusted (nor held in memory)."""

@@ -42,6 +42,7 @@ from typing import Any
 from asyncbatch.actions._command import CommandParams
 from asyncbatch.config import Job
 from asyncbatch.errors import OutputError
+from asyncbatch.model import JobResult
 from asyncbatch.output._fingerprints import Fingerprints
 from asyncbatch.output._journal_read import (
     Recorded,
@@ -51,7 +52,7 @@ from asyncbatch.output._journal_read import (
     recorded_success,
 )
 from asyncbatch.output._lock import RunLock, cannot_write
-from asyncbatch.output.report import JobResult, write_bytes_atomically
+from asyncbatch.output.report import write_bytes_atomically
 
 FSYNC_INTERVAL = 0.5
 """Longest a written line waits for its fsync (seconds), plus the fsync's own time."""

@@ -32,7 +32,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.output.report import JobResult, Report, write_atomically
+from asyncbatch.model import JobResult, Report
+from asyncbatch.output.report import write_atomically
 
 SUITE_NAME = "asyncbatch"
 RESULT_LIMIT = 1000
@@ -106,7 +107,7 @@ def _add_testcase(suite: ET.Element, job: JobResult, classname: str) -> None:
 
 
 def _properties(report: Report) -> list[tuple[str, str]]:
-    from asyncbatch import __version__
+    from asyncbatch.model import __version__
 
     return [
         ("asyncbatch_version", __version__),

@@ -24,7 +24,7 @@ from asyncbatch.output.terminal import error_of, job_line, sanitize
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
-    from asyncbatch.output.report import JobResult
+    from asyncbatch.model import JobResult
 
 REFRESH_PER_SECOND = 8
 """Redraws per second of the live display, whatever the rate at which jobs end."""

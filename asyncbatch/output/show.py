@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncbatch.errors import NotAReport
-from asyncbatch.output.report import STATUSES, JobResult, Summary
+from asyncbatch.model import STATUSES, JobResult, Summary
 from asyncbatch.output.terminal import (
     attempts_note,
     counts_line,

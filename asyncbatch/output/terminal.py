@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
 
 if TYPE_CHECKING:
-    from asyncbatch.output.report import JobResult, Report, Summary
+    from asyncbatch.model import JobResult, Report, Summary
 
 NAME_WIDTH = 40
 """End-of-run table: names are aligned up to this width; longer ones overflow
