@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import typing as _typing
 
-from asyncbatch.lazy import lazy_names as _lazy_names
 from asyncbatch._version import __version__
 from asyncbatch.errors import (
     AsyncbatchError,
@@ -18,12 +17,14 @@ from asyncbatch.errors import (
     JobError,
     OutputError,
 )
+from asyncbatch.lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
-    from asyncbatch.config import BatchConfig, Job, load_config
-    from asyncbatch.engine import run_batch
+    from asyncbatch.config import BatchConfig, Job
     from asyncbatch.model import JobResult, Report, Summary
+    from asyncbatch.options import RunOptions
     from asyncbatch.registry import ActionRegistry, ActionSpec, action
+    from asyncbatch.session import load_config, run_batch
 
 
 _LAZY = {
@@ -35,8 +36,9 @@ _LAZY = {
     "Report": "asyncbatch.model",
     "Summary": "asyncbatch.model",
     "action": "asyncbatch.registry",
-    "load_config": "asyncbatch.config",
-    "run_batch": "asyncbatch.engine",
+    "RunOptions": "asyncbatch.options",
+    "load_config": "asyncbatch.session",
+    "run_batch": "asyncbatch.session",
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "JobResult",
     "OutputError",
     "Report",
+    "RunOptions",
     "Summary",
     "__version__",
     "action",

@@ -28,7 +28,7 @@ def main() -> None:
         except Interrupted:
             raise SystemExit(interruptions.exit_code) from None
         try:
-            app(prog_name="asyncbatch")
+            app(prog_name="asyncbatch", obj=interruptions)  # the commands' signal handling
         except SystemExit as exc:
             code = exc.code
         # From here on the exit code is decided: a signal that came before this

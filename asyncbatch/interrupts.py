@@ -7,8 +7,13 @@ written); while the run goes on, it stops the run cleanly (running jobs cancelle
 every unfinished job ``cancelled``, the report still written); after that, while the
 report is written and the summary printed, it is only remembered. Whenever it came,
 the command exits 130 (SIGINT) or 143 (SIGTERM). A second SIGINT means "now": the
-process exits at once with 130 (the programs of running command jobs killed first);
-every finished job is already in the journal.
+process exits at once with 130, after the callbacks registered with
+:meth:`Interruptions.before_exit_now` (the session registers the killing of running
+programs); every finished job is already in the journal.
+
+The command's entry point makes one :class:`Interruptions` and hands it to the
+command; nothing else makes one (a command called in-process, by a test, makes its
+own).
 
 The handler runs in the main thread between two bytecodes, wherever the program is:
 it only records the signal and hands the stop to the event loop with
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
@@ -35,23 +39,17 @@ class Interrupted(BaseException):
 
 class Interruptions:
     """The signal handling of one command; a context manager that installs it (in
-    the main thread only: elsewhere it records nothing and changes nothing). Entered
-    while another is installed, it is that one (:meth:`__new__`): the command's
-    entry point installs it first thing, and the ``run`` command shares it."""
-
-    _installed: Interruptions | None = None
-
-    def __new__(cls) -> Interruptions:
-        return cls._installed if cls._installed is not None else super().__new__(cls)
+    the main thread only: elsewhere it records nothing and changes nothing), and may
+    be entered again while installed (the command's entry point installs it first
+    thing, and the command enters it for its run)."""
 
     def __init__(self) -> None:
-        if getattr(self, "_depth", 0):
-            return  # the installed one, entered again
         self.received: signal.Signals | None = None
         self._stop: Callable[[], object] | None = None
         self._raising = False
         self._previous: dict[signal.Signals, Any] = {}
         self._depth = 0
+        self._before_exit_now: list[Callable[[], object]] = []
 
     @property
     def exit_code(self) -> int | None:
@@ -63,7 +61,6 @@ class Interruptions:
         if self._depth == 1 and threading.current_thread() is threading.main_thread():
             for signum in EXIT_CODES:
                 self._previous[signum] = signal.signal(signum, self._handle)
-            Interruptions._installed = self
         return self
 
     def __exit__(
@@ -78,8 +75,11 @@ class Interruptions:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
-        if Interruptions._installed is self:
-            Interruptions._installed = None
+
+    def before_exit_now(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (quick, lock-free: it runs in the signal handler) before
+        a second SIGINT ends the process at once."""
+        self._before_exit_now.append(callback)
 
     def settled(self) -> None:
         """The exit code is decided: from now to the process's end, SIGINT and
@@ -105,9 +105,8 @@ class Interruptions:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
             if signum == signal.SIGINT:
-                programs = sys.modules.get("asyncbatch.files._process")
-                if programs is not None:  # no program a job started outlives the run
-                    programs.kill_all()
+                for callback in self._before_exit_now:
+                    callback()
                 os._exit(EXIT_CODES[signal.SIGINT])
             return
         self.received = signal.Signals(signum)

@@ -18,10 +18,41 @@ from typing import Any, Literal
 
 from asyncbatch._version import __version__
 
-__all__ = ["STATUSES", "JobResult", "Report", "Status", "Summary", "__version__", "now"]
+__all__ = [
+    "STATUSES",
+    "JobResult",
+    "Report",
+    "Resources",
+    "Status",
+    "Summary",
+    "__version__",
+    "now",
+]
 
 Status = Literal["succeeded", "failed", "skipped", "cancelled"]
 STATUSES: tuple[Status, ...] = ("succeeded", "failed", "skipped", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What a job's work used, as far as it could be measured (None: not known)."""
+
+    cpu_s: float | None = None
+    """CPU seconds, user and system."""
+    max_rss_kb: int | None = None
+    """Peak resident memory of the program, in kilobytes as the kernel reports it."""
+    read_bytes: int | None = None
+    """Bytes of input read."""
+    write_bytes: int | None = None
+    """Bytes written."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cpu_s": self.cpu_s,
+            "max_rss_kb": self.max_rss_kb,
+            "read_bytes": self.read_bytes,
+            "write_bytes": self.write_bytes,
+        }
 
 
 @dataclass(slots=True)
@@ -41,6 +72,8 @@ class JobResult:
     started_ms: float | None = None
     """Milliseconds from the run's start to the job's first start (None: it never
     started in this run), so that a timeline can be drawn."""
+    resources: Resources | None = None
+    """What its last attempt used (None: it never started)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

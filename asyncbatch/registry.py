@@ -1,119 +1,110 @@
 """The action contract and actions by name: ActionSpec, ActionRegistry, @action, plugins.
 
 An action is an async function ``(path, params) -> dict`` plus an optional pydantic
-model of its params. A built-in also carries a :class:`Kernel`: its logic written
-once, as a function over the file's bytes, so that the executor can run it however
-suits the file (many small files in one thread hop, a big one streamed in chunks,
-in a worker process) instead of awaiting the action function.
+model of its params. Everything the loader, the plan, the journal and the engine need
+to know about an action is declared on its :class:`ActionSpec`, each with a default
+that makes a plain action free: whether it takes its job's context (``binds``), the
+files it creates (``outputs``), its line in a dry run's plan (``plan``), what its
+input is (``input``), whether ``--root`` refuses it (``unconfined``), whether it may
+change the working directory, share its params or travel in batches. A built-in also
+carries a :class:`~asyncbatch.kernel.Kernel`. No layer above asks which action a job
+runs: ``command`` is an ordinary action that fills these in, and a plugin can do
+whatever a built-in does.
 
 Importing a module of ours registers nothing: :func:`asyncbatch.actions.default_registry`
 composes a registry explicitly from the built-ins, the actions user code declared
 with :func:`action` (:func:`declared_actions`), then the installed plugins. Tests
-build an :class:`ActionRegistry` of their own. This module imports nothing else of
-asyncbatch.
+build an :class:`ActionRegistry` of their own, which knows only what it is given.
+This module imports only :mod:`asyncbatch.kernel` of asyncbatch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+
+from asyncbatch.kernel import Kernel
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
     from pydantic import BaseModel
 
-ActionFunc: TypeAlias = Callable[[Path, Any], Awaitable[dict[str, Any]]]
-"""The core contract: an input path and validated params in, a JSON-able dict out."""
+ActionFunc: TypeAlias = Callable[..., Awaitable[dict[str, Any]]]
+"""The core contract: ``(path, params)`` in (``(path, params, job)`` for an action
+that ``binds``), a JSON-able dict out."""
 
 F = TypeVar("F", bound=ActionFunc)
 
 ENTRY_POINT_GROUP = "asyncbatch.actions"
 
-
-@dataclass(frozen=True, slots=True)
-class Tuning:
-    """The sizes that reading works with. The defaults suit real files; tests pass
-    tiny ones to put every chunk boundary and threshold under test."""
-
-    chunk_bytes: int = 4 << 20
-    """Bytes per read of a streamed file (two buffers of it per stream: one is
-    scanned while the next is read)."""
-    small_file_bytes: int = 256 << 10
-    """Files up to this size are read whole, many of them in one thread hop."""
-    batch_jobs: int = 64
-    """Most small-file jobs one slot takes at once."""
-    process_min_bytes: int = 32 << 20
-    """From this size on, a kernel that holds the GIL runs in a worker process."""
-    max_line_bytes: int = 32 << 20
-    """Longest line a line-oriented kernel holds in memory (``LineTooLong`` beyond)."""
-    accelerate: bool = True
-    """Count and search with numpy and Hyperscan where they are installed; False:
-    the plain standard-library loops (the reference that tests compare with)."""
-
-
-DEFAULT_TUNING = Tuning()
-
-
-class Scanner(Protocol):
-    """One run of a kernel over one file: fed the file's bytes in order, then
-    asked for the result. Raises what the action would (``LineTooLong``, say).
-
-    ``data`` may be a buffer that is reused for the next chunk: keep a copy
-    (``bytes(data[a:b])``), never ``data`` itself."""
-
-    def update(self, data: bytes | bytearray) -> None: ...
-
-    def result(self) -> dict[str, Any]: ...
-
-
-ScannerFactory: TypeAlias = Callable[[str, int, Mapping[str, Any], Tuning], Scanner]
-"""``start(path, size, params, tuning)``: a fresh scanner for the file at ``path`` (named
-in error messages, never opened by the scanner) of ``size`` bytes (from ``stat``,
-before anything is read); ``params`` as plain JSON values, so that a worker process
-needs neither pydantic nor the params model."""
+InputKind: TypeAlias = Literal["file", "path", "none"]
+"""What an action's input is: ``"file"``, a regular file (anything else fails the job
+with ``NotARegularFile``); ``"path"``, anything that exists, a folder too (a program
+works on it); ``"none"``, not a file at all (a name, a URL: nothing is stat'ed, and
+``--root`` has nothing to confine)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Kernel:
-    """A built-in's logic as the executor sees it. ``start`` must be a module-level
-    callable of a module that imports only the standard library: worker processes
-    import it by reference."""
+class JobContext:
+    """Who a job is, for an action that ``binds`` and for the capabilities that
+    depend on the job (placeholders in outputs and plan lines)."""
 
-    start: ScannerFactory
-    reads: bool = True
-    """False: the result comes from the size alone, and nothing is opened."""
-    releases_gil: bool = False
-    """``update`` lets other threads run (hashlib does): big files scale on threads."""
-    isolated: bool = False
-    """``update`` may run for ever in C code (a regex): run it only in a process that
-    a timeout can kill."""
-    bounded: Callable[[Mapping[str, Any]], bool] | None = None
-    """For an ``isolated`` kernel: whether, with these (plain) params, ``update``
-    always returns in time linear in its input (a search for plain literals), so
-    that it may run in this process after all."""
+    name: str
+    """The job's name, as in the report."""
+    number: int
+    """Its place in the batch, from 1 (config order, glob matches in place)."""
+    config_dir: Path
+    """The config file's folder (the current one for stdin and ``each``)."""
+    slot: int | None = None
+    """The slot its attempt runs in, from 1 to the run's concurrency; None when no
+    attempt is running (a dry run, the config's checks)."""
 
-    def isolated_for(self, params: Mapping[str, Any]) -> bool:
-        """Whether a job with these (plain) params must run in a worker process."""
-        return self.isolated and (self.bounded is None or not self.bounded(params))
+
+OutputsFunc: TypeAlias = Callable[[Path, Any, JobContext], Sequence[str]]
+"""``outputs(path, params, job)``: the files the job creates (absolute, or relative to
+the config's folder)."""
+PlanFunc: TypeAlias = Callable[[Path, Any, JobContext], dict[str, Any]]
+"""``plan(path, params, job)``: keys added to the job's entry in a dry run's plan."""
 
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One registered action: its name, function, params model, provenance and,
-    for a built-in, its kernel."""
+    """One registered action: its name, function, params model and provenance, its
+    kernel for a built-in, and its declared capabilities (see the module doc)."""
 
     name: str
     func: ActionFunc
     params: type[BaseModel] | None = None
     origin: str = "builtin"
     kernel: Kernel | None = None
+    binds: bool = False
+    """The function takes a third argument, the job's :class:`JobContext`."""
+    outputs: OutputsFunc | None = None
+    """The files a job creates. Declared, they get what a Makefile rule's targets get:
+    their folders are made before an attempt, a missing one fails the job
+    (``MissingOutput``), an attempt that fails removes what it created or changed,
+    and ``--resume`` reuses the job only while they are as it left them."""
+    plan: PlanFunc | None = None
+    input: InputKind = "file"
+    unconfined: str | None = None
+    """Why ``--root`` refuses the action (it can reach files the root cannot confine),
+    or None: allowed."""
+    may_chdir: bool = True
+    """It may change the working directory: the engine changes it back after each
+    attempt (a built-in never does)."""
+    shares_params: bool = False
+    """It never changes its params: jobs with equal params may share one validated
+    instance (a config of 100,000 jobs validates each distinct params once)."""
+    batchable: bool = True
+    """Jobs of it may run one after another in one task of a cluster."""
 
     @property
     def description(self) -> str:
@@ -129,26 +120,50 @@ class ActionSpec:
             return dict(raw)
         return self.params.model_validate(raw)
 
+    def call(self, path: Path, params: Any, job: JobContext) -> Awaitable[dict[str, Any]]:
+        """The action's coroutine for one job."""
+        return self.func(path, params, job) if self.binds else self.func(path, params)
+
+    def declared_outputs(self, path: Path, params: Any, job: JobContext) -> list[str]:
+        """The job's outputs as absolute paths (none unless the action declares some)."""
+        if self.outputs is None:
+            return []
+        base = job.config_dir
+        return [str(base / output) for output in self.outputs(path, params, job)]
+
 
 class ActionRegistry:
-    """A name -> ActionSpec mapping; ``plugins=True`` also looks up entry points."""
+    """A name -> ActionSpec mapping; ``plugins=True`` also looks up entry points.
+    ``declared`` is where ``@action`` declarations are found for an imported function
+    (a plugin's, or a ``"module:function"``'s): the default registry passes the
+    process's declarations; a registry of a test's own knows only what it is given."""
 
-    def __init__(self, specs: Iterable[ActionSpec] = (), *, plugins: bool = False) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ActionSpec] = (),
+        *,
+        plugins: bool = False,
+        declared: ActionRegistry | None = None,
+    ) -> None:
         self._specs: dict[str, ActionSpec] = {}
         self._plugins = plugins
         self._plugins_loaded = False
+        self._declared = declared
         self.plugin_warnings: list[str] = []
         for spec in specs:
             self.register(spec)
 
-    def action(self, name: str, *, params: type[BaseModel] | None = None) -> Callable[[F], F]:
-        """Register the decorated async function as action ``name``; the function
-        is returned unchanged."""
+    def action(
+        self, name: str, *, params: type[BaseModel] | None = None, **capabilities: Any
+    ) -> Callable[[F], F]:
+        """Register the decorated async function as action ``name``, with the
+        :class:`ActionSpec` capabilities given (``outputs=``, ``binds=``, ...); the
+        function is returned unchanged."""
 
         def decorator(func: F) -> F:
             module = func.__module__
             origin = "builtin" if module.startswith("asyncbatch.") else module
-            self.register(ActionSpec(name, func, params, origin=origin))
+            self.register(ActionSpec(name, func, params, origin=origin, **capabilities))
             return func
 
         return decorator
@@ -216,31 +231,41 @@ class ActionRegistry:
 
     def _spec_for(self, name: str, func: object, *, origin: str) -> ActionSpec:
         """Wrap an imported object as a spec under ``name``, keeping the params
-        model and kernel it is registered with here, or was declared with by
-        :func:`action` (a plugin's module declares its params model that way)."""
+        model, kernel and capabilities it is registered with here, or was declared
+        with (:func:`action`: a plugin's module declares its params model that way)."""
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"{name!r} is not an async function")
-        for spec in [*self._specs.values(), *_declared._specs.values()]:
+        known = [*self._specs.values(), *(self._declared._specs.values() if self._declared else ())]
+        for spec in known:
             if spec.func is func:
-                return ActionSpec(name, spec.func, spec.params, origin=origin, kernel=spec.kernel)
+                return _renamed(spec, name, origin)
         return ActionSpec(name, func, None, origin=origin)
 
 
+def _renamed(spec: ActionSpec, name: str, origin: str) -> ActionSpec:
+    return dataclasses.replace(spec, name=name, origin=origin)
+
+
 _declared = ActionRegistry()
-"""What user code declared with :func:`action` in this process."""
+"""What user code declared with :func:`action` in this process: read only by the
+default registry (:func:`asyncbatch.actions.default_registry`)."""
 
 
-def action(name: str, *, params: type[BaseModel] | None = None) -> Callable[[F], F]:
+def action(
+    name: str, *, params: type[BaseModel] | None = None, **capabilities: Any
+) -> Callable[[F], F]:
     """Declare the decorated async function as action ``name`` for every config
-    loaded afterwards in this process (through the default registry); the
-    function is returned unchanged. ``params`` is the pydantic model of its params
-    (without one, the action receives them as a plain dict)."""
-    return _declared.action(name, params=params)
+    loaded afterwards in this process with the default registry; the function is
+    returned unchanged. ``params`` is the pydantic model of its params (without one,
+    the action receives them as a plain dict); ``capabilities`` are the
+    :class:`ActionSpec` fields it declares (``outputs=``, ``binds=``, ``input=``...)."""
+    return _declared.action(name, params=params, **capabilities)
 
 
-def declared_actions() -> list[ActionSpec]:
-    """The actions user code declared with :func:`action` in this process."""
-    return list(_declared)
+def declared_actions() -> ActionRegistry:
+    """The registry of the actions user code declared with :func:`action` in this
+    process."""
+    return _declared
 
 
 @functools.cache

@@ -1,77 +1,137 @@
-"""One run's whole lifecycle, in one exit stack: the executor, the journal, the
-progress display and signal handling are opened around the run and closed after it,
-and every way out (success, failure, a signal) passes the same final writes.
+"""The one composition root: what a run needs is built here, from one
+:class:`~asyncbatch.options.RunOptions`, and one run's whole lifecycle is held in one
+exit stack.
 
-:func:`run_session` is what ``asyncbatch run`` calls once the config is loaded:
-it takes the typed :class:`RunOptions` and returns the report with its exit code.
+- :func:`load_config` (``asyncbatch.load_config``) loads a config with the default
+  registry (the built-ins, ``@action`` declarations, the installed plugins) unless
+  given another;
+- :func:`run_batch` (``asyncbatch.run_batch``) runs a loaded config from any running
+  asyncio program, with an executor built from the options (local, or Dask) unless
+  given one;
+- :func:`run_session` is what ``asyncbatch run`` and ``each`` call once the config is
+  loaded: the executor, the journal, the progress display and signal handling are
+  opened around the run and closed after it, and every way out (success, failure, a
+  signal) passes the same final writes; it returns the report with its exit code.
+
 Signals (:mod:`asyncbatch.interrupts`): the first SIGINT or SIGTERM stops the run
 cleanly (running jobs are cancelled, every unfinished job is ``cancelled``, the report
 is still written) and the exit code is 130 or 143; a second SIGINT means "now": the
-process exits at once with 130, every finished job already in the journal.
+running programs are killed and the process exits at once with 130, every finished
+job already in the journal.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-import anyio
-
-from asyncbatch.interrupts import Interruptions
-from asyncbatch.engine._hooks import RunListener
+from asyncbatch.engine import RunListener
 from asyncbatch.errors import RemoteError, describe_error
+from asyncbatch.interrupts import Interruptions
+from asyncbatch.kernel import DEFAULT_TUNING, Tuning
+from asyncbatch.options import RunOptions
 
 if TYPE_CHECKING:
-    from asyncbatch.config import BatchConfig, Job
-    from asyncbatch.engine import Executor, Recorder
-    from asyncbatch.model import Report
+    import anyio
+
+    from asyncbatch.config import BatchConfig, Job, LoadLimits
+    from asyncbatch.engine import Backoff, Executor, Recorder
+    from asyncbatch.model import JobResult, Report
     from asyncbatch.output.journal import Journal
+    from asyncbatch.registry import ActionRegistry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """The options of ``asyncbatch run`` that shape a run (loading has its own)."""
+def default_registry() -> ActionRegistry:
+    """The actions a config may name: the built-ins, those user code declared with
+    ``@asyncbatch.action``, then (looked up on a miss) the installed plugins."""
+    from asyncbatch.actions import default_registry as composed
 
-    max_concurrency: int | None = None
-    output: Path | None = None
-    junit: Path | None = None
-    timeout: float | None = None
-    retries: int | None = None
-    max_failures: int | None = None
-    resume: bool = False
-    progress: bool | None = None
-    quiet: bool = False
-    verbose: bool = False
-    executor: Literal["local", "dask"] = "local"
-    scheduler: str | None = None
-    scheduler_timeout: float = 10.0
-    debug: bool = False
-    """Print each failed attempt's traceback on stderr."""
+    return composed()
 
-    def problems(self) -> list[str]:
-        """Combinations that cannot run, as messages (usage errors, exit 2)."""
-        found = []
-        if self.scheduler is not None and self.executor != "dask":
-            found.append("--scheduler needs --executor dask")
-        if self.resume and self.output is None:
-            found.append(
-                "--resume needs --output: the journal to resume from lives beside the report"
-            )
-        if (
-            self.junit is not None
-            and self.output is not None
-            and self.junit.resolve() == self.output.resolve()
-        ):
-            found.append("--junit and --output must name different files")
-        return found
+
+def load_config(
+    source: str | os.PathLike[str],
+    *,
+    registry: ActionRegistry | None = None,
+    strict: bool = False,
+    stdin: TextIO | BinaryIO | None = None,
+    root: str | os.PathLike[str] | None = None,
+    limits: LoadLimits | None = None,
+) -> BatchConfig:
+    """Read, validate and expand a config (``asyncbatch.load_config``); raise
+    ``ConfigError`` listing every problem. Its actions are looked up in ``registry``
+    (default: :func:`default_registry`); ``strict`` makes unknown actions errors;
+    ``"-"`` reads JSON from ``stdin`` (default: ``sys.stdin``); ``root`` confines
+    its inputs; ``limits`` bounds what loading may cost. See
+    :func:`asyncbatch.config.load_config`."""
+    from asyncbatch.config import load_config as load
+
+    return load(
+        source,
+        registry=registry if registry is not None else default_registry(),
+        strict=strict,
+        stdin=stdin,
+        root=root,
+        limits=limits,
+    )
+
+
+async def run_batch(
+    config: BatchConfig,
+    options: RunOptions | None = None,
+    *,
+    executor: Executor | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+    listener: RunListener | Sequence[RunListener] | None = None,
+    on_job_done: Callable[[JobResult], None] | None = None,
+    journal: Recorder | None = None,
+    stop: anyio.Event | None = None,
+    backoff: Backoff | None = None,
+    **fields: Any,
+) -> Report:
+    """Run every job of ``config`` and return the report (``asyncbatch.run_batch``):
+    a coroutine that starts no event loop of its own.
+
+    ``options`` (default: ``RunOptions()``), with ``fields`` changed (any field of
+    :class:`~asyncbatch.options.RunOptions`: ``max_concurrency=4``, ``timeout=30``,
+    ``retries=2``, ``max_failures=1``...), shape the run. ``executor`` runs the
+    attempts (default: the one ``options.executor`` names, built with ``tuning``);
+    ``listener`` (one, or several) hears of starts, failed attempts, retries and
+    results, and ``on_job_done`` is called with each result as its job ends;
+    ``journal`` records results and offers earlier ones for reuse; ``stop`` halts the
+    run once set; ``backoff`` spaces retries. See
+    :func:`asyncbatch.engine.run_jobs` for the semantics."""
+    from asyncbatch.engine import run_jobs
+
+    options = (options or RunOptions()).replace(**fields)
+    listeners = (
+        []
+        if listener is None
+        else [listener]
+        if not isinstance(listener, Sequence)
+        else list(listener)
+    )
+    if on_job_done is not None:
+        listeners.append(_Callback(on_job_done))
+    async with contextlib.AsyncExitStack() as stack:
+        if executor is None:
+            executor = await open_executor(stack, options, tuning)
+        return await run_jobs(
+            config,
+            options,
+            executor=executor,
+            listeners=listeners,
+            journal=journal,
+            stop=stop,
+            backoff=backoff,
+        )
 
 
 @dataclass(slots=True)
@@ -84,66 +144,11 @@ class Outcome:
     """Why a final write failed (the report or JUnit file); each makes exit 2."""
 
 
-def check_outputs(options: RunOptions, config: BatchConfig) -> None:
-    """Raise ``OutputError`` unless the report and JUnit file can be written where
-    asked without destroying anything: before anything runs, so that an hour of
-    work cannot end in "cannot write report". Each must be a regular file or absent
-    (never a directory, device, FIFO or socket: ``-o /dev/stdout`` would replace the
-    device), and neither may name the config file, an input of the batch, or the
-    report's journal or lock."""
-    if options.output is None and options.junit is None:
-        return  # nothing to check, and nothing of the output modules to import
-    from asyncbatch.output.report import check_destination
-
-    taken = _files_of_the_run(options, config)
-    for destination in (options.output, options.junit):
-        if destination is not None:
-            check_destination(
-                destination,
-                what="reports",
-                taken=taken,
-                taken_file=functools.partial(_input_at, config=config),
-            )
-
-
-def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str]:
-    """Real paths an output may not name: the config file, the report's journal and
-    lock."""
-    taken = {}
-    if config.source != "-":
-        taken[os.path.realpath(config.source)] = "the config file"
-    if options.output is not None:
-        from asyncbatch.output._lock import lock_path
-        from asyncbatch.output.journal import journal_path
-
-        taken[os.path.realpath(journal_path(options.output))] = "the report's journal"
-        taken[os.path.realpath(lock_path(options.output))] = "the report's lock"
-    return taken
-
-
-def _input_at(identity: tuple[int, int] | None, *, config: BatchConfig) -> str | None:
-    """``an input of the batch (job NAME)`` when a job reads the file ``identity``
-    names (links and other names of the same file included)."""
-    if identity is None:
-        return None
-    seen: set[Path] = set()
-    for job in config.jobs:
-        if job.path in seen:
-            continue
-        seen.add(job.path)
-        try:
-            info = os.stat(job.path)
-        except OSError:
-            continue
-        if (info.st_dev, info.st_ino) == identity:
-            return f"an input of the batch (job {job.name!r})"
-    return None
-
-
 def run_session(
     config: BatchConfig,
     options: RunOptions,
     *,
+    tuning: Tuning = DEFAULT_TUNING,
     stderr: TextIO | None = None,
     warn: Callable[[str], None] | None = None,
     interruptions: Interruptions | None = None,
@@ -152,81 +157,100 @@ def run_session(
 
     Raises ``OutputError`` (an output cannot be written, the report is locked
     by another run) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
-    reached) before any job starts. The live progress and ``-v`` lines go to
-    ``stderr`` (default: ``sys.stderr`` as it is at each write, so that lines print
-    above the live display); ``warn`` gets warnings for people (default: lines there).
-    ``interruptions`` is the command's signal handling (default: installed for the
-    session only)."""
+    reached) before any job starts. ``tuning`` sizes the executor's reads. The live
+    progress and ``-v`` lines go to ``stderr`` (default: ``sys.stderr`` as it is at
+    each write, so that lines print above the live display); ``warn`` gets warnings
+    for people (default: lines there). ``interruptions`` is the command's signal
+    handling (default: installed for the session only)."""
+    import anyio
+
     if interruptions is None:
         with Interruptions() as own:
-            return run_session(config, options, stderr=stderr, warn=warn, interruptions=own)
+            return run_session(
+                config, options, tuning=tuning, stderr=stderr, warn=warn, interruptions=own
+            )
+    from asyncbatch.output.destinations import check_outputs
+
     check_outputs(options, config)
     err = _Stderr(stderr)
     say = warn or (lambda message: err.line(f"warning: {message}"))
-    session = functools.partial(_signalled_session, config, options, err, say, interruptions)
-    return anyio.run(session, backend="asyncio")
+    session = _Session(config, options, tuning, err, say)
+    return anyio.run(session.run, interruptions, backend="asyncio")
 
 
-async def _signalled_session(
-    config: BatchConfig,
-    options: RunOptions,
-    stderr: _Stderr,
-    warn: Callable[[str], None],
-    interruptions: Interruptions,
-) -> Outcome:
-    """The session, stopped cleanly by a first signal; the exit code it asks for."""
-    stop = anyio.Event()
-    with interruptions.stopping(stop.set):
-        outcome = await _session(config, options, stderr, warn, stop)
-    if interruptions.exit_code is not None:
-        outcome.exit_code = interruptions.exit_code
-    return outcome
+class _Session:
+    """One run of the command, with what it was built from."""
+
+    def __init__(
+        self,
+        config: BatchConfig,
+        options: RunOptions,
+        tuning: Tuning,
+        stderr: _Stderr,
+        warn: Callable[[str], None],
+    ) -> None:
+        self._config = config
+        self._options = options
+        self._tuning = tuning
+        self._stderr = stderr
+        self._warn = warn
+
+    async def run(self, interruptions: Interruptions) -> Outcome:
+        """The session, stopped cleanly by a first signal (a second SIGINT kills the
+        running programs on its way out); the exit code it asks for."""
+        import anyio
+
+        from asyncbatch.files.programs import kill_all
+
+        interruptions.before_exit_now(kill_all)
+        stop = anyio.Event()
+        with interruptions.stopping(stop.set):
+            outcome = await self._run(stop)
+        if interruptions.exit_code is not None:
+            outcome.exit_code = interruptions.exit_code
+        return outcome
+
+    async def _run(self, stop: anyio.Event) -> Outcome:
+        """Open, run, close, write. Closing goes in reverse: the progress display is
+        erased, the journal synced and closed, the report and JUnit file written, and
+        the executor closed last (a Dask cluster takes a while to stop)."""
+        from asyncbatch.engine import run_jobs
+
+        config, options, stderr = self._config, self._options, self._stderr
+        finals = _FinalWrites(options, self._warn)
+        async with contextlib.AsyncExitStack() as stack:
+            executor = await open_executor(stack, options, self._tuning)
+            stack.callback(finals.write)
+            journal = _open_journal(stack, config, options, self._warn)
+            listeners = [_open_display(stack, config, options, stderr)]
+            if options.debug:
+                listeners.append(_Tracebacks(stderr.line))
+            finals.report = await run_jobs(
+                config,
+                options,
+                executor=executor,
+                listeners=[each for each in listeners if each is not None],
+                journal=journal,
+                stop=stop,
+            )
+        return finals.outcome()
 
 
-async def _session(
-    config: BatchConfig,
-    options: RunOptions,
-    stderr: _Stderr,
-    warn: Callable[[str], None],
-    stop: anyio.Event,
-) -> Outcome:
-    """Open, run, close, write. Closing goes in reverse: the progress display is
-    erased, the journal synced and closed, the report and JUnit file written, and
-    the executor closed last (a Dask cluster takes a while to stop)."""
-    from asyncbatch.engine import run_batch
-
-    finals = _FinalWrites(options, warn)
-    async with contextlib.AsyncExitStack() as stack:
-        executor = await _open_executor(stack, options)
-        stack.callback(finals.write)
-        journal = _open_journal(stack, config, options, warn)
-        listeners = [_open_display(stack, config, options, stderr)]
-        if options.debug:
-            listeners.append(_Tracebacks(stderr.line))
-        finals.report = await run_batch(
-            config,
-            max_concurrency=options.max_concurrency,
-            default_timeout=options.timeout,
-            default_retries=options.retries,
-            max_failures=options.max_failures,
-            stop=stop,
-            listener=[each for each in listeners if each is not None],
-            journal=journal,
-            executor=executor,
-        )
-    return finals.outcome()
-
-
-async def _open_executor(stack: contextlib.AsyncExitStack, options: RunOptions) -> Executor:
-    """The executor the options name, open until the stack closes."""
+async def open_executor(
+    stack: contextlib.AsyncExitStack, options: RunOptions, tuning: Tuning
+) -> Executor:
+    """The executor ``options.executor`` names, built with ``tuning``, open until the
+    stack closes."""
     from asyncbatch.engine import LocalExecutor
 
     if options.executor == "local":
-        return LocalExecutor()
+        return LocalExecutor(tuning)
     from asyncbatch.engine.dask import open_dask_executor
 
     return await stack.enter_async_context(
-        open_dask_executor(options.scheduler, connect_timeout=options.scheduler_timeout)
+        open_dask_executor(
+            options.scheduler, connect_timeout=options.scheduler_timeout, tuning=tuning
+        )
     )
 
 
@@ -239,7 +263,7 @@ def _open_journal(
     """The journal beside the report (and its lock), when there is a report."""
     if options.output is None:
         return None
-    from asyncbatch.files._confine import real_root
+    from asyncbatch.files.confine import real_root
     from asyncbatch.output.journal import journaled
 
     root = None if config.root is None else real_root(config.root)
@@ -298,6 +322,16 @@ class _Tracebacks(RunListener):
         self._line(f"traceback of {job.name} (attempt {attempt}):")
         for line in text.splitlines():  # one at a time: a line is escaped whole
             self._line(line)
+
+
+class _Callback(RunListener):
+    """``on_job_done`` as a listener."""
+
+    def __init__(self, on_job_done: Callable[[JobResult], None]) -> None:
+        self._on_job_done = on_job_done
+
+    def job_done(self, result: JobResult) -> None:
+        self._on_job_done(result)
 
 
 class _FinalWrites:

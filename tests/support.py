@@ -27,12 +27,13 @@ import anyio
 import anyio.lowlevel
 from typer.testing import CliRunner, Result
 
+from asyncbatch import load_config, run_batch
 from asyncbatch.cli import app
-from asyncbatch.config import BatchConfig, load_config
-from asyncbatch.engine import run_batch
+from asyncbatch.config import BatchConfig
 from asyncbatch.errors import JobError, LineTooLong
+from asyncbatch.kernel import Kernel, Tuning
 from asyncbatch.model import JobResult, Report
-from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
+from asyncbatch.registry import ActionRegistry, ActionSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "batch_config.json"

@@ -24,9 +24,9 @@ from asyncbatch.actions import _vector as vector
 from asyncbatch.actions._kernels import LineCount, WordCount
 from asyncbatch.actions._search import PatternSearch, is_bounded
 from asyncbatch.actions.builtins import LINES, SEARCH, WORDS
-from asyncbatch.files._scan import scan_file
+from asyncbatch.files.scan import scan_file
 from asyncbatch.files.stream import scan_in_process
-from asyncbatch.registry import Kernel, Tuning
+from asyncbatch.kernel import Kernel, Tuning
 
 np = pytest.importorskip("numpy")
 needs_hyperscan = pytest.mark.skipif(
@@ -115,8 +115,8 @@ def test_counts_of_a_file_read_in_chunks_whatever_the_chunk(tmp_path: Path) -> N
     path.write_bytes(data)
     for chunk in (vector.MIN_BYTES + 1, 1 << 20, 4 << 20):
         tuning = Tuning(chunk_bytes=chunk)
-        assert scan_file(LINES, str(path), {}, tuning) == {"lines": lines_of(data)}
-        assert scan_file(WORDS, str(path), {}, tuning) == {"words": words_of(data)}
+        assert scan_file(LINES, str(path), {}, tuning)[0] == {"lines": lines_of(data)}
+        assert scan_file(WORDS, str(path), {}, tuning)[0] == {"words": words_of(data)}
 
 
 # --- Hyperscan: the literals of a search ------------------------------------------------
@@ -183,7 +183,7 @@ async def test_search_in_a_worker_process_with_hyperscan_equals_the_definition(
     path.write_bytes(data)
     for pattern, ignore_case in PATTERNS[:3] + PATTERNS[-6:]:
         params = {"pattern": pattern, "ignore_case": ignore_case}
-        found = await scan_in_process(SEARCH, path, params, Tuning(chunk_bytes=1 << 20))
+        found, _ = await scan_in_process(SEARCH, path, params, Tuning(chunk_bytes=1 << 20))
         assert found == search_of(data, pattern, ignore_case), pattern
 
 

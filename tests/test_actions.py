@@ -20,7 +20,6 @@ from support import load
 
 from asyncbatch.actions import _optional as optional
 from asyncbatch.actions import builtin_specs, default_registry
-from asyncbatch.actions._command import CommandParams
 from asyncbatch.actions._params import (
     ChecksumParams,
     HashAlgorithm,
@@ -29,9 +28,11 @@ from asyncbatch.actions._params import (
 )
 from asyncbatch.actions.builtins import BUILTINS as BUILTIN_SPECS
 from asyncbatch.actions.builtins import CHECKSUM, LINES, SEARCH, SIZE, WORDS
+from asyncbatch.actions.command import CommandParams
 from asyncbatch.config._bulk import Resolver
 from asyncbatch.errors import ConfigError, NotARegularFile
-from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel
+from asyncbatch.kernel import Kernel
+from asyncbatch.registry import ActionRegistry, ActionSpec
 
 pytestmark = pytest.mark.anyio
 

@@ -69,9 +69,10 @@ def test_version_is_the_installed_distribution_version() -> None:
 
 
 HOMES = {
-    "asyncbatch.engine": ["run_batch"],
+    "asyncbatch.session": ["run_batch", "load_config"],
+    "asyncbatch.options": ["RunOptions"],
     "asyncbatch.model": ["JobResult", "Report", "Summary"],
-    "asyncbatch.config": ["BatchConfig", "Job", "load_config"],
+    "asyncbatch.config": ["BatchConfig", "Job"],
     "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "action"],
     "asyncbatch.errors": ["AsyncbatchError", "ConfigError", "JobError", "OutputError"],
 }

@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from support import invoke, read_json, summary
 from typer.testing import Result
 
+from asyncbatch import load_config
 from asyncbatch.actions._params import SearchPatternParams
 from asyncbatch.actions._search import PatternSearch
-from asyncbatch.config import ConfigError, load_config
-from asyncbatch.registry import DEFAULT_TUNING
+from asyncbatch.config import ConfigError
+from asyncbatch.kernel import DEFAULT_TUNING
 
 NESTING_LIMIT = 100
 """Levels of objects and lists a config may nest, counting its top level."""

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 from support import invoke, read_json, run_module, summary, write_json
 
-from asyncbatch.actions._command import CommandParams, fill, template_problem
-from asyncbatch.config import load_config
+from asyncbatch import load_config
+from asyncbatch.actions.command import CommandParams
+from asyncbatch.placeholders import fill, template_problem
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX programs and groups")
 
@@ -653,17 +654,22 @@ def test_actions_and_schema_describe_the_command_action() -> None:
     assert "CommandParams" in schema.stdout
 
 
-def test_the_params_bind_to_each_job_and_survive_pickling(tmp_path: Path) -> None:
+def test_the_job_context_fills_the_placeholders_and_survives_pickling(tmp_path: Path) -> None:
+    """The params are shared as validated; what a job adds (its name, number, folder
+    and slot) travels beside them, to a worker process or a Dask worker too."""
     import pickle
 
+    from asyncbatch.placeholders import job_values
+
     config = batch(
-        tmp_path, {"name": "c", "input": "in.txt", "params": {"argv": ["echo", "{name}"]}}
+        tmp_path,
+        {"name": "c", "input": "in.txt", "params": {"argv": ["echo", "{name}", "{#}", "{%}"]}},
     )
     (job,) = load_config(config).jobs
     assert isinstance(job.params, CommandParams)
-    copy = pickle.loads(pickle.dumps(job.params))
-    assert copy.command_line(job.path) == ["echo", "c"]
-    assert copy.config_dir == str(tmp_path)
+    params, context = pickle.loads(pickle.dumps((job.params, job.context(slot=3))))
+    assert params.command_line(job_values(job.path, context)) == ["echo", "c", "1", "3"]
+    assert context.config_dir == tmp_path
 
 
 def test_summary_counts_commands_like_any_job(tmp_path: Path) -> None:

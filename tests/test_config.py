@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from asyncbatch import load_config
 from asyncbatch.actions import default_registry
 from asyncbatch.actions._params import ChecksumParams, SearchPatternParams
-from asyncbatch.config import BatchConfig, find_config, load_config, select_jobs
+from asyncbatch.config import BatchConfig, find_config, select_jobs
 from asyncbatch.config.schema import config_schema
 from asyncbatch.errors import ConfigError, UnknownAction
 from asyncbatch.output.plan import dry_run_plan

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from support import Probe, by_name, outcome, run
 
-from asyncbatch.config import Job, load_config
+from asyncbatch import load_config
+from asyncbatch.config import Job
 from asyncbatch.engine import RunListener
 from asyncbatch.model import JobResult
 

@@ -22,6 +22,7 @@ import pytest
 from support import invoke, read_json, run_module, summary
 
 from asyncbatch.config import load_config_data
+from asyncbatch.session import default_registry
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX programs")
 
@@ -270,9 +271,12 @@ def test_a_missing_input_fails_its_job_only(here: Path) -> None:
 
 def test_the_loader_names_glob_matches_by_path_only_when_asked(here: Path) -> None:
     raw = {"jobs": [{"name": "logs", "action": "count_lines", "input": "logs/*.log"}]}
-    default = load_config_data(raw, base_dir=here, label="inline")
+    registry = default_registry()
+    default = load_config_data(raw, base_dir=here, label="inline", registry=registry)
     assert [job.name for job in default.jobs] == ["logs[logs/1.log]", "logs[logs/2.log]"]
-    by_path = load_config_data(raw, base_dir=here, label="inline", name_matches_by_path=True)
+    by_path = load_config_data(
+        raw, base_dir=here, label="inline", registry=registry, name_matches_by_path=True
+    )
     assert [job.name for job in by_path.jobs] == ["logs/1.log", "logs/2.log"]
     assert by_path.source == "inline"
 

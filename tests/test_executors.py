@@ -124,7 +124,7 @@ async def test_an_attempt_carries_its_timeout_the_runs_root_and_whether_a_failur
     await run(config, executor=unconfined)
     assert unconfined.seen == {"own": (7.5, None, False), "default": (30.0, None, False)}
     confined = Recording()
-    await run(config, executor=confined, root=tmp_path, default_timeout=2, max_failures=3)
+    await run(config, executor=confined, root=tmp_path, timeout=2, max_failures=3)
     real = realpath(tmp_path)
     assert confined.seen == {"own": (7.5, real, True), "default": (2.0, real, True)}
 

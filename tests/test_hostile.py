@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from support import invoke
 from typer.testing import Result
 
-from asyncbatch import cli
-from asyncbatch.config import ConfigError, LoadLimits, load_config
+from asyncbatch import cli, load_config
+from asyncbatch.config import ConfigError, LoadLimits
 
 FUZZ = settings(
     max_examples=120,

@@ -43,12 +43,14 @@ from support import (
     write_json,
 )
 
-from asyncbatch.config import BatchConfig, load_config
-from asyncbatch.engine import LocalExecutor, Recorder, RunListener, run_batch
+from asyncbatch import load_config, run_batch
+from asyncbatch.config import BatchConfig
+from asyncbatch.engine import LocalExecutor, Recorder, RunListener
 from asyncbatch.errors import describe_error
+from asyncbatch.kernel import Kernel, Tuning
 from asyncbatch.model import JobResult
 from asyncbatch.output.report import write_report
-from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
+from asyncbatch.registry import ActionRegistry, ActionSpec
 
 pytestmark = pytest.mark.anyio
 

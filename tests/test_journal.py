@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 from support import run_module, write_json
 
-from asyncbatch.config import Job, load_config
+from asyncbatch import load_config
+from asyncbatch.config import Job
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult
 from asyncbatch.output.journal import Journal, journal_path, journaled

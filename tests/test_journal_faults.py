@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from support import add_module, run_module, summary, write_json
 from test_memory import peak_rss
 
-from asyncbatch.config import Job, load_config
+from asyncbatch import load_config
+from asyncbatch.config import Job
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult
 from asyncbatch.output._fingerprints import Fingerprints, fingerprint

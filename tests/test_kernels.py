@@ -35,6 +35,7 @@ import anyio
 import pytest
 from support import by_name, load
 
+from asyncbatch import run_batch
 from asyncbatch.actions import _regexplan as regexplan
 from asyncbatch.actions import builtin_specs
 from asyncbatch.actions._kernels import LineCount
@@ -42,13 +43,14 @@ from asyncbatch.actions._params import HashAlgorithm
 from asyncbatch.actions._search import PatternSearch
 from asyncbatch.actions.builtins import CHECKSUM, LINES, SEARCH, SIZE, WORDS
 from asyncbatch.config import BatchConfig
-from asyncbatch.engine import Backoff, LocalExecutor, run_batch
+from asyncbatch.engine import Backoff, LocalExecutor
 from asyncbatch.errors import NotARegularFile, describe_error
-from asyncbatch.files._scan import open_regular, scan_file, scan_small_file
 from asyncbatch.files.batch import Done, SmallFiles, SmallJob
+from asyncbatch.files.scan import Scanned, open_regular, scan_file, scan_small_file
 from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
-from asyncbatch.model import Report
-from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Scanner, Tuning
+from asyncbatch.kernel import Kernel, Scanner, Tuning
+from asyncbatch.model import Report, Resources
+from asyncbatch.registry import ActionRegistry, ActionSpec
 
 pytestmark = pytest.mark.anyio
 
@@ -191,17 +193,25 @@ def cut_sizes(data: bytes) -> list[bytes]:
     return [(data * (size // max(len(data), 1) + 1))[:size] for size in SIZES]
 
 
-def caught(call: Callable[[], Outcome]) -> Outcome:
-    """``call()``, or the exception it raised as ``(type, message)``."""
+def plain(outcome: Scanned | Outcome) -> Outcome:
+    """A scan's result without what it used (a size or an error as it is)."""
+    if isinstance(outcome, tuple) and isinstance(outcome[1], Resources):
+        return outcome[0]
+    return outcome
+
+
+def caught(call: Callable[[], Scanned | Outcome]) -> Outcome:
+    """``call()`` (its result, for a scan), or the exception it raised as
+    ``(type, message)``."""
     try:
-        return call()
+        return plain(call())
     except Exception as exc:  # noqa: BLE001 - compared, not swallowed
         return type(exc).__name__, str(exc)
 
 
-async def caught_async(call: Callable[[], Awaitable[Outcome]]) -> Outcome:
+async def caught_async(call: Callable[[], Awaitable[Scanned | Outcome]]) -> Outcome:
     try:
-        return await call()
+        return plain(await call())
     except Exception as exc:  # noqa: BLE001 - compared, not swallowed
         return type(exc).__name__, str(exc)
 
@@ -230,15 +240,15 @@ class Batch:
 
     @property
     def timed_out(self) -> tuple[int, float] | None:
-        return self.files.timed_out
+        return self.files.end.timed_out
 
     @property
     def large(self) -> tuple[int, int] | None:
-        return self.files.large
+        return self.files.end.large
 
     @property
     def not_started(self) -> range:
-        return self.files.not_started
+        return range(self.files.end.reached, len(self.files.jobs))
 
 
 async def in_a_batch(kernel: Kernel, path: Path, params: Mapping[str, Any], tuning: Tuning) -> Any:
@@ -368,7 +378,7 @@ def test_scanners_are_exact_however_the_bytes_are_cut(tmp_path: Path, data: byte
         for k, cut_data in enumerate(cut_sizes(data)):
             path = write(tmp_path, cut_data, f"cut{k}.txt")
             for chunk in CHUNK_SIZES:
-                got = scan_file(spec.kernel, str(path), params, Tuning(chunk_bytes=chunk))
+                got, _ = scan_file(spec.kernel, str(path), params, Tuning(chunk_bytes=chunk))
                 assert got == expected(action, raw, cut_data), (action, raw, cut_data, chunk)
 
 
@@ -537,7 +547,8 @@ def test_random_inputs_agree_with_the_oracles_and_the_reference_across_chunk_siz
             (WORDS, "count_words", {}),
             (CHECKSUM, "checksum", {"algorithm": "md5"}),
         ):
-            assert scan_file(kernel, str(path), raw, tuning) == expected(action, raw, data), context
+            got, _ = scan_file(kernel, str(path), raw, tuning)
+            assert got == expected(action, raw, data), context
         pattern, ignore_case = rng.choice(_RANDOM_PATTERNS)
         optimised, reference = searches(path, pattern, ignore_case, chunk)
         want = expected_search(data, pattern, ignore_case=ignore_case)
@@ -803,13 +814,20 @@ async def test_streaming_routes_feed_the_scanner_chunk_bytes_at_a_time(tmp_path:
     path = write(tmp_path, b"0123456789")
     kernel, tuning = Kernel(Pieces), Tuning(chunk_bytes=3)
     want = {"pieces": ["012", "345", "678", "9"]}
-    assert scan_file(kernel, str(path), {}, tuning) == want
-    assert await stream_file(kernel, path, {}, tuning) == want
-    assert await scan_in_process(kernel, path, {}, tuning) == want
-    assert await scan_in_thread(kernel, path, {}, tuning) == want
-    assert await stream_file(Kernel(Pieces, releases_gil=True), path, {}, tuning) == want
+    scans = [
+        scan_file(kernel, str(path), {}, tuning),
+        await stream_file(kernel, path, {}, tuning),
+        await scan_in_process(kernel, path, {}, tuning),
+        await scan_in_thread(kernel, path, {}, tuning),
+        await stream_file(Kernel(Pieces, releases_gil=True), path, {}, tuning),
+    ]
+    assert [result for result, _ in scans] == [want] * 5
+    assert [used.read_bytes for _, used in scans] == [10] * 5
     at_the_limit = Tuning(chunk_bytes=10, small_file_bytes=10)
-    assert scan_small_file(kernel, str(path), {}, at_the_limit, None) == {"pieces": ["0123456789"]}
+    whole = scan_small_file(kernel, str(path), {}, at_the_limit, None)
+    assert isinstance(whole, tuple)
+    assert whole[0] == {"pieces": ["0123456789"]}
+    assert whole[1].read_bytes == 10
 
 
 def test_a_file_over_small_file_bytes_or_chunk_bytes_is_not_read_whole(tmp_path: Path) -> None:
@@ -817,12 +835,15 @@ def test_a_file_over_small_file_bytes_or_chunk_bytes_is_not_read_whole(tmp_path:
     that reads nothing works from the size at any size."""
     path = write(tmp_path, b"x" * 17)
     kernel = Kernel(Pieces)
-    assert scan_small_file(kernel, str(path), {}, Tuning(small_file_bytes=17), None) == {
+    assert plain(scan_small_file(kernel, str(path), {}, Tuning(small_file_bytes=17), None)) == {
         "pieces": ["x" * 17]
     }
     assert scan_small_file(kernel, str(path), {}, Tuning(small_file_bytes=16), None) == 17
     assert scan_small_file(kernel, str(path), {}, Tuning(chunk_bytes=16), None) == 17
-    assert scan_small_file(SIZE, str(path), {}, Tuning(small_file_bytes=1), None) == {"bytes": 17}
+    sized = scan_small_file(SIZE, str(path), {}, Tuning(small_file_bytes=1), None)
+    assert plain(sized) == {"bytes": 17}
+    assert isinstance(sized, tuple)
+    assert sized[1].read_bytes == 0  # a size is not a read
 
 
 # --- small-file batches -------------------------------------------------------------------
@@ -1060,13 +1081,13 @@ async def test_a_fifo_swapped_in_after_stat_is_refused_on_every_route(tmp_path: 
         assert result.error is not None, result
         return result.error["type"], result.error["message"]
 
-    calls: dict[str, Callable[[], Awaitable[Outcome]]] = {
+    calls: dict[str, Callable[[], Awaitable[Scanned | Outcome]]] = {
         "action": partial(spec.func, path, spec.validate_params({})),
         "stream_file": partial(stream_file, LINES, path, {}, tuning),
         "SmallFiles": partial(in_a_batch, LINES, path, {}, tuning),
         "run_batch": in_a_run,
     }
-    sync_calls: dict[str, Callable[[], Outcome]] = {
+    sync_calls: dict[str, Callable[[], Scanned | Outcome]] = {
         "scan_file": partial(scan_file, LINES, name, {}, tuning),
         "scan_small_file": partial(scan_small_file, LINES, name, {}, tuning, None),
     }

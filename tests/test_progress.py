@@ -5,6 +5,7 @@ events (exact: attempts started and not ended), and the listener that feeds it."
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import itertools
 import os
@@ -40,7 +41,7 @@ from support import (
 
 from asyncbatch.config import Job
 from asyncbatch.engine import Backoff, RunListener
-from asyncbatch.model import JobResult, Report, Status
+from asyncbatch.model import JobResult, Report, Resources, Status
 from asyncbatch.output.progress import (
     ProgressListener,
     ProgressState,
@@ -737,8 +738,13 @@ class Clock:
         return self.now
 
 
-def result(name: str, status: Status = "succeeded", *, reused: bool = False) -> JobResult:
-    return JobResult(name=name, action="file_size", input="x", status=status, reused=reused)
+def result(
+    name: str, status: Status = "succeeded", *, reused: bool = False, read: int | None = None
+) -> JobResult:
+    used = None if read is None else Resources(read_bytes=read)
+    return JobResult(
+        name=name, action="count_lines", input="x", status=status, reused=reused, resources=used
+    )
 
 
 def test_the_state_counts_jobs_by_status() -> None:
@@ -1112,9 +1118,10 @@ def test_a_missing_relative_input_names_the_folder_it_was_resolved_in(tmp_path: 
 
 
 def test_bytes_per_second_count_the_files_the_built_ins_read(tmp_path: Path) -> None:
-    """A file statistic's input size is known when it starts; a command's is not (it
-    reads what it likes): only the first add to the rate of bytes."""
-    from asyncbatch.config import load_config
+    """The bytes a file statistic read, measured where it read them, are the rate's;
+    a command reads what it likes, unmeasured: it adds nothing. A whole run through
+    the executor, the listener reading each result's resources (no stat of its own)."""
+    from asyncbatch import load_config, run_batch
     from asyncbatch.output.progress import ProgressListener, format_bytes
 
     (tmp_path / "big.txt").write_bytes(b"x\n" * (3 << 19))  # 3 MiB
@@ -1122,27 +1129,28 @@ def test_bytes_per_second_count_the_files_the_built_ins_read(tmp_path: Path) -> 
         tmp_path / "batch.json",
         {
             "jobs": [
-                {"name": "lines", "action": "count_lines", "input": "big.txt"},
                 {
                     "name": "cmd",
                     "action": "command",
                     "input": "big.txt",
                     "params": {"argv": ["true"]},
                 },
+                {"name": "lines", "action": "count_lines", "input": "big.txt"},
+                {"name": "size", "action": "file_size", "input": "big.txt"},
             ]
         },
     )
-    lines, cmd = load_config(config).jobs
+    state = ProgressState(3)
+    listener = ProgressListener(state, None)
+    report = anyio.run(functools.partial(run_batch, load_config(config), listener=listener))
+    assert [job.status for job in report.jobs] == ["succeeded"] * 3
+    assert state.bytes_read == 3 << 20
     clock = Clock()
     state = ProgressState(2, clock=clock)
-    listener = ProgressListener(state, None)
-    listener.job_started(lines, 1)
-    listener.job_started(cmd, 1)
     clock.now += 2
-    listener.job_done(result("cmd"))
+    state.job_done(result("cmd"))
     assert state.byte_rate() is None, "a command's reads are its own"
-    listener.job_done(result("lines"))
-    assert state.bytes_read == 3 << 20
+    state.job_done(result("lines", read=3 << 20))
     assert state.byte_rate() == pytest.approx((3 << 20) / 2)
     assert (format_bytes(state.byte_rate() or 0) + "/s", "") in describe(state)
     assert [format_bytes(n) for n in (512, 1536, 3 << 20, 5 << 30)] == [

@@ -23,14 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 import asyncbatch
 from asyncbatch.actions import builtin_specs, builtins, default_registry
 from asyncbatch.actions._params import ChecksumParams, NoParams
-from asyncbatch.registry import (
-    ENTRY_POINT_GROUP,
-    ActionRegistry,
-    ActionSpec,
-    Kernel,
-    Tuning,
-    declared_actions,
-)
+from asyncbatch.kernel import Kernel, Tuning
+from asyncbatch.registry import ENTRY_POINT_GROUP, ActionRegistry, ActionSpec, declared_actions
 
 
 class LoudParams(BaseModel):
@@ -185,7 +179,12 @@ def test_the_default_registry_holds_the_builtins_with_their_models_and_kernels()
         assert (builtin.kernel is None) == (builtin.name == "command")
         assert builtin.params is not None
     assert reg.get("count_lines") == ActionSpec(
-        "count_lines", builtins.count_lines, NoParams, kernel=builtins.LINES
+        "count_lines",
+        builtins.count_lines,
+        NoParams,
+        kernel=builtins.LINES,
+        may_chdir=False,
+        shares_params=True,
     )
 
 
@@ -308,13 +307,16 @@ def test_a_module_function_decorated_with_action_reuses_its_params_model(
         "async def go(path, params):\n"
         "    return {}\n"
     )
-    spec = ActionRegistry().resolve(f"{unique}:go", tmp_path)
+    spec = default_registry().resolve(f"{unique}:go", tmp_path)
     assert spec is not None
     assert spec.params is sys.modules[unique].Params
     assert spec.origin == f"module {unique}"
     declared = default_registry().get(f"{unique}_named")
     assert declared is not None
     assert (declared.func, declared.params) == (spec.func, spec.params)
+    own = ActionRegistry().resolve(f"{unique}:go", tmp_path)
+    assert own is not None
+    assert own.params is None, "a registry of one's own knows no declaration"
 
 
 def test_a_module_function_registered_in_the_resolving_registry_reuses_its_model(
@@ -337,11 +339,13 @@ def test_a_module_function_naming_a_builtins_function_keeps_its_kernel_and_model
     reg = default_registry()
     builtin = reg.get(name)
     assert builtin is not None
-    spec = reg.resolve(f"asyncbatch.actions.builtins:{name}")
+    module = builtin.func.__module__
+    spec = reg.resolve(f"{module}:{name}")
     assert spec is not None
-    assert spec.name == f"asyncbatch.actions.builtins:{name}"
-    assert spec.origin == "module asyncbatch.actions.builtins"
+    assert spec.name == f"{module}:{name}"
+    assert spec.origin == f"module {module}"
     assert (spec.func, spec.params, spec.kernel) == (builtin.func, builtin.params, builtin.kernel)
+    assert spec.outputs is builtin.outputs, "its capabilities too"
 
 
 def test_a_builtin_referenced_as_module_function_validates_params_with_its_model() -> None:
@@ -524,7 +528,7 @@ def test_a_plugin_decorated_with_action_keeps_its_params_model(
         "    return {}\n"
     )
     make_plugin({"shout": "{mod}_acts:shout"}, {"{mod}_acts": source})
-    reg = ActionRegistry(plugins=True)
+    reg = ActionRegistry(plugins=True, declared=declared_actions())
     spec = reg.get("shout")
     assert spec is not None
     assert spec.params is sys.modules[f"{unique}_acts"].Params

@@ -15,7 +15,8 @@ import pytest
 import asyncbatch
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult, Report, Summary
-from asyncbatch.output.report import check_output_writable, write_report
+from asyncbatch.output.destinations import check_output_writable
+from asyncbatch.output.report import write_report
 
 JOB_KEYS = [
     "name",

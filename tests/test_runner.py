@@ -20,18 +20,19 @@ import anyio
 import pytest
 from support import KernelProbe, Probe, by_name, job, load, outcome, run, write_json
 
-from asyncbatch.config import Job, load_config
+from asyncbatch import load_config, run_batch
+from asyncbatch.config import Job
 from asyncbatch.engine import (
     DEFAULT_CONCURRENCY,
     Backoff,
     LocalExecutor,
     RunListener,
-    run_batch,
 )
 from asyncbatch.engine._limits import ReadyJobs
 from asyncbatch.files.batch import REPORT_AFTER
+from asyncbatch.kernel import Tuning
 from asyncbatch.model import JobResult
-from asyncbatch.registry import ActionRegistry, Tuning
+from asyncbatch.registry import ActionRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -365,7 +366,7 @@ async def test_a_glob_that_matched_nothing_fails_at_once_and_is_never_retried(
         job("fine"),
     ]
     config = load(tmp_path, probe, jobs, defaults={"retries": 2})
-    report = await run(config, probe, default_retries=4, backoff=fast())
+    report = await run(config, probe, retries=4, backoff=fast())
     results = by_name(report)
     assert outcome(results["nothing"]) == ("failed", "FileNotFoundError", 1)
     assert results["nothing"].error == {
@@ -395,7 +396,7 @@ async def test_an_input_outside_the_root_fails_at_once_and_is_never_retried(
     ]
     config_path = write_json(root / "batch.json", {"defaults": {"retries": 2}, "jobs": jobs})
     config = load_config(config_path, registry=probe.registry, root=root)
-    report = await run(config, probe, default_retries=4, backoff=fast())
+    report = await run(config, probe, retries=4, backoff=fast())
     results = by_name(report)
     assert outcome(results["secret"]) == ("failed", "OutsideRoot", 1)
     assert results["secret"].error is not None
@@ -468,7 +469,7 @@ async def test_default_retries_argument_overrides_the_config_default(
 ) -> None:
     jobs = [job("flaky", "flaky", params={"failures": 1})]
     config = load(tmp_path, probe, jobs, defaults={"retries": 3})
-    result = (await run(config, default_retries=0, backoff=fast())).jobs[0]
+    result = (await run(config, retries=0, backoff=fast())).jobs[0]
     assert (result.status, result.attempts) == ("failed", 1)
 
 
@@ -476,7 +477,7 @@ async def test_default_retries_argument_applies_when_the_config_has_none(
     tmp_path: Path, probe: Probe
 ) -> None:
     jobs = [job("flaky", "flaky", params={"failures": 1})]
-    result = (await run(load(tmp_path, probe, jobs), default_retries=1, backoff=fast())).jobs[0]
+    result = (await run(load(tmp_path, probe, jobs), retries=1, backoff=fast())).jobs[0]
     assert (result.status, result.attempts) == ("succeeded", 2)
 
 
@@ -590,7 +591,7 @@ async def test_the_config_default_timeout_applies_to_jobs_without_their_own(
 
 async def test_default_timeout_argument_applies(tmp_path: Path, probe: Probe) -> None:
     jobs = [job("stuck", "hang")]
-    report = await run(load(tmp_path, probe, jobs), default_timeout=0.1)
+    report = await run(load(tmp_path, probe, jobs), timeout=0.1)
     assert report.jobs[0].error is not None
     assert report.jobs[0].error["type"] == "Timeout"
 

@@ -40,10 +40,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import HANG
 
-from asyncbatch.config import load_config
-from asyncbatch.engine import Backoff, LocalExecutor, run_batch
+from asyncbatch import load_config, run_batch
+from asyncbatch.engine import Backoff, LocalExecutor
+from asyncbatch.kernel import Kernel, Tuning
 from asyncbatch.model import JobResult, Report
-from asyncbatch.registry import ActionRegistry, ActionSpec, Kernel, Tuning
+from asyncbatch.registry import ActionRegistry, ActionSpec
 
 pytestmark = pytest.mark.slow
 

@@ -34,7 +34,8 @@ from support import (
 from asyncbatch.config import BatchConfig
 from asyncbatch.errors import OutputError
 from asyncbatch.model import Report
-from asyncbatch.session import Outcome, RunOptions, run_session
+from asyncbatch.options import RunOptions
+from asyncbatch.session import Outcome, run_session
 
 IS_ROOT = os.geteuid() == 0
 REASONS = {

@@ -21,7 +21,7 @@ from support import invoke, read_json, summary, write_json
 from asyncbatch.errors import NotAReport
 from asyncbatch.model import JobResult, Report
 from asyncbatch.output import show as show_module
-from asyncbatch.output._page import TABLE_ROWS, TIMELINE_BARS, assign_slots, html_page
+from asyncbatch.output.page import TABLE_ROWS, TIMELINE_BARS, assign_slots, html_page
 from asyncbatch.output.report import write_report
 from asyncbatch.output.show import failed_text, load_report, summary_text
 from asyncbatch.output.terminal import sanitize

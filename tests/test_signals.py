@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from support import add_module, read_json, summary, write_json
 
-from asyncbatch.config import load_config
-from asyncbatch.session import RunOptions, run_session
+from asyncbatch import load_config
+from asyncbatch.options import RunOptions
+from asyncbatch.session import run_session
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="POSIX signals and /proc are needed"

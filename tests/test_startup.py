@@ -41,7 +41,7 @@ LOADED_ONLY_WHEN_USED = (
     "asyncbatch.cli._read",  # show, actions, schema
     "asyncbatch.cli._each",  # each
     "asyncbatch.output.show",
-    "asyncbatch.output._page",  # show --html
+    "asyncbatch.output.page",  # show --html
     "asyncbatch.output.junit",  # --junit
     "xml.etree.ElementTree",
     "asyncbatch.output.journal",  # -o
@@ -210,7 +210,7 @@ def test_worker_side_modules_import_neither_metadata_nor_the_event_loop() -> Non
     registry's plugins), asyncio, anyio or pydantic."""
     code = (
         "import sys\n"
-        "import asyncbatch.registry, asyncbatch.files._scan, asyncbatch.actions._kernels\n"
+        "import asyncbatch.registry, asyncbatch.files.scan, asyncbatch.actions._kernels\n"
         "import asyncbatch.actions._search\n"
         "heavy = {'importlib.metadata', 'asyncio', 'anyio', 'pydantic', 'typer'}\n"
         "print(sorted(heavy.intersection(sys.modules)))\n"

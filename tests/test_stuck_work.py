@@ -28,10 +28,10 @@ import anyio.to_thread
 import pytest
 from support import add_module, read_json, run, write_json
 
+from asyncbatch import load_config
 from asyncbatch.actions import builtins
 from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
 from asyncbatch.actions._search import PatternSearch
-from asyncbatch.config import load_config
 from asyncbatch.engine import LocalExecutor
 from asyncbatch.errors import (
     AsyncbatchError,
@@ -41,9 +41,9 @@ from asyncbatch.errors import (
     describe_error,
 )
 from asyncbatch.files import _threads
-from asyncbatch.files._scan import scan_file
+from asyncbatch.files.scan import scan_file
 from asyncbatch.files.stream import scan_in_process
-from asyncbatch.registry import Kernel, Scanner, Tuning
+from asyncbatch.kernel import Kernel, Scanner, Tuning
 
 CATASTROPHIC = "(a+)+$"
 """Backtracks for minutes in ``re`` over STUCK_LINE, holding the GIL throughout."""
@@ -274,8 +274,8 @@ import os, subprocess, sys
 worker = '''
 import os, sys, time
 from asyncbatch.actions.builtins import SEARCH
-from asyncbatch.files._scan import scan_file_in_worker
-from asyncbatch.registry import Tuning
+from asyncbatch.files.scan import scan_file_in_worker
+from asyncbatch.kernel import Tuning
 
 while os.getppid() == int(sys.argv[3]):  # until the parent is gone
     time.sleep(0.01)
@@ -496,15 +496,16 @@ async def test_errors_raised_in_a_worker_process_reach_the_parent_as_raised(
         with anyio.fail_after(30), pytest.raises(kind) as there:
             await scan_in_process(kernel, path, params, tuning, confined)
         _same_error(there.value, here.value)
-    assert await scan_in_process(search, lines, {"pattern": "error", "ignore_case": True}) == {
+    found, _ = await scan_in_process(search, lines, {"pattern": "error", "ignore_case": True})
+    assert found == {
         "matches": 2,
         "matching_lines": 1,
     }
 
 
 WORKER_SIDE = [
-    "asyncbatch.files._scan",
-    "asyncbatch.files._confine",
+    "asyncbatch.files.scan",
+    "asyncbatch.files.confine",
     "asyncbatch.actions._kernels",
     "asyncbatch.actions._search",
     "asyncbatch.actions._regexplan",

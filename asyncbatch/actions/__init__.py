@@ -28,4 +28,5 @@ def default_registry() -> ActionRegistry:
     installed plugins (which never replace either)."""
     from asyncbatch.registry import ActionRegistry, declared_actions
 
-    return ActionRegistry([*builtin_specs(), *declared_actions()], plugins=True)
+    declared = declared_actions()
+    return ActionRegistry([*builtin_specs(), *declared], plugins=True, declared=declared)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from asyncbatch.actions import _vector as vector
-from asyncbatch.registry import Tuning
+from asyncbatch.kernel import Tuning
 
 _NEWLINE = ord("\n")
 

@@ -26,7 +26,7 @@ from typing import Any, AnyStr
 from asyncbatch.actions import _regexplan as regexplan
 from asyncbatch.actions._prefilter import LineFinder
 from asyncbatch.errors import LineTooLong
-from asyncbatch.registry import Tuning
+from asyncbatch.kernel import Tuning
 
 _LINE_UNSAFE = ("(?=", "(?!", "(?<=", "(?<!", "\\A", "\\Z")
 """Pattern constructs that see past a line's ends (or anchor at the string's), so

@@ -14,13 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from asyncbatch.actions import _optional as optional
-from asyncbatch.actions._command import CommandParams, run_command
 from asyncbatch.actions._kernels import Checksum, FileSize, LineCount, WordCount
 from asyncbatch.actions._params import ChecksumParams, NoParams, SearchPatternParams
 from asyncbatch.actions._search import PatternSearch, is_bounded
+from asyncbatch.actions.command import COMMAND
 from asyncbatch.files.stream import run_kernel
-from asyncbatch.registry import ActionSpec, Kernel
+from asyncbatch.kernel import Kernel
+from asyncbatch.registry import ActionFunc, ActionSpec
 
 _NUMPY = optional.installed("numpy")
 LINES = Kernel(LineCount, releases_gil=_NUMPY)
@@ -58,16 +61,16 @@ async def search_pattern(path: Path, params: SearchPatternParams) -> dict[str, A
     return await run_kernel(SEARCH, path, params)
 
 
-async def command(path: Path, params: CommandParams) -> dict[str, Any]:
-    """Run a program once per input (argv, or a shell line); exit code and output tails."""
-    return await run_command(path, params)
+def _statistic(name: str, func: ActionFunc, params: type[BaseModel], kernel: Kernel) -> ActionSpec:
+    """A file statistic: it changes neither the working directory nor its params."""
+    return ActionSpec(name, func, params, kernel=kernel, may_chdir=False, shares_params=True)
 
 
 BUILTINS = (
-    ActionSpec("count_lines", count_lines, NoParams, kernel=LINES),
-    ActionSpec("count_words", count_words, NoParams, kernel=WORDS),
-    ActionSpec("file_size", file_size, NoParams, kernel=SIZE),
-    ActionSpec("checksum", checksum, ChecksumParams, kernel=CHECKSUM),
-    ActionSpec("search_pattern", search_pattern, SearchPatternParams, kernel=SEARCH),
-    ActionSpec("command", command, CommandParams),
+    _statistic("count_lines", count_lines, NoParams, LINES),
+    _statistic("count_words", count_words, NoParams, WORDS),
+    _statistic("file_size", file_size, NoParams, SIZE),
+    _statistic("checksum", checksum, ChecksumParams, CHECKSUM),
+    _statistic("search_pattern", search_pattern, SearchPatternParams, SEARCH),
+    COMMAND,
 )

@@ -8,28 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from asyncbatch.cli._app import Command, command_app
-from asyncbatch.cli._options import (
-    EACH_EXAMPLES,
-    Debug,
-    DryRun,
-    Executor,
-    FailFast,
-    Junit,
-    MaxConcurrency,
-    MaxFailures,
-    Output,
-    Progress,
-    Quiet,
-    Resume,
-    Retries,
-    Scheduler,
-    SchedulerTimeout,
-    Timeout,
-    Verbose,
-)
+from asyncbatch.cli._options import EACH_EXAMPLES, run_options
 from asyncbatch.cli._out import EXIT_USAGE, err, err_capped, exit_error, print_json
-from asyncbatch.cli._run import load_and_run, run_options
+from asyncbatch.cli._run import load_and_run
 from asyncbatch.errors import ConfigError
+from asyncbatch.options import RunOptions
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
@@ -61,6 +44,7 @@ class _EachCommand(Command):
     epilog=EACH_EXAMPLES,
     short_help="Run a program or an action once per input file, without a config.",
 )
+@run_options("each")
 def each(
     ctx: typer.Context,
     inputs: Annotated[
@@ -92,22 +76,8 @@ def each(
             show_default=False,
         ),
     ] = None,
-    max_concurrency: MaxConcurrency = None,
-    output: Output = None,
-    dry_run: DryRun = False,
-    timeout: Timeout = None,
-    retries: Retries = None,
-    fail_fast: FailFast = False,
-    max_failures: MaxFailures = None,
-    resume: Resume = False,
-    junit: Junit = None,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    progress: Progress = None,
-    debug: Debug = False,
-    executor: Executor = "local",
-    scheduler: Scheduler = None,
-    scheduler_timeout: SchedulerTimeout = 10.0,
+    *,
+    options: RunOptions,
 ) -> None:
     """Run a program (after --) or an action (--action) once per INPUT, without a
     config file: the summary as JSON on stdout, exit codes as for run. Without a
@@ -116,35 +86,44 @@ def each(
     program: list[str] | None = ctx.meta.get(_PROGRAM)
     if (action is None) == (program is None):
         exit_error("give exactly one of --action NAME and -- PROGRAM [ARG]...")
-    options = run_options(
-        max_concurrency=max_concurrency,
-        output=output,
-        junit=junit,
-        timeout=timeout,
-        retries=retries,
-        fail_fast=fail_fast,
-        max_failures=max_failures,
-        resume=resume,
-        progress=progress,
-        debug=debug,
-        quiet=quiet,
-        verbose=verbose,
-        executor=executor,
-        scheduler=scheduler,
-        scheduler_timeout=scheduler_timeout,
-    )
 
     def load() -> BatchConfig:
-        from asyncbatch.config._each import each_config, parse_params
-
         try:
-            parsed = parse_params(params or [])
-            return each_config(inputs, action=action, params=parsed, argv=program)
+            return _each_config(inputs, action, params or [], program)
         except ConfigError as exc:
-            if dry_run:
+            if options.dry_run:
                 print_json({"valid": False, "errors": exc.problems})
             err_capped([f"error: {problem}" for problem in exc.problems], "problems")
             err("error: nothing was run")
             raise typer.Exit(EXIT_USAGE) from None
 
-    load_and_run(load, options, dry_run, "the inputs")
+    load_and_run(load, options, "the inputs", ctx.obj)
+
+
+def _each_config(
+    inputs: list[str], action: str | None, params: list[str], program: list[str] | None
+) -> BatchConfig:
+    """The batch of ``each``: ``action`` with the ``-p`` params on every input, or a
+    ``command`` job per input running ``program``."""
+    from asyncbatch.config import LABEL, each_config, is_glob, parse_params
+    from asyncbatch.session import default_registry
+
+    registry = default_registry()
+    if program is None:
+        assert action is not None
+        parsed = parse_params(params)
+        return each_config(inputs, action=action, params=parsed, registry=registry)
+    from asyncbatch.actions.command import COMMAND, program_params, program_problems
+
+    problems = program_problems(program)
+    if params:
+        problems.insert(0, "-p: needs --action (a command takes its arguments after --)")
+    if problems:
+        raise ConfigError(problems, source=LABEL)
+    return each_config(
+        inputs,
+        action=COMMAND.name,
+        params=lambda given: program_params(program, given, matched=is_glob(given)),
+        params_named="-- PROGRAM",
+        registry=registry,
+    )

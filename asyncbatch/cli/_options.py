@@ -1,188 +1,134 @@
-"""The options ``run`` and ``each`` share, declared once (Typer ``Annotated``
-aliases in help panels), and the examples of their help."""
+"""The options ``run`` and ``each`` share, as their command lines spell them: built
+from the declarations of :class:`asyncbatch.options.RunOptions` (:func:`run_options`),
+and the examples of their help."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from asyncbatch.cli._out import exit_error
+from asyncbatch.options import RunOptions, Spelling
 
-def positive_seconds(value: float | None) -> float | None:
-    """Seconds as a config takes them: finite and greater than 0 (a config's
-    messages, word for word)."""
-    if value is not None and not abs(value) < float("inf"):  # NaN, inf, 1e400
-        raise typer.BadParameter("Input should be a finite number")
-    if value is not None and not value > 0:
-        raise typer.BadParameter("Input should be greater than 0")
-    return value
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-# The options `run` and `each` share, declared once, in help panels. A flag has no
-# metavar (rich would show "<bool>", as if it took a value); env vars stand for
-# the option on the command line.
-RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
-MaxConcurrency = Annotated[
-    int | None,
-    typer.Option(
-        "-j",
-        "--max-concurrency",
-        min=1,
-        metavar="N",
-        envvar="ASYNCBATCH_MAX_CONCURRENCY",
-        help="At most N jobs at once (default: the config's, else 4).",
-        rich_help_panel=RUNNING,
-        show_default=False,
-    ),
-]
-Output = Annotated[
-    Path | None,
-    typer.Option(
-        "-o",
-        "--output",
-        metavar="PATH",
-        help="Write the JSON report (and its journal) there.",
-        rich_help_panel=OUTPUTS,
-        show_default=False,
-    ),
-]
-DryRun = Annotated[
-    bool,
-    typer.Option(
-        "--dry-run",
-        metavar="",
-        help="Validate, print the plan, run nothing.",
-        rich_help_panel=OUTPUTS,
-    ),
-]
-Timeout = Annotated[
-    float | None,
-    typer.Option(
-        callback=positive_seconds,
-        metavar="SECONDS",
-        envvar="ASYNCBATCH_TIMEOUT",
-        help="Default per-job timeout.",
-        rich_help_panel=RUNNING,
-        show_default=False,
-    ),
-]
-Retries = Annotated[
-    int | None,
-    typer.Option(
-        min=0,
-        max=1000,
-        metavar="N",
-        envvar="ASYNCBATCH_RETRIES",
-        help="Default retries of a failed job.",
-        rich_help_panel=RUNNING,
-        show_default=False,
-    ),
-]
-FailFast = Annotated[
-    bool,
-    typer.Option(
-        "--fail-fast",
-        metavar="",
-        help="Stop at the first failure: start nothing new, cancel the rest.",
-        rich_help_panel=RUNNING,
-    ),
-]
-MaxFailures = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        metavar="N",
-        help="Stop like --fail-fast after N failures.",
-        rich_help_panel=RUNNING,
-        show_default=False,
-    ),
-]
-Resume = Annotated[
-    bool,
-    typer.Option(
-        "--resume",
-        metavar="",
-        help="Reuse the successes recorded at --output whose inputs are unchanged.",
-        rich_help_panel=OUTPUTS,
-    ),
-]
-Junit = Annotated[
-    Path | None,
-    typer.Option(
-        "--junit",
-        metavar="PATH",
-        help="Also write a JUnit XML report there.",
-        rich_help_panel=OUTPUTS,
-        show_default=False,
-    ),
-]
-Quiet = Annotated[
-    bool,
-    typer.Option(
-        "-q",
-        "--quiet",
-        metavar="",
-        help="Nothing on stderr unless a job fails.",
-        rich_help_panel=DISPLAY,
-    ),
-]
-Verbose = Annotated[
-    bool,
-    typer.Option(
-        "-v", "--verbose", metavar="", help="A line per finished job.", rich_help_panel=DISPLAY
-    ),
-]
-Progress = Annotated[
-    bool | None,
-    typer.Option(
-        "--progress/--no-progress",
-        metavar="",
-        help="Live progress (default: on a terminal, unless CI is set).",
-        rich_help_panel=DISPLAY,
-        show_default=False,
-    ),
-]
-Debug = Annotated[
-    bool,
-    typer.Option(
-        "--debug",
-        envvar="ASYNCBATCH_DEBUG",
-        help="Print each failed attempt's traceback.",
-        rich_help_panel=DISPLAY,
-    ),
-]
-Executor = Annotated[
-    str,
-    typer.Option(
-        "--executor",
-        metavar="local|dask",
-        envvar="ASYNCBATCH_EXECUTOR",
-        help="Where actions run: here, or on Dask (needs asyncbatch\\[dask]).",
-        rich_help_panel=DASK,
-    ),
-]
-Scheduler = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        metavar="ADDRESS",
-        envvar="ASYNCBATCH_SCHEDULER",
-        help="Dask scheduler (tcp://HOST:PORT; default: a local cluster).",
-        rich_help_panel=DASK,
-        show_default=False,
-    ),
-]
-SchedulerTimeout = Annotated[
-    float,
-    typer.Option(
-        "--scheduler-timeout",
-        callback=positive_seconds,
-        metavar="SECONDS",
-        help="Wait this long for the scheduler (then exit 2).",
-        rich_help_panel=DASK,
-    ),
-]
+def declared(command: str) -> list[tuple[str, Spelling]]:
+    """The ``RunOptions`` field and spelling of each option ``command`` takes."""
+    return [
+        (field.name, spelling)
+        for field in dataclasses.fields(RunOptions)
+        for spelling in field.metadata.get("spellings", ())
+        if command in spelling.commands
+    ]
+
+
+def run_options(command: str) -> Callable[[F], F]:
+    """The decorated command takes the run options ``command`` declares (``run``,
+    ``each``) as parameters of its command line, and receives them as one
+    ``options: RunOptions`` keyword. Two spellings of one field given together
+    (``--fail-fast --max-failures 3``), or options that cannot run together, are
+    usage errors (exit 2)."""
+    spelled = declared(command)
+
+    def decorate(func: F) -> F:
+        hints = typing.get_type_hints(func, include_extras=True)
+        own = [
+            parameter.replace(annotation=hints.get(parameter.name, parameter.annotation))
+            for parameter in inspect.signature(func).parameters.values()
+            if parameter.name != "options"
+        ]
+        generated = [
+            inspect.Parameter(
+                spelling.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=spelling.unset,
+                annotation=_annotation(spelling),
+            )
+            for _, spelling in spelled
+        ]
+
+        @functools.wraps(func)
+        def command_function(*args: Any, **kwargs: Any) -> Any:
+            given = {spelling.name: kwargs.pop(spelling.name) for _, spelling in spelled}
+            return func(*args, options=_options(spelled, given), **kwargs)
+
+        parameters = [*own, *generated]
+        shaped: Any = command_function
+        del shaped.__wrapped__  # Typer reads this signature, not the function's own
+        shaped.__signature__ = inspect.Signature(parameters)
+        shaped.__annotations__ = {each.name: each.annotation for each in parameters}
+        return typing.cast(F, shaped)
+
+    return decorate
+
+
+def _options(spelled: list[tuple[str, Spelling]], given: dict[str, Any]) -> RunOptions:
+    values: dict[str, Any] = {}
+    by: dict[str, str] = {}
+    for field, spelling in spelled:
+        raw = given[spelling.name]
+        if raw is None or raw == spelling.unset:
+            continue
+        if field in by:
+            exit_error(f"{by[field]} and {spelling.shown}: give only one of them")
+        by[field] = spelling.shown
+        values[field] = spelling.value(raw) if spelling.value is not None else raw
+    options = RunOptions(**values)
+    for problem in options.problems():
+        exit_error(problem)
+    if options.executor == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            exit_error("--executor dask needs the dask extra: install 'asyncbatch[dask]'")
+    return options
+
+
+def _annotation(spelling: Spelling) -> Any:
+    """The Typer annotation of a spelling: its type (optional unless it has a value
+    when not used) and its ``typer.Option``."""
+    kind: Any = spelling.kind if spelling.unset is not None else spelling.kind | None
+    flag = spelling.kind is bool
+    details = typer.Option(
+        *spelling.flags,
+        help=spelling.help,
+        rich_help_panel=spelling.panel,
+        metavar="" if flag else spelling.metavar,
+        envvar=spelling.env,
+        min=spelling.minimum,
+        max=spelling.maximum,
+        callback=None if spelling.check is None else _checking(spelling.check),
+        show_default=spelling.show_default,
+        autocompletion=None if spelling.completions is None else _offering(spelling.completions),
+    )
+    return Annotated[kind, details]
+
+
+def _checking(check: Callable[[Any], None]) -> Callable[[Any], Any]:
+    def callback(value: Any) -> Any:
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+        return value
+
+    return callback
+
+
+def _offering(values: Callable[[], Any]) -> Callable[[str], list[str]]:
+    def complete(incomplete: str) -> list[str]:
+        return [value for value in values() if value.startswith(incomplete)]
+
+    return complete
+
 
 RUN_EXAMPLES = (
     """\

@@ -63,7 +63,7 @@ def show(
     try:
         saved = shown.load_report(report)
         if html is not None:
-            from asyncbatch.output._page import write_page
+            from asyncbatch.output.page import write_page
 
             write_page(saved, html)
     except (NotAReport, OutputError) as exc:

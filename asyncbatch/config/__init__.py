@@ -17,6 +17,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 
 from __future__ import annotations
 
+from asyncbatch.config._each import LABEL, each_config, parse_params
+from asyncbatch.config._expand import is_glob
 from asyncbatch.config._load import (
     DISCOVERED_NAMES,
     find_config,
@@ -36,6 +38,7 @@ from asyncbatch.errors import ConfigError
 
 __all__ = [
     "DISCOVERED_NAMES",
+    "LABEL",
     "BatchConfig",
     "BatchFile",
     "ConfigError",
@@ -43,8 +46,11 @@ __all__ = [
     "Job",
     "JobConfig",
     "LoadLimits",
+    "each_config",
     "find_config",
+    "is_glob",
     "load_config",
     "load_config_data",
+    "parse_params",
     "select_jobs",
 ]

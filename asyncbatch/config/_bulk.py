@@ -83,12 +83,13 @@ class Resolver:
         return found
 
     def validate_params(self, spec: ActionSpec, raw: dict[str, Any]) -> Any:
-        """As ``spec.validate_params``; a built-in's flat params are validated once.
+        """As ``spec.validate_params``; flat params of an action that shares its
+        params (it never changes them) are validated once.
 
         Only flat params (scalar values) are cached, keyed with their types (1,
         1.0 and True are equal in Python, not to a strict model), and never
         serialised: a YAML alias bomb must not be expanded here."""
-        if spec.origin != "builtin" or spec.params is None:
+        if not spec.shares_params or spec.params is None:
             return spec.validate_params(raw)
         if not all(type(k) is str and type(v) in _SCALARS for k, v in raw.items()):
             return spec.validate_params(raw)

@@ -9,11 +9,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.actions._command import CommandParams
 from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
 from asyncbatch.config._models import Job, JobConfig, LoadLimits
 from asyncbatch.errors import OutsideRoot, UnknownAction
-from asyncbatch.files._confine import check_path
+from asyncbatch.files.confine import check_path
 from asyncbatch.registry import ActionSpec
 
 _GLOB_CHARS = re.compile(r"[*?[]")
@@ -47,6 +46,7 @@ def expand_jobs(
             "retries": config_job.retries,
             "limits": tuple(config_job.limits),
             "raw_params": config_job.params,
+            "config_dir": base_dir,
         }
         pattern = config_job.input
         if is_glob(pattern):
@@ -61,7 +61,8 @@ def expand_jobs(
                         input=shown,
                         path=path,
                         start_error=start_error or _outside(path, shown, root),
-                        **(common | _bound(params, name, base_dir)),
+                        number=len(jobs) + 1,
+                        **common,
                     )
                 )
             if matches:
@@ -74,7 +75,8 @@ def expand_jobs(
                 input=pattern,
                 path=path,
                 start_error=start_error or _outside(path, pattern, root),
-                **(common | _bound(params, config_job.name, base_dir)),
+                number=len(jobs) + 1,
+                **common,
             )
         )
     return jobs
@@ -83,14 +85,6 @@ def expand_jobs(
 def is_glob(pattern: str) -> bool:
     """Whether a job's input is a glob (holds ``*``, ``?`` or ``[``)."""
     return _GLOB_CHARS.search(pattern) is not None
-
-
-def _bound(params: Any, name: str, base_dir: Path) -> dict[str, Any]:
-    """A command's params know their job's name and folder (placeholders, the
-    working directory); other params are shared as they are."""
-    if isinstance(params, CommandParams):
-        return {"params": params.for_job(name, base_dir)}
-    return {}
 
 
 def _glob(
@@ -126,11 +120,12 @@ def first_of_each(jobs: list[Job]) -> list[Job]:
     """The jobs without repeats: a file reached twice under the same name (given
     twice, or matched by two globs) is one job, the first."""
     seen: set[tuple[str, Path]] = set()
-    kept = []
+    kept: list[Job] = []
     for job in jobs:
         key = (job.name, job.path)
         if key not in seen:
             seen.add(key)
+            job.number = len(kept) + 1
             kept.append(job)
     return kept
 

@@ -17,8 +17,6 @@ from typing import Any, BinaryIO, TextIO
 
 from pydantic import ValidationError
 
-from asyncbatch.actions import default_registry
-from asyncbatch.actions._command import is_command
 from asyncbatch.config._bulk import Resolver, validate_jobs, without_gc
 from asyncbatch.config._expand import check_expanded_names, expand_jobs, first_of_each
 from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
@@ -26,7 +24,7 @@ from asyncbatch.config._graph import resolve_dependencies, with_dependencies
 from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLimits
 from asyncbatch.config._problems import did_you_mean, locate_errors
 from asyncbatch.errors import ConfigError
-from asyncbatch.files._confine import real_root
+from asyncbatch.files.confine import real_root
 from asyncbatch.registry import ActionRegistry, ActionSpec, entry_point_references
 
 DISCOVERED_NAMES = ("asyncbatch.toml", "asyncbatch.yaml", "asyncbatch.yml", "asyncbatch.json")
@@ -44,15 +42,15 @@ def find_config(directory: Path) -> Path | None:
 def load_config(
     source: str | os.PathLike[str],
     *,
-    registry: ActionRegistry | None = None,
+    registry: ActionRegistry,
     strict: bool = False,
     stdin: TextIO | BinaryIO | None = None,
     root: str | os.PathLike[str] | None = None,
     limits: LoadLimits | None = None,
 ) -> BatchConfig:
-    """Read, validate and expand a config; raise :class:`ConfigError` listing
-    every problem. ``source`` ``"-"`` reads JSON from ``stdin`` (default:
-    ``sys.stdin``; paths then resolve against the current directory) as UTF-8
+    """Read, validate and expand a config, its actions found in ``registry``; raise
+    :class:`ConfigError` listing every problem. ``source`` ``"-"`` reads JSON from
+    ``stdin`` (default: ``sys.stdin``; paths then resolve against the current directory) as UTF-8
     bytes, like a file, whatever the locale: a binary stream, or the ``buffer`` of
     a text stream; a text stream without one (``io.StringIO``) is read as text.
 
@@ -62,7 +60,6 @@ def load_config(
     a ``"module:function"`` action is a config error unless an installed plugin
     declares it: importing it would run code the root cannot confine. ``limits``
     bounds the config's size, YAML aliases and globs (:class:`LoadLimits`)."""
-    registry = registry or default_registry()
     limits = limits or LoadLimits()
     real = _checked_root(root)
     label = os.fspath(source)
@@ -85,7 +82,7 @@ def load_config_data(
     *,
     base_dir: str | os.PathLike[str],
     label: str,
-    registry: ActionRegistry | None = None,
+    registry: ActionRegistry,
     strict: bool = False,
     root: str | os.PathLike[str] | None = None,
     limits: LoadLimits | None = None,
@@ -97,7 +94,6 @@ def load_config_data(
     glob is named by its path as the glob spells it (not ``job[path]``), and a file
     reached twice under the same name (given twice, or matched by two globs) is one
     job, the first (``asyncbatch each``)."""
-    registry = registry or default_registry()
     real = _checked_root(root)
     with without_gc():
         return _build(
@@ -283,11 +279,8 @@ def _resolve_action(
                 f"{where} ({job.name}): unknown action {job.action!r}{hint}; the job is skipped"
             )
         return None, None
-    if context.confined.root is not None and is_command(spec):
-        problems.append(
-            f"{where}.action: 'command' is refused with --root: a program can read "
-            "and write anything"
-        )
+    if context.confined.root is not None and spec.unconfined is not None:
+        problems.append(f"{where}.action: {job.action!r} is refused with --root: {spec.unconfined}")
         return None, None
     try:
         return spec, resolver.validate_params(spec, job.params)

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from asyncbatch.registry import JobContext
+
 if TYPE_CHECKING:
+    from asyncbatch.kernel import Route
     from asyncbatch.registry import ActionSpec
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -85,6 +88,23 @@ class Job:
     """Known before the job starts: unknown action, a glob that matched nothing, an
     input outside the root."""
     raw_params: dict[str, Any] = field(default_factory=dict)
+    number: int = 0
+    """Its place in the batch, from 1 (config order, glob matches in place)."""
+    config_dir: Path = Path()
+    """The folder its config's relative paths resolve against."""
+    route: Route | None = None
+    """How its work runs, once an executor has asked (``asyncbatch.kernel.route_of``)."""
+
+    def context(self, slot: int | None = None) -> JobContext:
+        """The job as its action's capabilities see it (``slot``: the slot its
+        attempt runs in)."""
+        return JobContext(self.name, self.number, self.config_dir, slot)
+
+    def outputs(self) -> list[str]:
+        """The files it declares it creates (absolute paths); none for most actions."""
+        if self.spec is None or self.spec.outputs is None:
+            return []
+        return self.spec.declared_outputs(self.path, self.params, self.context())
 
 
 @dataclass(slots=True)

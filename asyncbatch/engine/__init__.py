@@ -1,10 +1,12 @@
 """Running a batch: the scheduler, the dependency tracker, named limits and the
 executors.
 
-:func:`run_batch` is the entry point. The scheduler decides what runs and records
-what happened; an :class:`Executor` decides how each attempt runs
-(:class:`LocalExecutor` in this process; :mod:`asyncbatch.engine.dask` on a Dask
-cluster). Nothing here imports a built-in action: kernels come with the specs.
+:func:`run_jobs` is the entry point; ``asyncbatch.run_batch`` (the session) builds
+what it takes. The scheduler decides what runs and records what happened; an
+:class:`Executor` decides how each attempt runs (:class:`LocalExecutor` in this
+process; :mod:`asyncbatch.engine.dask` on a Dask cluster), following the route
+:func:`job_route` gives each job once. Nothing here imports an action, nor the output
+package: kernels and capabilities come with the specs, results are the model's.
 
 The names are imported lazily (PEP 562): a module that needs only the listener
 protocols (:mod:`._hooks`) or the settings does not load the scheduler, the
@@ -19,9 +21,16 @@ from asyncbatch.lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from asyncbatch.engine._hooks import Recorder, RunListener
-    from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_batch
+    from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_jobs
     from asyncbatch.engine._settings import Backoff
-    from asyncbatch.engine.executors import Attempt, Executor, LocalExecutor, TakeMore, run_timed
+    from asyncbatch.engine.executors import (
+        Attempt,
+        Executor,
+        LocalExecutor,
+        TakeMore,
+        job_route,
+        run_timed,
+    )
 
 _LAZY = {
     "DEFAULT_CONCURRENCY": "asyncbatch.engine._runner",
@@ -32,7 +41,8 @@ _LAZY = {
     "Recorder": "asyncbatch.engine._hooks",
     "RunListener": "asyncbatch.engine._hooks",
     "TakeMore": "asyncbatch.engine.executors",
-    "run_batch": "asyncbatch.engine._runner",
+    "job_route": "asyncbatch.engine.executors",
+    "run_jobs": "asyncbatch.engine._runner",
     "run_timed": "asyncbatch.engine.executors",
 }
 
@@ -49,6 +59,7 @@ __all__ = [
     "Recorder",
     "RunListener",
     "TakeMore",
-    "run_batch",
+    "job_route",
+    "run_jobs",
     "run_timed",
 ]

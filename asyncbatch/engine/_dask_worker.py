@@ -33,12 +33,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from asyncbatch.errors import AsyncbatchError, Cancelled, RemoteError, describe_error
-from asyncbatch.files._scan import Stopped, scan_file, scan_small_file
-from asyncbatch.files.batch import BatchThread
-from asyncbatch.registry import Kernel, Tuning
+from asyncbatch.files.batch import BatchEnd, BatchThread, Done
+from asyncbatch.files.scan import Scanned, Stopped, scan_file, scan_small_file
+from asyncbatch.kernel import Kernel, Tuning
+from asyncbatch.model import Resources
+
+T = TypeVar("T")
 
 STARTED_TOPIC = "asyncbatch-started"
 """The Dask event topic on which workers announce the tasks they start."""
@@ -59,22 +62,16 @@ BatchJob = ScanJob | CallJob
 """What one job of a batch runs."""
 TimedJob = tuple[BatchJob, float | None]
 """One job of a batch and its timeout."""
-Finished = tuple[int, dict[str, Any] | None, BaseException | None, float, float]
-"""A job a batch finished: position, result or error, start and end (seconds since
-the task started)."""
 
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """How a batch went. ``done``: the jobs finished, in order; ``timed_out``:
-    ``(position, start)`` of a job stopped at its deadline; ``large``:
-    ``(position, size)`` of a file too big to read whole (not started); jobs from
-    ``reached`` on were never started; ``elapsed``: the task's seconds on the worker."""
+    """How a batch went, in the batch protocol's terms (``Done`` for each job it
+    finished, in order, and its ``BatchEnd``), every time in seconds since the task
+    started; ``elapsed``: the task's seconds on the worker."""
 
-    done: list[Finished] = field(default_factory=list)
-    reached: int = 0
-    timed_out: tuple[int, float] | None = None
-    large: tuple[int, int] | None = None
+    done: list[Done] = field(default_factory=list)
+    end: BatchEnd = field(default_factory=lambda: BatchEnd(0))
     elapsed: float = 0.0
 
 
@@ -132,7 +129,7 @@ class _Batch:
         finally:
             self._wake.set()
 
-    def _run(self, position: int) -> dict[str, Any] | int:
+    def _run(self, position: int) -> tuple[dict[str, Any], Resources | None] | int:
         """One job: a kernel over a small file (its size if too big), or a custom
         action in an event loop of its own, whose task :meth:`abandon` cancels."""
         job = self._jobs[position][0]
@@ -154,7 +151,7 @@ class _Batch:
                 with self._lock:
                     self._cancel_running = None
 
-        return asyncio.run(watched())
+        return asyncio.run(watched()), None
 
     def abandon(self) -> None:
         """Start nothing more, stop a running custom action at its next ``await``,
@@ -187,12 +184,13 @@ class _Batch:
         finished, _, _ = thread.progress(0)
         begin = self._began
         done = [
-            (
+            Done(
                 d.position,
                 d.result,
                 None if d.error is None else _travelling(d.error),
                 d.started - begin,
                 d.ended - begin,
+                d.resources,
             )
             for d in finished
         ]
@@ -200,8 +198,8 @@ class _Batch:
         if self._timed_out is not None:
             position, started = self._timed_out
             timed_out = (position, started - begin)
-        elapsed = time.perf_counter() - begin
-        return BatchOutcome(done, thread.reached, timed_out, thread.large, elapsed)
+        end = BatchEnd(thread.reached, timed_out, thread.large)
+        return BatchOutcome(done, end, time.perf_counter() - begin)
 
 
 def _travelling(exc: BaseException) -> BaseException:
@@ -218,7 +216,7 @@ def scan_on_worker(
     tuning: Tuning,
     root: str | None,
     key: str | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """On the worker: the kernel over the file, stopped at its next chunk when the
     attempt's cancel event is set."""
     _say_started(key)
@@ -230,16 +228,14 @@ def scan_on_worker(
             raise RemoteError(error=describe_error(Cancelled(reason="cancelled"))) from None
 
 
-def run_on_worker(
-    call: Callable[[], Awaitable[dict[str, Any]]], key: str | None = None
-) -> dict[str, Any]:
+def run_on_worker(call: Callable[[], Awaitable[T]], key: str | None = None) -> T:
     """On the worker: run the async ``call`` to completion in an event loop of its
     own, its task cancelled when the attempt's cancel event is set."""
     import asyncio  # noqa: TID251 - a worker thread has no event loop; it needs one of its own
 
     cancelled = threading.Event()
 
-    async def watched() -> dict[str, Any]:
+    async def watched() -> T:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(call())
 

@@ -1,4 +1,4 @@
-"""run_batch(): run a config's jobs concurrently and return the Report.
+"""run_jobs(): run a config's jobs concurrently and return the Report.
 
 Worker tasks in one task group take ready jobs in config order (:class:`ReadyJobs`),
 instead of one task per job waiting on a limiter: 200x cheaper per job. A worker
@@ -23,8 +23,7 @@ job's exception, so no ``ExceptionGroup`` reaches the user.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -32,74 +31,63 @@ import anyio
 from asyncbatch.engine._hooks import Recorder, RunListener
 from asyncbatch.engine._scheduler import Scheduler
 from asyncbatch.engine._settings import Backoff, Settings
-from asyncbatch.engine.executors import Executor, LocalExecutor
-from asyncbatch.files._confine import real_root
-from asyncbatch.model import JobResult, Report, now
+from asyncbatch.engine.executors import Executor
+from asyncbatch.files.confine import real_root
+from asyncbatch.model import Report, now
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
+    from asyncbatch.options import RunOptions
 
 DEFAULT_CONCURRENCY = 4
 
-JobCallback = Callable[[JobResult], None]
 
-
-async def run_batch(
+async def run_jobs(
     config: BatchConfig,
+    options: RunOptions,
     *,
-    max_concurrency: int | None = None,
-    default_timeout: float | None = None,
-    default_retries: int | None = None,
-    max_failures: int | None = None,
-    stop: anyio.Event | None = None,
-    on_job_done: JobCallback | None = None,
-    listener: RunListener | Sequence[RunListener] | None = None,
+    executor: Executor,
+    listeners: Sequence[RunListener] = (),
     journal: Recorder | None = None,
-    root: str | os.PathLike[str] | None = None,
-    executor: Executor | None = None,
+    stop: anyio.Event | None = None,
     backoff: Backoff | None = None,
 ) -> Report:
-    """Run every job of ``config`` and return the report (jobs in config order).
+    """Run every job of ``config`` as ``options`` say and return the report (jobs in
+    config order). What the run needs is built by its caller (the session, the one
+    composition root): ``executor`` runs the attempts; ``listeners`` hear of starts,
+    failed attempts, retries and results; ``journal`` records each result durably
+    and offers earlier successes for reuse (``--resume``); once ``stop`` is set,
+    the run halts as after ``max_failures`` failures; ``backoff`` spaces retries.
 
-    ``max_concurrency``, ``default_timeout`` and ``default_retries`` override the
-    config's ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries``
-    win over both. After ``max_failures`` failed jobs (1 is fail-fast), or once ``stop``
-    is set, nothing new starts, running jobs are cancelled and every unfinished job is
+    ``options.max_concurrency``, ``timeout`` and ``retries`` override the config's
+    ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries`` win over
+    both. After ``max_failures`` failed jobs (1 is fail-fast), or once ``stop`` is
+    set, nothing new starts, running jobs are cancelled and every unfinished job is
     ``cancelled`` (one that fails meanwhile too: at most ``max_failures`` jobs fail);
     the report is still returned. Anything an action raises fails its job,
-    ``BaseException``s included; only the cancellation of the run propagates. An action
-    that changes the working directory has it changed back when its attempt ends.
-    ``on_job_done`` is called with each result as its job ends, ``listener`` (one, or
-    several) hears of starts, failed attempts and retries too; ``journal`` records each
-    result durably and offers earlier successes for reuse (``--resume``); a journal
-    whose ``record`` raises is dropped for the rest of the run. ``root`` (default: the
-    ``root`` the config was loaded with) confines the built-in actions' reads to that
-    directory: a file outside it fails its job with ``OutsideRoot``. ``executor`` runs
-    the attempts (default: a :class:`LocalExecutor`); ``backoff`` spaces retries. Usable
-    from any running asyncio program (it starts no event loop of its own).
-    """
-    limit = max_concurrency if max_concurrency is not None else config.max_concurrency
+    ``BaseException``s included; only the cancellation of the run propagates. An
+    action that may change the working directory has it changed back when its
+    attempt ends. ``options.root`` (default: the ``root`` the config was loaded
+    with) confines the built-in actions' reads: a file outside it fails its job
+    with ``OutsideRoot``. A journal whose ``record`` raises is dropped for the rest
+    of the run."""
+    limit = options.max_concurrency
+    limit = limit if limit is not None else config.max_concurrency
     limit = DEFAULT_CONCURRENCY if limit is None else limit
     if limit < 1:
         raise ValueError("max_concurrency must be at least 1")
-    if max_failures is not None and max_failures < 1:
+    if options.max_failures is not None and options.max_failures < 1:
         raise ValueError("max_failures must be at least 1")
-    confined = root if root is not None else config.root
+    confined = options.root if options.root is not None else config.root
+    defaults = config.defaults
     settings = Settings(
-        timeout=default_timeout if default_timeout is not None else config.defaults.timeout,
-        retries=default_retries if default_retries is not None else config.defaults.retries or 0,
-        max_failures=max_failures,
+        timeout=options.timeout if options.timeout is not None else defaults.timeout,
+        retries=options.retries if options.retries is not None else defaults.retries or 0,
+        max_failures=options.max_failures,
         root=None if confined is None else real_root(confined),
         backoff=backoff or Backoff(),
     )
-    listeners: list[RunListener] = []
-    if isinstance(listener, Sequence):
-        listeners.extend(listener)
-    elif listener is not None:
-        listeners.append(listener)
-    if on_job_done is not None:
-        listeners.append(_Callback(on_job_done))
-    scheduler = Scheduler(config, settings, executor or LocalExecutor(), journal, listeners)
+    scheduler = Scheduler(config, settings, executor, journal, listeners)
     started_at = now()
     await scheduler.run(limit, stop)
     return Report(
@@ -111,11 +99,3 @@ async def run_batch(
         halted=scheduler.halt_reason,
         first_failure=scheduler.first_failure,
     )
-
-
-class _Callback(RunListener):
-    def __init__(self, on_job_done: JobCallback) -> None:
-        self._on_job_done = on_job_done
-
-    def job_done(self, result: JobResult) -> None:
-        self._on_job_done(result)

@@ -42,12 +42,13 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
+from asyncbatch.engine._batch import BatchReporter
 from asyncbatch.engine._dask_worker import (
     BATCH_SECONDS,
     STARTED_TOPIC,
@@ -58,10 +59,18 @@ from asyncbatch.engine._dask_worker import (
     run_on_worker,
     scan_on_worker,
 )
-from asyncbatch.engine.executors import Attempt, TakeMore, is_cancellation, needs_process
+from asyncbatch.engine.executors import (
+    Attempt,
+    TakeMore,
+    awaited_call,
+    is_cancellation,
+    job_route,
+    kernel_of,
+    scans,
+)
 from asyncbatch.errors import ExecutorUnavailable, Timeout
 from asyncbatch.files.stream import plain_params, scan_in_process
-from asyncbatch.registry import DEFAULT_TUNING, Tuning
+from asyncbatch.kernel import DEFAULT_TUNING, Tuning
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
@@ -97,13 +106,14 @@ class DaskExecutor:
     async def run(self, attempt: Attempt, more: TakeMore) -> None:
         spec = attempt.job.spec
         assert spec is not None
-        if needs_process(attempt.job):
+        route = job_route(attempt.job)
+        if route == "process" or (route == "call" and not spec.batchable):
             await self._run_one(attempt)
             return
-        if spec.kernel is not None:
-            batch = [attempt, *more(_small_file, self._tuning.batch_jobs - 1)]
+        if route == "scan":
+            batch = [attempt, *more(scans, self._tuning.batch_jobs - 1)]
         else:
-            batch = [attempt, *more(_custom, self._batch_size(spec.name) - 1)]
+            batch = [attempt, *more(_batched_call, self._batch_size(spec.name) - 1)]
         await self._run_batch(batch)
 
     def _batch_size(self, action: str) -> int:
@@ -120,7 +130,7 @@ class DaskExecutor:
         spec = attempts[0].job.spec
         if spec is None or spec.kernel is not None or not outcome.done:
             return
-        seconds = sum(end - start for _, _, _, start, end in outcome.done) / len(outcome.done)
+        seconds = sum(done.ended - done.started for done in outcome.done) / len(outcome.done)
         last = self._pace.get(spec.name)
         self._pace[spec.name] = seconds if last is None else (last + seconds) / 2
 
@@ -158,27 +168,25 @@ class DaskExecutor:
             await _cancel_on_cluster(self._client, key, future)
         elif ended.error is not None:
             attempt.fail(ended.error)
-        else:
+        elif job_route(attempt.job) == "call":
             attempt.succeed(ended.result)
+        else:
+            result, used = ended.result  # a scan says what it used
+            attempt.succeed(result, None, used)
 
     def _submit(self, attempt: Attempt, key: str) -> Any:
         """The attempt's task, submitted under ``key``: its Dask future."""
         job = attempt.job
-        assert job.spec is not None
-        kernel = job.spec.kernel
+        route = job_route(job)
+        if route == "call":
+            return self._client.submit(run_on_worker, awaited_call(attempt), key, key=key)
         path, root, tuning = str(job.path), attempt.root, self._tuning
-        if kernel is not None and not needs_process(job):
-            plain = plain_params(job.params)
+        plain = plain_params(job.params)
+        if route == "scan":
             return self._client.submit(
-                scan_on_worker, kernel, path, plain, tuning, root, key, key=key
+                scan_on_worker, kernel_of(job), path, plain, tuning, root, key, key=key
             )
-        call: Callable[[], Awaitable[dict[str, Any]]] = (
-            functools.partial(job.spec.func, job.path, job.params)
-            if kernel is None
-            else functools.partial(
-                scan_in_process, kernel, path, plain_params(job.params), tuning, root
-            )
-        )
+        call = functools.partial(scan_in_process, kernel_of(job), path, plain, tuning, root)
         return self._client.submit(run_on_worker, call, key, key=key)
 
     async def _run_batch(self, attempts: list[Attempt]) -> None:
@@ -190,10 +198,10 @@ class DaskExecutor:
             outcome = await self._batch_outcome(attempts, key, started)
         finally:
             del self._started[key]
-        if outcome is None or outcome.large is None:
+        if outcome is None or outcome.end.large is None:
             return
         await anyio.lowlevel.checkpoint_if_cancelled()  # halted by a job of the batch
-        await self._run_one(attempts[outcome.large[0]])
+        await self._run_one(attempts[outcome.end.large[0]])
 
     async def _batch_outcome(
         self, attempts: list[Attempt], key: str, started: anyio.Event
@@ -201,7 +209,7 @@ class DaskExecutor:
         """Submit the batch, wait for its start and end, and report its jobs; the
         outcome, or None when the task failed as a whole (its jobs fail with it)."""
         first = attempts[0]
-        jobs: list[TimedJob] = [(_batch_job(a.job), a.timeout) for a in attempts]
+        jobs: list[TimedJob] = [(_batch_job(a), a.timeout) for a in attempts]
         try:
             future = self._client.submit(
                 run_batch_on_worker,
@@ -239,28 +247,13 @@ class DaskExecutor:
 
 def _report(attempts: list[Attempt], outcome: BatchOutcome, heard: float | None) -> None:
     """Report a batch's jobs at the times the worker measured them, counted from
-    when its start was heard (or, heard of only at its end, from its length); the
-    jobs it did not start go back to the queue."""
+    when its start was heard (or, heard of only at its end, from its length)."""
     now = time.perf_counter()
     began = heard if heard is not None else now - outcome.elapsed
-
-    def at(offset: float) -> float:
-        return min(began + offset, now)
-
-    for position, result, error, start, end in outcome.done:
-        attempt = attempts[position]
-        attempt.start(at(start))
-        if error is None:
-            attempt.succeed(result, at(end))
-        else:
-            attempt.fail(error, at(end))
-    if outcome.timed_out is not None:
-        position, start = outcome.timed_out
-        late = attempts[position]
-        late.start(at(start))
-        late.fail(Timeout(seconds=late.timeout or 0))
-    for attempt in attempts[outcome.reached :]:
-        attempt.give_back()
+    reporter = BatchReporter(attempts, lambda offset: min(began + offset, now))
+    for done in outcome.done:
+        reporter.done(done)
+    reporter.ended(outcome.end)
 
 
 def _fail_all(attempts: list[Attempt], error: BaseException) -> None:
@@ -272,24 +265,18 @@ def _new_key() -> str:
     return f"asyncbatch-{uuid.uuid4().hex}"
 
 
-def _small_file(job: Job) -> bool:
-    """A job of a small-file batch: a kernel that need not run in a worker process."""
-    kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and not needs_process(job)
+def _batched_call(job: Job) -> bool:
+    """A job of a batch of awaited calls: an action without a kernel that may share
+    a task."""
+    return job_route(job) == "call" and job.spec is not None and job.spec.batchable
 
 
-def _custom(job: Job) -> bool:
-    """A job of a custom-action batch: an action without a kernel."""
-    return job.spec is not None and job.spec.kernel is None
-
-
-def _batch_job(job: Job) -> BatchJob:
-    """What a batch runs for ``job``: its kernel over the input, or its action."""
-    spec = job.spec
-    assert spec is not None
-    if spec.kernel is None:
-        return functools.partial(spec.func, job.path, job.params)
-    return (spec.kernel, str(job.path), plain_params(job.params))
+def _batch_job(attempt: Attempt) -> BatchJob:
+    """What a batch runs for ``attempt``: its kernel over the input, or its action."""
+    job = attempt.job
+    if job_route(job) == "call":
+        return awaited_call(attempt)
+    return (kernel_of(job), str(job.path), plain_params(job.params))
 
 
 class _Ended:
@@ -329,10 +316,14 @@ async def _close(resource: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def open_dask_executor(
-    scheduler: str | None, *, connect_timeout: float = DEFAULT_SCHEDULER_TIMEOUT
+    scheduler: str | None,
+    *,
+    connect_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+    tuning: Tuning = DEFAULT_TUNING,
 ) -> AsyncIterator[DaskExecutor]:
     """Connect to ``scheduler`` (``tcp://HOST:PORT``), or start a local cluster of
-    worker processes when it is None; close them on exit. Raises
+    worker processes when it is None; close them on exit. ``tuning`` sizes the reads
+    on the workers and the batches. Raises
     :class:`ExecutorUnavailable` when ``distributed`` is missing or the scheduler
     cannot be reached within ``connect_timeout`` seconds."""
     try:
@@ -364,7 +355,7 @@ async def open_dask_executor(
             target = cluster
         client = await _connect(distributed, target, scheduler, connect_timeout=connect_timeout)
         stack.push_async_callback(_close, client)
-        yield DaskExecutor(client)
+        yield DaskExecutor(client, tuning)
 
 
 async def _connect(

@@ -6,15 +6,17 @@ decides *what* runs; it hands each slot's work to an :class:`Executor` as an
 threads, processes, batches or clusters. An executor may take more ready attempts
 into the same slot (``more``), which is how many small files share one thread hop.
 
-:class:`LocalExecutor` runs everything in this process and picks a route per job:
+:func:`job_route` gives each job its route once (:func:`asyncbatch.kernel.route_of`),
+and every executor follows it. :class:`LocalExecutor` runs everything in this process:
 
-- a custom action (no kernel): its async function, awaited in the event loop;
-- a kernel that may never return (a regex that may backtrack): a worker process a
-  timeout can kill;
-- any other kernel: small files many to a thread hop (:mod:`asyncbatch.files.batch`);
-  a big file in a daemon thread of its own when its kernel releases the GIL
-  (hashing: files hash on every core), in a worker process when it holds the GIL
-  and the file is big enough to pay for one, else streamed with aiofiles.
+- ``"call"`` (custom actions, ``command``): the action awaited in the event loop, its
+  declared outputs guarded (:func:`asyncbatch.files.calls.call_action`);
+- ``"process"`` (a kernel that may never return, a regex that may backtrack): a
+  worker process a timeout can kill;
+- ``"scan"``: small files many to a thread hop (:mod:`asyncbatch.files.batch`), told
+  through the batch protocol (:mod:`._batch`); a big file where
+  :func:`asyncbatch.kernel.big_file_route` says: a daemon thread of its own, a worker
+  process, or streamed with aiofiles.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from asyncbatch.engine._batch import BatchReporter, More
 from asyncbatch.errors import Timeout
+from asyncbatch.files.calls import call_action
+from asyncbatch.files.scan import Scanned
 from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
-from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
+from asyncbatch.kernel import DEFAULT_TUNING, Kernel, Route, Tuning, big_file_route, route_of
+from asyncbatch.model import Resources
+from asyncbatch.registry import JobContext
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
@@ -40,7 +47,12 @@ class AttemptOwner(Protocol):
     def attempt_started(self, attempt: Attempt, at: float | None) -> None: ...
 
     def attempt_ended(
-        self, attempt: Attempt, result: Any, error: BaseException | None, at: float | None
+        self,
+        attempt: Attempt,
+        result: Any,
+        error: BaseException | None,
+        at: float | None,
+        resources: Resources | None,
     ) -> None: ...
 
     def attempt_given_back(self, attempt: Attempt) -> None: ...
@@ -53,9 +65,19 @@ class Attempt:
     call is ignored), then exactly one of :meth:`succeed` or :meth:`fail`. An
     attempt it took but will not start goes back with :meth:`give_back`; one left
     untouched when :meth:`Executor.run` returns goes back too. Times (``at``) are
-    ``time.perf_counter()`` values; None means now."""
+    ``time.perf_counter()`` values; None means now. ``slot`` is the slot it runs in
+    (1 to the run's concurrency: ``{%}``)."""
 
-    __slots__ = ("_owner", "failure_may_halt", "index", "job", "root", "state", "timeout")
+    __slots__ = (
+        "_owner",
+        "failure_may_halt",
+        "index",
+        "job",
+        "root",
+        "slot",
+        "state",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -66,12 +88,14 @@ class Attempt:
         timeout: float | None,
         root: str | None,
         failure_may_halt: bool,
+        slot: int = 1,
     ) -> None:
         self._owner = owner
         self.index = index
         self.job = job
         self.timeout = timeout
         self.root = root
+        self.slot = slot
         self.failure_may_halt = failure_may_halt
         """A failure may halt the run (``--fail-fast``, ``--max-failures``): work
         batched with this attempt should not start after it fails."""
@@ -82,27 +106,43 @@ class Attempt:
             self.state = "started"
             self._owner.attempt_started(self, at)
 
-    def succeed(self, result: Any, at: float | None = None) -> None:
-        self._end(result, None, at)
+    @property
+    def context(self) -> JobContext:
+        """The job as its action sees it, in this attempt's slot."""
+        return self.job.context(self.slot)
 
-    def fail(self, error: BaseException, at: float | None = None) -> None:
-        self._end(None, error, at)
+    def succeed(
+        self, result: Any, at: float | None = None, resources: Resources | None = None
+    ) -> None:
+        self._end(result, None, at, resources)
+
+    def fail(
+        self, error: BaseException, at: float | None = None, resources: Resources | None = None
+    ) -> None:
+        self._end(None, error, at, resources)
 
     def give_back(self) -> None:
         if self.state == "taken":
             self.state = "given back"
             self._owner.attempt_given_back(self)
 
-    def _end(self, result: Any, error: BaseException | None, at: float | None) -> None:
+    def _end(
+        self,
+        result: Any,
+        error: BaseException | None,
+        at: float | None,
+        resources: Resources | None,
+    ) -> None:
         self.start(at)
         if self.state == "started":
             self.state = "ended"
-            self._owner.attempt_ended(self, result, error, at)
+            self._owner.attempt_ended(self, result, error, at, resources)
 
 
-TakeMore = Callable[[Callable[["Job"], bool], int], list[Attempt]]
+TakeMore = More
 """``more(accept, most)``: up to ``most`` more ready attempts, in config order while
-``accept(job)`` holds, to run in the same slot as the attempt at hand."""
+``accept(job)`` holds, to run in the same slot as the attempt at hand (a fair share
+of the ready jobs at most: :class:`asyncbatch.engine._batch.More`)."""
 
 
 class Executor(Protocol):
@@ -130,13 +170,22 @@ async def run_timed(attempt: Attempt, call: Callable[[], Awaitable[dict[str, Any
     and a stray ``CancelledError`` too: one action never stops the run); only the
     cancellation of this task propagates (:func:`is_cancellation`). The child of an
     action that forked exits as soon as ``call()`` ends in it."""
+
+    async def unmeasured() -> Scanned:
+        return await call(), Resources()
+
+    await run_measured(attempt, unmeasured)
+
+
+async def run_measured(attempt: Attempt, call: Callable[[], Awaitable[Scanned]]) -> None:
+    """:func:`run_timed` for a call that also says what it used (a scan)."""
     pid = os.getpid()
     cancelled = anyio.get_cancelled_exc_class()
     attempt.start()
     try:
         with anyio.move_on_after(attempt.timeout) as scope:
             try:
-                result = await call()
+                result, used = await call()
             except BaseException as exc:
                 _leave_if_forked(pid, exc)
                 raise
@@ -148,7 +197,7 @@ async def run_timed(attempt: Attempt, call: Callable[[], Awaitable[dict[str, Any
             raise
         attempt.fail(exc)
         return
-    attempt.succeed(result)
+    attempt.succeed(result, None, used)
 
 
 def _leave_if_forked(pid: int, error: BaseException | None) -> None:
@@ -177,97 +226,78 @@ class LocalExecutor:
 
     async def run(self, attempt: Attempt, more: TakeMore) -> None:
         job = attempt.job
-        assert job.spec is not None
-        kernel = job.spec.kernel
-        if kernel is None:
-            await run_timed(attempt, functools.partial(job.spec.func, job.path, job.params))
-        elif needs_process(job):
-            await run_timed(attempt, self._in_process(kernel, attempt))
+        route = job_route(job)
+        if route == "call":
+            await run_timed(attempt, awaited_call(attempt))
+        elif route == "process":
+            await run_measured(attempt, self._scan(scan_in_process, attempt))
         else:
-            batch = [attempt, *more(_batchable, self.tuning.batch_jobs - 1)]
+            batch = [attempt, *more(scans, self.tuning.batch_jobs - 1)]
             await self._run_small_files(batch)
 
     async def _run_small_files(self, attempts: list[Attempt]) -> None:
-        """Run ``attempts`` in one thread hop; a file too big for it is streamed
+        """Run ``attempts`` in one thread hop; a file too big for it is scanned
         after (the attempts behind it go back to the queue for other slots)."""
-        from asyncbatch.files.batch import Done, SmallFiles, SmallJob
+        from asyncbatch.files.batch import SmallFiles, SmallJob
 
         jobs = [
-            SmallJob(_kernel(a), str(a.job.path), plain_params(a.job.params), a.timeout)
+            SmallJob(kernel_of(a.job), str(a.job.path), plain_params(a.job.params), a.timeout)
             for a in attempts
         ]
-
-        def done(finished: Done) -> None:
-            attempt = attempts[finished.position]
-            attempt.start(finished.started)
-            if finished.error is None:
-                attempt.succeed(finished.result, finished.ended)
-            else:
-                attempt.fail(finished.error, finished.ended)
-
         first = attempts[0]
+        reporter = BatchReporter(attempts)
         batch = SmallFiles(
             jobs,
             self.tuning,
             first.root,
             stop_on_error=first.failure_may_halt,
-            on_started=lambda position, at: attempts[position].start(at),
-            on_done=done,
+            on_started=reporter.started,
+            on_done=reporter.done,
         )
         try:
             await batch.run()
         finally:
-            if batch.timed_out is not None:
-                position, started = batch.timed_out
-                late = attempts[position]
-                late.start(started)
-                late.fail(Timeout(seconds=late.timeout or 0))
-            for position in batch.not_started:
-                attempts[position].give_back()
-        if batch.large is not None:
-            position, size = batch.large
+            reporter.ended(batch.end)
+        if batch.end.large is not None:
+            position, size = batch.end.large
             large = attempts[position]
-            await run_timed(large, self._big_file(_kernel(large), large, size))
+            kernel = kernel_of(large.job)
+            route = big_file_route(kernel, size, self.tuning, self._cpus)
+            driver = {"thread": scan_in_thread, "process": scan_in_process, "stream": stream_file}
+            await run_measured(large, self._scan(driver[route], large))
 
-    def _big_file(
-        self, kernel: Kernel, attempt: Attempt, size: int
-    ) -> Callable[[], Awaitable[dict[str, Any]]]:
-        """CPU-bound work where it can use both cores: a kernel that releases the GIL
-        in a daemon thread of its own; one that holds it in a worker process, when
-        the file is big enough to pay for one and a second core is there; else the
-        file is streamed with aiofiles."""
+    def _scan(
+        self, driver: Callable[..., Awaitable[Scanned]], attempt: Attempt
+    ) -> Callable[[], Awaitable[Scanned]]:
         job = attempt.job
-        args = (kernel, job.path, plain_params(job.params), self.tuning, attempt.root)
-        if kernel.releases_gil:
-            return functools.partial(scan_in_thread, *args)
-        if size >= self.tuning.process_min_bytes and self._cpus > 1:
-            return functools.partial(scan_in_process, *args)
-        return functools.partial(stream_file, *args)
-
-    def _in_process(
-        self, kernel: Kernel, attempt: Attempt
-    ) -> Callable[[], Awaitable[dict[str, Any]]]:
-        job = attempt.job
-        return functools.partial(
-            scan_in_process, kernel, job.path, plain_params(job.params), self.tuning, attempt.root
-        )
+        plain = plain_params(job.params)
+        return functools.partial(driver, kernel_of(job), job.path, plain, self.tuning, attempt.root)
 
 
-def _kernel(attempt: Attempt) -> Kernel:
-    spec = attempt.job.spec
+def job_route(job: Job) -> Route:
+    """The route of ``job`` (:func:`asyncbatch.kernel.route_of`), computed once per
+    job and followed by every executor."""
+    if job.route is None:
+        spec = job.spec
+        assert spec is not None
+        job.route = route_of(spec.kernel, plain_params(job.params))
+    return job.route
+
+
+def scans(job: Job) -> bool:
+    """Whether ``job`` is a kernel's scan in this process: a small-file batch's kind."""
+    return job_route(job) == "scan"
+
+
+def awaited_call(attempt: Attempt) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The ``"call"`` route's work for ``attempt``: its action, its outputs guarded."""
+    job = attempt.job
+    assert job.spec is not None
+    return functools.partial(call_action, job.spec, job.path, job.params, attempt.context)
+
+
+def kernel_of(job: Job) -> Kernel:
+    spec = job.spec
     assert spec is not None
     assert spec.kernel is not None
     return spec.kernel
-
-
-def needs_process(job: Job) -> bool:
-    """A job whose kernel must run in a worker process (a regex that may backtrack),
-    whatever executor runs it."""
-    kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and kernel.isolated and kernel.isolated_for(plain_params(job.params))
-
-
-def _batchable(job: Job) -> bool:
-    """A job a small-file batch can run: a kernel that need not be isolated."""
-    kernel = job.spec.kernel if job.spec is not None else None
-    return kernel is not None and not needs_process(job)

@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asyncbatch.files._scan import scan_small_file
 from asyncbatch.files._threads import start_blocking, wait_done
-from asyncbatch.registry import Kernel, Tuning
+from asyncbatch.files.scan import Scanned, scan_small_file
+from asyncbatch.kernel import Kernel, Tuning
+from asyncbatch.model import Resources
 
 REPORT_AFTER = 1.0
 """Seconds between looks at a batch's running job (and after which it is reported)."""
@@ -37,13 +38,32 @@ class SmallJob:
 @dataclass(slots=True)
 class Done:
     """A job the batch finished: its result, or the exception it raised (any
-    ``BaseException``: a kernel's ``SystemExit`` fails its job, not the run)."""
+    ``BaseException``: a kernel's ``SystemExit`` fails its job, not the run), when
+    it started and ended, and what it used."""
 
     position: int
     result: dict[str, Any] | None
     error: BaseException | None
     started: float
     ended: float
+    resources: Resources | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEnd:
+    """How a batch ended: ``reached``, the first position it did not start (jobs
+    from there on go back to the queue); ``timed_out``, ``(position, started)`` of a
+    job stopped at its deadline; ``large``, ``(position, size)`` of a file too big to
+    read whole (reached, not started: the executor runs it after the batch)."""
+
+    reached: int
+    timed_out: tuple[int, float] | None = None
+    large: tuple[int, int] | None = None
+
+
+RunOne = Callable[[int], "tuple[dict[str, Any], Resources | None] | int"]
+"""Runs the job at a position: its result and what it used, or, for a file too big
+to read whole, its size (not started)."""
 
 
 class BatchThread:
@@ -51,16 +71,16 @@ class BatchThread:
     each of ``len(timeouts)`` jobs in turn (:meth:`work`, in a daemon thread),
     noting when each started and ended, under one lock with the waiter.
 
-    ``run_one`` returns the job's result, or an ``int``, the size of a file too big
-    to read whole (``large``: not started, the batch stops there); whatever it
-    raises is the job's error (any ``BaseException``). The thread stops at
+    ``run_one`` returns the job's result and what it used, or an ``int``, the size
+    of a file too big to read whole (``large``: not started, the batch stops there);
+    whatever it raises is the job's error (any ``BaseException``). The thread stops at
     :meth:`abandon`, after a failure with ``stop_on_error``, and before a job for
     which ``may_start(position, now)`` is false."""
 
     def __init__(
         self,
         timeouts: Sequence[float | None],
-        run_one: Callable[[int], dict[str, Any] | int],
+        run_one: RunOne,
         *,
         stop_on_error: bool,
         may_start: Callable[[int, float], bool] | None = None,
@@ -101,19 +121,20 @@ class BatchThread:
                 self._running, self._started = position, started
                 self._reached = position + 1
             error: BaseException | None = None
-            result: dict[str, Any] | int | None
+            outcome: tuple[dict[str, Any], Resources | None] | int | None
             try:  # no signal and no cancellation reaches this thread: all is the job's
-                result = self._run_one(position)
+                outcome = self._run_one(position)
             except BaseException as exc:  # noqa: BLE001 - becomes that job's error
-                result, error = None, exc
+                outcome, error = None, exc
             with self._lock:
                 self._running = None
                 if self._abandoned:
                     return
-                if isinstance(result, int):
-                    self.large = (position, result)
+                if isinstance(outcome, int):
+                    self.large = (position, outcome)
                     return
-                self._done.append(Done(position, result, error, started, clock()))
+                result, used = outcome if outcome is not None else (None, None)
+                self._done.append(Done(position, result, error, started, clock(), used))
             if error is not None and self._stop_on_error:
                 return
 
@@ -157,11 +178,7 @@ class SmallFiles:
     (``on_done(done)``): at the end, and whenever the caller wakes to watch a
     deadline or, every :data:`REPORT_AFTER` seconds, to show a slow job as running.
     After :meth:`run` (even a cancelled one, which reports the job it was on as
-    started):
-
-    - ``timed_out``: ``(position, started)`` of a job stopped at its deadline;
-    - ``large``: ``(position, size)`` of a file too big to read whole (not started);
-    - ``not_started``: positions never started.
+    started), :attr:`end` says how the batch ended.
 
     With ``stop_on_error``, the thread starts nothing after the first job that fails.
     """
@@ -176,7 +193,7 @@ class SmallFiles:
         on_started: Callable[[int, float], None],
         on_done: Callable[[Done], None],
     ) -> None:
-        self._jobs = jobs
+        self.jobs = jobs
         self._tuning = tuning
         self._root = root
         self._on_started = on_started
@@ -188,12 +205,8 @@ class SmallFiles:
         self.timed_out: tuple[int, float] | None = None
 
     @property
-    def large(self) -> tuple[int, int] | None:
-        return self._thread.large
-
-    @property
-    def not_started(self) -> range:
-        return range(self._thread.reached, len(self._jobs))
+    def end(self) -> BatchEnd:
+        return BatchEnd(self._thread.reached, self.timed_out, self._thread.large)
 
     async def run(self) -> None:
         """Wait for the thread, stopping it at the running job's deadline."""
@@ -225,6 +238,6 @@ class SmallFiles:
             self._on_done(done)
         return running, started
 
-    def _scan(self, position: int) -> dict[str, Any] | int:
-        job = self._jobs[position]
+    def _scan(self, position: int) -> Scanned | int:
+        job = self.jobs[position]
         return scan_small_file(job.kernel, job.path, job.params, self._tuning, self._root)

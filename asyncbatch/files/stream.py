@@ -28,9 +28,16 @@ from typing import Any
 
 import aiofiles
 
-from asyncbatch.files._scan import open_regular, scan_file, scan_file_in_worker, stat_regular
 from asyncbatch.files._threads import EXECUTOR, run_blocking
-from asyncbatch.registry import DEFAULT_TUNING, Kernel, Tuning
+from asyncbatch.files.scan import (
+    Scanned,
+    open_regular,
+    scan_file,
+    scan_file_in_worker,
+    stat_regular,
+)
+from asyncbatch.kernel import DEFAULT_TUNING, Kernel, Tuning, route_of
+from asyncbatch.model import Resources
 
 
 def plain_params(params: Any) -> Mapping[str, Any]:
@@ -46,21 +53,24 @@ async def stream_file(
     params: Mapping[str, Any],
     tuning: Tuning = DEFAULT_TUNING,
     root: str | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """``kernel`` over the file at ``path``, streamed with aiofiles (see the module
     doc). Raises ``NotARegularFile`` before opening anything that is not a regular
-    file, ``OutsideRoot`` for a file outside ``root``, and ``OSError`` as it comes."""
+    file, ``OutsideRoot`` for a file outside ``root``, and ``OSError`` as it comes.
+    Its CPU time is not measured: the event loop's thread does other work too."""
     name = os.fspath(path)
     size = (await run_blocking(stat_regular, name, root)).st_size
     scanner = kernel.start(name, size, params, tuning)
     if not kernel.reads:
-        return scanner.result()
+        return scanner.result(), Resources(read_bytes=0)
+    read = 0
     opener = functools.partial(open_regular, root=root)
     # Not ``async with``: aiofiles' __aexit__ closes in the default executor.
     file = await aiofiles.open(name, "rb", buffering=0, opener=opener, executor=EXECUTOR)
     try:
         buffer = bytearray(tuning.chunk_bytes)
         while length := await file.readinto(buffer):
+            read += length
             chunk = buffer if length == len(buffer) else buffer[:length]
             if kernel.releases_gil:
                 await run_blocking(scanner.update, chunk)
@@ -68,7 +78,7 @@ async def stream_file(
                 scanner.update(chunk)
     finally:
         await file.close()
-    return scanner.result()
+    return scanner.result(), Resources(read_bytes=read)
 
 
 async def scan_in_thread(
@@ -77,7 +87,7 @@ async def scan_in_thread(
     params: Mapping[str, Any],
     tuning: Tuning = DEFAULT_TUNING,
     root: str | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """``kernel`` over the file at ``path`` in one daemon thread, which stops at its
     next chunk once this call is cancelled."""
     stop = threading.Event()
@@ -93,13 +103,13 @@ async def scan_in_process(
     params: Mapping[str, Any],
     tuning: Tuning = DEFAULT_TUNING,
     root: str | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """``kernel`` over the file at ``path`` in a worker process, killed if this call
     is cancelled. The worker stats before it opens, as every driver does; our
     errors and ``OSError`` come back pickled, as they were raised."""
     import anyio.to_process
 
-    result: dict[str, Any] = await anyio.to_process.run_sync(
+    scanned: Scanned = await anyio.to_process.run_sync(
         scan_file_in_worker,
         kernel,
         os.fspath(path),
@@ -109,13 +119,15 @@ async def scan_in_process(
         os.getpid(),
         cancellable=True,
     )
-    return result
+    return scanned
 
 
 async def run_kernel(kernel: Kernel, path: Path, params: Any) -> dict[str, Any]:
     """A built-in action's body: its kernel streamed, or in a worker process when it
     must be killable. The executor of a run takes faster routes where it can."""
     plain = plain_params(params)
-    if kernel.isolated_for(plain):
-        return await scan_in_process(kernel, path, plain)
-    return await stream_file(kernel, path, plain)
+    if route_of(kernel, plain) == "process":
+        result, _ = await scan_in_process(kernel, path, plain)
+    else:
+        result, _ = await stream_file(kernel, path, plain)
+    return result

@@ -14,7 +14,7 @@ from typing import Any
 
 from asyncbatch.config import Job
 from asyncbatch.errors import OutsideRoot
-from asyncbatch.files._confine import stat_confined
+from asyncbatch.files.confine import stat_confined
 
 _HEAVY = 64
 """Part of the params this heavy (about as many values, or 64 bytes of text per unit)
@@ -43,20 +43,24 @@ class Fingerprints:
         under a root, lies outside it) or its params contain themselves: such a
         job is never reused."""
         try:
-            info = (
-                os.stat(job.path)
-                if self._root is None
-                else stat_confined(str(job.path), self._root)
-            )
             params = _encode_flat(job.raw_params) or self._encode(job.raw_params)
+            size, mtime = self._input_state(job)
         except (OSError, OutsideRoot, ValueError):
             return None
-        size, mtime = info.st_size, info.st_mtime_ns
-        if stat.S_ISDIR(info.st_mode):  # a command's folder: it changes with any file in it
-            size = mtime = 0
         identity = [job.name, job.action, os.fspath(job.path), size, mtime]
         head = json.dumps([*identity, self._version]).encode()
         return hashlib.sha256(head + params).hexdigest()
+
+    def _input_state(self, job: Job) -> tuple[int, int]:
+        """The input's size and modification time: (0, 0) for a folder (it changes
+        with any file in it) and for an input that is no file at all."""
+        if job.spec is not None and job.spec.input == "none":
+            return 0, 0
+        path = os.fspath(job.path)
+        info = os.stat(path) if self._root is None else stat_confined(path, self._root)
+        if stat.S_ISDIR(info.st_mode):
+            return 0, 0
+        return info.st_size, info.st_mtime_ns
 
     def _encode(self, value: object) -> bytes:
         """The canonical encoding of ``value``, walked without recursion (a deep

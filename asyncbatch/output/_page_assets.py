@@ -1,4 +1,4 @@
-"""The stylesheet and script of the ``show --html`` page (:mod:`asyncbatch.output._page`),
+"""The stylesheet and script of the ``show --html`` page (:mod:`asyncbatch.output.page`),
 inline in it so that it works offline: the look and the behaviour (sorting, filters,
 "show more", ``#selftest``) apart from the page's content."""
 

@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.actions._command import CommandParams
 from asyncbatch.config import Job
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult
@@ -51,13 +50,15 @@ from asyncbatch.output._journal_read import (
     recorded_payload,
     recorded_success,
 )
-from asyncbatch.output._lock import RunLock, cannot_write
+from asyncbatch.output._lock import RunLock, cannot_write, lock_path
 from asyncbatch.output.report import write_bytes_atomically
 
 FSYNC_INTERVAL = 0.5
 """Longest a written line waits for its fsync (seconds), plus the fsync's own time."""
 
 Warn = Callable[[str], None]
+
+__all__ = ["Journal", "journal_path", "journaled", "lock_path", "output_states"]
 
 
 def _ignore(message: str) -> None:
@@ -69,13 +70,6 @@ def journal_path(report: Path) -> Path:
 
 
 # --- reading an earlier journal ------------------------------------------------------------
-def declared_outputs(job: Job) -> list[str]:
-    """The files a command job declares it creates (absolute paths); none for others."""
-    if isinstance(job.params, CommandParams):
-        return job.params.output_paths(job.path)
-    return []
-
-
 def output_states(outputs: list[str]) -> list[list[Any]] | None:
     """Each output's path, size and modification time, as a journal line holds them;
     None when one is missing (such a job is never reused)."""
@@ -144,7 +138,7 @@ class Journal:
         Called as the job is about to start (after its dependencies), so a file a
         dependency rewrote is fingerprinted as it now is."""
         mark = self._fingerprints.of(job)
-        outputs = declared_outputs(job)
+        outputs = job.outputs()
         self._marks[job.name] = (mark, outputs)
         found = self._previous.take(job.name)
         if mark is None or found is None or self._fd is None:

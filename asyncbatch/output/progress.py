@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -98,15 +97,12 @@ class ProgressState:
         self.started_at = clock()
         self._worked: deque[tuple[float, int]] = deque()  # (when, jobs that did work)
         self.bytes_read = 0
-        self._sizes: dict[str, int] = {}  # of running jobs that read a file of known size
         self._read: deque[tuple[float, int]] = deque()  # (when, bytes read by then)
         self._eta: tuple[float, float] | None = None  # (when, seconds left then)
 
-    def job_started(self, name: str, size: int | None = None) -> None:
-        """An attempt of job ``name`` began; ``size``: the bytes it reads, if known."""
+    def job_started(self, name: str) -> None:
+        """An attempt of job ``name`` began."""
         self._running[name] = self._clock()
-        if size is not None:
-            self._sizes[name] = size
 
     def job_waiting(self, name: str) -> None:
         """An attempt of job ``name`` failed; it waits for its next one."""
@@ -119,9 +115,10 @@ class ProgressState:
         self._running.pop(result.name, None)
         if not result.reused and result.status != "skipped":
             self._worked.append((self._clock(), self.done - self.reused - self.skipped))
-        size = self._sizes.pop(result.name, None)
-        if size is not None and result.status == "succeeded" and not result.reused:
-            self.bytes_read += size
+        used = result.resources
+        read = None if used is None or result.reused else used.read_bytes
+        if read:  # measured where the input was read: a scan's bytes
+            self.bytes_read += read
             self._read.append((self._clock(), self.bytes_read))
         status = result.status
         if status == "failed":
@@ -222,7 +219,7 @@ class ProgressListener:
 
     def job_started(self, job: _Named, attempt: int) -> None:
         if self._state is not None:
-            self._state.job_started(job.name, _size_read(job) if attempt == 1 else None)
+            self._state.job_started(job.name)
 
     def job_retrying(self, job: _Named, error: dict[str, str], delay: float) -> None:
         if self._state is not None:
@@ -245,19 +242,6 @@ class ProgressListener:
 class _Named(Protocol):
     @property
     def name(self) -> str: ...
-
-
-def _size_read(job: object) -> int | None:
-    """The size of the file a job reads whole, where that is known: a built-in that
-    scans its input (a command's or a custom action's reads are its own)."""
-    kernel = getattr(getattr(job, "spec", None), "kernel", None)
-    path = getattr(job, "path", None)
-    if kernel is None or not kernel.reads or path is None:
-        return None
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
 
 
 def format_bytes(count: float) -> str:

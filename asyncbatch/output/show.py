@@ -1,5 +1,5 @@
 """Reading a saved report as a person (``asyncbatch show``): a summary in text,
-every failed job, or the summary object as JSON (the HTML page is :mod:`._page`).
+every failed job, or the summary object as JSON (the HTML page is :mod:`.page`).
 
 :func:`load_report` reads and checks the JSON that ``run -o`` writes: a file that
 is not such a report (not JSON, not an object, no ``jobs`` list, a field of the
@@ -79,7 +79,7 @@ def _not_a_report(path: str, why: str) -> NotAReport:
 
 def _read_bounded(path: str) -> bytes:
     """The file's bytes; never blocks on a FIFO, never reads past the bound."""
-    from asyncbatch.files._scan import file_kind
+    from asyncbatch.files.scan import file_kind
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

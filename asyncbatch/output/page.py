@@ -20,7 +20,8 @@ from pathlib import Path
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult, Summary
 from asyncbatch.output._page_assets import SCRIPT, STYLE
-from asyncbatch.output.report import check_destination, write_atomically
+from asyncbatch.output.destinations import check_destination
+from asyncbatch.output.report import write_atomically
 from asyncbatch.output.show import (
     ERROR_TYPES_SHOWN,
     SavedReport,

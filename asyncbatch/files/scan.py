@@ -6,7 +6,7 @@ worker. Nothing that is not a regular file is ever opened for reading: a FIFO wi
 no writer would block a thread for ever, a device may never end. Every open is
 non-blocking and checked again on the descriptor (``fstat``), so a swap after the
 ``stat`` cannot make a read hang; under ``--root`` the descriptor is checked to be
-inside the root (:mod:`asyncbatch.files._confine`).
+inside the root (:mod:`asyncbatch.files.confine`).
 
 Standard library (and :mod:`asyncbatch.errors`) only: worker processes import it.
 """
@@ -19,19 +19,26 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from asyncbatch.errors import NotARegularFile, RemoteError, describe_error
-from asyncbatch.files._confine import check_fd, stat_confined
+from asyncbatch.files.confine import check_fd, stat_confined
+from asyncbatch.model import Resources
 
 if TYPE_CHECKING:
-    from asyncbatch.registry import Kernel, Tuning
+    from asyncbatch.kernel import Kernel, Tuning
 
 OPEN_FLAGS = os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 """Added to every open: if the path was swapped for a FIFO or a terminal after the
 caller's ``stat``, the open returns at once instead of blocking (or acquiring a
 controlling terminal), and the ``fstat`` check then refuses it."""
+
+
+Scanned: TypeAlias = tuple[dict[str, Any], Resources]
+"""A kernel's result over a file, and what scanning it used: the bytes read and the
+CPU time of the thread that scanned them."""
 
 
 class StopFlag(Protocol):
@@ -101,31 +108,35 @@ def scan_file(
     tuning: Tuning,
     root: str | None = None,
     stop: StopFlag | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """``kernel`` over the whole file at ``path``, streamed in ``tuning.chunk_bytes``
     chunks read into one reused buffer; ``stop`` is checked between chunks."""
+    began = time.thread_time()
     size = stat_regular(path, root).st_size
     scanner = kernel.start(path, size, params, tuning)
     if not kernel.reads:
-        return scanner.result()
+        return scanner.result(), used(began, 0)
+    read = 0
     fd = open_regular(path, root=root)
     try:
         for chunk in _chunks(fd, tuning.chunk_bytes, stop):
+            read += len(chunk)
             scanner.update(chunk)
     finally:
         os.close(fd)
-    return scanner.result()
+    return scanner.result(), used(began, read)
 
 
 def scan_small_file(
     kernel: Kernel, path: str, params: Mapping[str, Any], tuning: Tuning, root: str | None
-) -> dict[str, Any] | int:
+) -> Scanned | int:
     """``kernel`` over the whole of a small file, read in one go; or, for a file
     bigger than ``tuning.small_file_bytes``, its size (nothing read): it is worth
     streaming instead."""
+    began = time.thread_time()
     size = stat_regular(path, root).st_size
     if not kernel.reads:
-        return kernel.start(path, size, params, tuning).result()
+        return kernel.start(path, size, params, tuning).result(), used(began, 0)
     limit = min(tuning.small_file_bytes, tuning.chunk_bytes)
     if size > limit:
         return size
@@ -138,7 +149,12 @@ def scan_small_file(
         return limit + 1
     scanner = kernel.start(path, size, params, tuning)
     scanner.update(data)
-    return scanner.result()
+    return scanner.result(), used(began, len(data))
+
+
+def used(began: float, read: int) -> Resources:
+    """What a scan in this thread used since ``time.thread_time()`` was ``began``."""
+    return Resources(cpu_s=round(time.thread_time() - began, 6), read_bytes=read)
 
 
 def scan_file_in_worker(
@@ -148,7 +164,7 @@ def scan_file_in_worker(
     tuning: Tuning,
     root: str | None,
     parent: int | None = None,
-) -> dict[str, Any]:
+) -> Scanned:
     """:func:`scan_file`, in a worker process made to take orders from its parent
     only; ``parent`` is the parent's pid, as the parent passes it."""
     become_worker(parent)
