@@ -23,13 +23,14 @@ if _typing.TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job
     from asyncbatch.model import JobResult, Report, Summary
     from asyncbatch.options import RunOptions
-    from asyncbatch.registry import ActionRegistry, ActionSpec, action
+    from asyncbatch.registry import ActionRegistry, ActionSpec, JobContext, action
     from asyncbatch.session import load_config, run_batch
 
 
 _LAZY = {
     "ActionRegistry": "asyncbatch.registry",
     "ActionSpec": "asyncbatch.registry",
+    "JobContext": "asyncbatch.registry",
     "BatchConfig": "asyncbatch.config",
     "Job": "asyncbatch.config",
     "JobResult": "asyncbatch.model",
@@ -52,6 +53,7 @@ __all__ = [
     "BatchConfig",
     "ConfigError",
     "Job",
+    "JobContext",
     "JobError",
     "JobResult",
     "OutputError",

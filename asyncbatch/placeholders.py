@@ -14,15 +14,18 @@ from __future__ import annotations
 import os
 import shlex
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asyncbatch.registry import JobContext
 
 PLACEHOLDERS = ("input", "name", "stem", "suffix", "parent", "config_dir", "#", "%")
 """What a template may name: see the module docstring."""
+OUTPUT_PLACEHOLDERS = tuple(name for name in PLACEHOLDERS if name != "%")
+"""What an output's template may name: an output is known before any attempt runs,
+so it cannot depend on the slot."""
 UNKNOWN_SLOT = "{%}"
 """What ``{%}`` stands for where no attempt runs (a dry run's plan)."""
 
@@ -85,6 +88,19 @@ def job_values(path: str | os.PathLike[str], job: JobContext) -> dict[str, str]:
         "#": str(job.number),
         "%": UNKNOWN_SLOT if job.slot is None else str(job.slot),
     }
+
+
+def filled_outputs(templates: Sequence[str]) -> Callable[[Path, Any, JobContext], list[str]]:
+    """An ``outputs`` capability from templates (``"thumbs/{stem}.png"``), checked
+    now: an unknown placeholder is a ``ValueError`` where the action is declared."""
+    checked = list(templates)
+    check_templates(checked, OUTPUT_PLACEHOLDERS)
+
+    def outputs(path: Path, params: Any, job: JobContext) -> list[str]:
+        values = job_values(path, job)
+        return [fill(template, values) for template in checked]
+
+    return outputs
 
 
 def _parse(template: str) -> Iterable[tuple[str, str | None, str | None, str | None]]:

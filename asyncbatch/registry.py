@@ -15,7 +15,8 @@ Importing a module of ours registers nothing: :func:`asyncbatch.actions.default_
 composes a registry explicitly from the built-ins, the actions user code declared
 with :func:`action` (:func:`declared_actions`), then the installed plugins. Tests
 build an :class:`ActionRegistry` of their own, which knows only what it is given.
-This module imports only :mod:`asyncbatch.kernel` of asyncbatch.
+This module imports only :mod:`asyncbatch.kernel` and :mod:`asyncbatch.placeholders`
+of asyncbatch (standard library only, as worker processes need).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from asyncbatch.kernel import Kernel
+from asyncbatch.placeholders import filled_outputs
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -66,6 +68,9 @@ class JobContext:
     slot: int | None = None
     """The slot its attempt runs in, from 1 to the run's concurrency; None when no
     attempt is running (a dry run, the config's checks)."""
+    outputs: tuple[str, ...] = ()
+    """The files the action declares this job creates, absolute, made ready for it
+    (their folders exist): where it writes them."""
 
 
 OutputsFunc: TypeAlias = Callable[[Path, Any, JobContext], Sequence[str]]
@@ -158,7 +163,13 @@ class ActionRegistry:
     ) -> Callable[[F], F]:
         """Register the decorated async function as action ``name``, with the
         :class:`ActionSpec` capabilities given (``outputs=``, ``binds=``, ...); the
-        function is returned unchanged."""
+        function is returned unchanged. ``outputs`` may be a list of templates
+        (``["thumbs/{stem}.png"]``), checked here."""
+        outputs = capabilities.get("outputs")
+        if outputs is not None and not callable(outputs):
+            if isinstance(outputs, str):
+                raise TypeError("outputs: a list of templates, or a function")
+            capabilities["outputs"] = filled_outputs(outputs)
 
         def decorator(func: F) -> F:
             module = func.__module__

@@ -73,7 +73,7 @@ HOMES = {
     "asyncbatch.options": ["RunOptions"],
     "asyncbatch.model": ["JobResult", "Report", "Summary"],
     "asyncbatch.config": ["BatchConfig", "Job"],
-    "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "action"],
+    "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "JobContext", "action"],
     "asyncbatch.errors": ["AsyncbatchError", "ConfigError", "JobError", "OutputError"],
 }
 

@@ -562,6 +562,37 @@ def test_a_failed_attempt_removes_what_it_created_or_changed_and_keeps_the_rest(
     assert (tmp_path / "kept.txt").read_text(encoding="utf-8") == "untouched\n"
 
 
+def test_a_failed_attempt_removes_a_folder_output_it_created_with_its_contents(
+    tmp_path: Path,
+) -> None:
+    """A folder output the attempt created goes, with what it holds; one that was
+    there before stays (its files may be another job's); the folders made for its
+    outputs go when left empty, and one another job made first stays."""
+    (tmp_path / "old.d").mkdir()
+    (tmp_path / "old.d" / "keep").write_text("mine\n", encoding="utf-8")
+    config = batch(
+        tmp_path,
+        {
+            "name": "neighbour",
+            "params": {"shell": "mkdir -p shared && echo hi > shared/theirs.txt"},
+        },
+        {
+            "name": "half",
+            "params": {
+                "shell": "mkdir new.d && touch new.d/part old.d/part && exit 3",
+                "outputs": ["new.d", "old.d", "made/deeper/result.txt", "shared/result.txt"],
+            },
+            "depends_on": ["neighbour"],
+        },
+    )
+    jobs = run(config, code=1)
+    assert jobs["half"]["error"]["type"] == "CommandFailed"
+    assert not (tmp_path / "new.d").exists()
+    assert (tmp_path / "old.d" / "keep").read_text(encoding="utf-8") == "mine\n"
+    assert not (tmp_path / "made").exists(), "the folders made for it, left empty, go"
+    assert (tmp_path / "shared" / "theirs.txt").read_text(encoding="utf-8") == "hi\n"
+
+
 def test_resume_reuses_a_command_only_while_its_outputs_are_as_recorded(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     for name in ("a", "b", "c"):
@@ -688,3 +719,34 @@ def test_summary_counts_commands_like_any_job(tmp_path: Path) -> None:
         "skipped": 1,
         "cancelled": 0,
     }
+
+
+def test_job_number_and_slot_placeholders_fill_in_and_running_jobs_never_share_a_slot(
+    tmp_path: Path,
+) -> None:
+    """``{#}`` counts jobs from 1 in config order; ``{%}`` is the slot (1 to -j): two
+    jobs running at once hold different slots, checked on the intervals they ran."""
+    log = tmp_path / "log"
+    log.mkdir()
+    for index in range(6):
+        (tmp_path / f"in{index}.txt").write_text("x\n", encoding="utf-8")
+    config = batch(
+        tmp_path,
+        {
+            "name": "slotted",
+            "input": "in*.txt",
+            "params": {
+                "shell": f"s=$(date +%s.%N); sleep 0.2; e=$(date +%s.%N); "
+                f"echo {{#}} {{%}} $s $e > {log}/{{stem}}"
+            },
+        },
+    )
+    run(config, "-j", "2", code=0)
+    rows = [(log / f"in{index}").read_text(encoding="utf-8").split() for index in range(6)]
+    assert [int(number) for number, *_ in rows] == [1, 2, 3, 4, 5, 6]
+    spans = [(int(slot), float(start), float(end)) for _, slot, start, end in rows]
+    assert {slot for slot, _, _ in spans} <= {1, 2}
+    for one in spans:
+        for other in spans:
+            if one is not other and one[0] == other[0]:
+                assert one[2] <= other[1] or other[2] <= one[1], (one, other)

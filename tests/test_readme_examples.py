@@ -107,3 +107,56 @@ def test_the_own_actions_example_runs_from_a_config_beside_it(tmp_path: Path) ->
         {"bytes": len("first line\nsecond\nthird\n")},
         {"bytes": len("first line\nsecond\n")},
     ]
+
+
+def test_the_declared_outputs_example_keeps_its_outputs_as_a_command_would(
+    tmp_path: Path,
+) -> None:
+    """``copies.py`` of "What an action declares": folders made, the copy written
+    where the job context says, a failed attempt's copy removed, a job missing its
+    output failing with MissingOutput, and ``--resume`` running again the job whose
+    copy was deleted, reusing the others."""
+    declares = examples(section("actions.md", "What an action declares"))
+    (code,) = [body for body, _ in declares if "# copies.py" in body]
+    (tmp_path / "copies.py").write_text(
+        code
+        + "\n\n@asyncbatch.action('forgetful', outputs=['out/{stem}.never'])\n"
+        + "async def forgetful(path, params):\n    return {}\n",
+        encoding="utf-8",
+    )
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("one\n", encoding="utf-8")
+    (notes / "b.txt").write_text("two\n", encoding="utf-8")
+    (notes / "c.txt").write_text("please fail\n", encoding="utf-8")
+    jobs = [
+        {"name": "copy", "action": "copies:upper_copy", "input": "notes/*.txt"},
+        {"name": "forget", "action": "copies:forgetful", "input": "notes/a.txt"},
+    ]
+    (tmp_path / "batch.json").write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    args = ["-m", "asyncbatch", "run", "batch.json", "-o", "report.json", "-q"]
+    done = run_python(*args, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+
+    def statuses() -> dict[str, tuple[str, str | None, bool]]:
+        report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+        return {
+            job["name"]: (job["status"], (job["error"] or {}).get("type"), job["reused"])
+            for job in report["jobs"]
+        }
+
+    assert statuses() == {
+        "copy[notes/a.txt]": ("succeeded", None, False),
+        "copy[notes/b.txt]": ("succeeded", None, False),
+        "copy[notes/c.txt]": ("failed", "ActionError", False),
+        "forget": ("failed", "MissingOutput", False),
+    }
+    out = tmp_path / "out"
+    assert sorted(child.name for child in out.iterdir()) == ["a.upper", "b.upper"]
+    assert (out / "a.upper").read_text(encoding="utf-8") == "ONE\n"
+    (out / "b.upper").unlink()
+    done = run_python(*args, "--resume", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert statuses()["copy[notes/a.txt]"] == ("succeeded", None, True)
+    assert statuses()["copy[notes/b.txt]"] == ("succeeded", None, False)
+    assert (out / "b.upper").read_text(encoding="utf-8") == "TWO\n"

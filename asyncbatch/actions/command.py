@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from asyncbatch.errors import CommandFailed
 from asyncbatch.placeholders import (
-    PLACEHOLDERS,
+    OUTPUT_PLACEHOLDERS,
     check_templates,
     fill,
     has_placeholder,
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from asyncbatch.files.programs import Child
 
 SHELL = "/bin/sh"
-OUTPUT_PLACEHOLDERS = tuple(name for name in PLACEHOLDERS if name != "%")
-"""An output is known before any attempt runs: it cannot depend on the slot."""
 
 
 class CommandParams(BaseModel):

@@ -14,6 +14,7 @@ thread: a hung mount must not stop the event loop.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ async def call_action(spec: ActionSpec, path: Path, params: Any, job: JobContext
         return await spec.call(path, params, job)
     guard = await run_blocking(OutputGuard.prepare, outputs, job.config_dir)
     try:
-        result = await spec.call(path, params, job)
+        result = await spec.call(path, params, dataclasses.replace(job, outputs=tuple(outputs)))
         await run_blocking(guard.check)
     except BaseException:
         with anyio.CancelScope(shield=True):
