@@ -93,12 +93,14 @@ every executor and by a direct call of a built-in:
 - ``"call"``: its action's async function, awaited (custom actions, ``command``)."""
 
 
-def route_of(kernel: Kernel | None, params: Mapping[str, Any]) -> Route:
-    """The route of a job whose action has ``kernel`` (None: no kernel) and these
-    plain params."""
+def route_of(kernel: Kernel | None, params: Callable[[], Mapping[str, Any]]) -> Route:
+    """The route of a job whose action has ``kernel`` (None: no kernel) and the plain
+    params ``params()`` gives (asked for only when they decide: an isolated kernel)."""
     if kernel is None:
         return "call"
-    return "process" if kernel.isolated_for(params) else "scan"
+    if not kernel.isolated:
+        return "scan"
+    return "process" if kernel.isolated_for(params()) else "scan"
 
 
 def big_file_route(

@@ -33,7 +33,7 @@ Status = Literal["succeeded", "failed", "skipped", "cancelled"]
 STATUSES: tuple[Status, ...] = ("succeeded", "failed", "skipped", "cancelled")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resources:
     """What a job's work used, as far as it could be measured (None: not known)."""
 

@@ -23,6 +23,7 @@ job already in the journal.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -175,7 +176,13 @@ def run_session(
     err = _Stderr(stderr)
     say = warn or (lambda message: err.line(f"warning: {message}"))
     session = _Session(config, options, tuning, err, say)
-    return anyio.run(session.run, interruptions, backend="asyncio")
+    # The loaded jobs live as long as the run: the cyclic collector need not walk
+    # them again at every collection the run's allocations set off.
+    gc.freeze()
+    try:
+        return anyio.run(session.run, interruptions, backend="asyncio")
+    finally:
+        gc.unfreeze()
 
 
 class _Session:

@@ -75,23 +75,25 @@ class More:
 
 class BatchReporter:
     """Reports a batch's jobs to their ``attempts`` (by position), at the times the
-    batch measured mapped to this process's clock by ``at``."""
+    batch measured, mapped to this process's clock by ``at`` (None: they are this
+    process's times already)."""
 
-    def __init__(
-        self, attempts: list[Attempt], at: Callable[[float], float] = lambda moment: moment
-    ) -> None:
+    def __init__(self, attempts: list[Attempt], at: Callable[[float], float] | None = None) -> None:
         self._attempts = attempts
         self._at = at
 
     def started(self, position: int, moment: float) -> None:
         """The job at ``position`` started at ``moment``."""
-        self._attempts[position].start(self._at(moment))
+        self._attempts[position].start(moment if self._at is None else self._at(moment))
 
     def done(self, done: Done) -> None:
         """A job finished."""
         attempt = self._attempts[done.position]
-        attempt.start(self._at(done.started))
-        ended = self._at(done.ended)
+        at = self._at
+        started, ended = (
+            (done.started, done.ended) if at is None else (at(done.started), at(done.ended))
+        )
+        attempt.start(started)
         if done.error is None:
             attempt.succeed(done.result, ended, done.resources)
         else:
@@ -104,7 +106,7 @@ class BatchReporter:
         if end.timed_out is not None:
             position, started = end.timed_out
             late = self._attempts[position]
-            late.start(self._at(started))
+            late.start(started if self._at is None else self._at(started))
             late.fail(Timeout(seconds=late.timeout or 0))
         for attempt in self._attempts[end.reached :]:
             attempt.give_back()

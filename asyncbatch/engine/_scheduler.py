@@ -215,7 +215,9 @@ class Scheduler:
     # --- what attempts report (the AttemptOwner protocol) -----------------------------
 
     def attempt_started(self, attempt: Attempt, at: float | None) -> None:
-        number = self.state.attempt_started(attempt.index, _now(at))
+        number = self.state.attempt_started(
+            attempt.index, at if at is not None else time.perf_counter()
+        )
         self._listeners.tell("job_started", attempt.job, number)
 
     def attempt_ended(
@@ -230,21 +232,23 @@ class Scheduler:
         if job.spec is None or job.spec.may_chdir:
             self._restore_working_directory()
         index = attempt.index
-        self.state.used(index, resources)
         if error is None:
             result, error = checked_result(result)
         if error is None:
-            self._finish(index, "succeeded", result=result, at=at)
+            self._finish(index, "succeeded", result=result, at=at, resources=resources)
             return
         self._listeners.tell("job_attempt_failed", job, self.state.attempts[index], error)
         after = self.state.attempt_failed(index, error)
         if after == "cancelled":
             # Failed while the run is being halted (cancelled, or about to be):
             # cancelled, so that the report holds at most max_failures failed jobs.
-            cancelled = self.state.cancelled()
-            self._tell_done([self.state.record(index, "cancelled", _now(at), error=cancelled)])
+            cancelled = self.state.record(
+                index, "cancelled", _now(at), error=self.state.cancelled(), resources=resources
+            )
+            self._tell_done([cancelled])
         elif after == "failed":
-            self._finish(index, "failed", error=self.state.describe(index, error), at=at)
+            described = self.state.describe(index, error)
+            self._finish(index, "failed", error=described, at=at, resources=resources)
         else:
             assert isinstance(after, Retry)
             self._listeners.tell("job_retrying", job, after.error, after.delay)
@@ -271,14 +275,28 @@ class Scheduler:
     # --- results -----------------------------------------------------------------------
 
     def _finish(
-        self, index: int, status: Status, *, at: float | None = None, **outcome: Any
+        self,
+        index: int,
+        status: Status,
+        *,
+        at: float | None = None,
+        result: dict[str, Any] | None = None,
+        error: dict[str, str] | None = None,
+        reused: JobResult | None = None,
+        resources: Resources | None = None,
     ) -> None:
         """Record a final result (and the skips it causes), then act on it: halt,
         end the run when every job has a result, start workers for released jobs."""
-        running = self.halt_reason is None
-        self._tell_done(self.state.finish(index, status, _now(at), **outcome))
-        assert self._group is not None
-        if self.state.done or (running and self.halt_reason is not None):
+        state = self.state
+        running = state.halt_reason is None
+        ended = at if at is not None else time.perf_counter()
+        self._tell_done(
+            state.finish(
+                index, status, ended, result=result, error=error, reused=reused, resources=resources
+            )
+        )
+        if state.finished == len(self._jobs) or (running and state.halt_reason is not None):
+            assert self._group is not None
             self._group.cancel_scope.cancel()  # ends the stop watcher and retry timers
         self._spawn()
 

@@ -54,7 +54,6 @@ class RunState:
         self.results: list[JobResult | None] = [None] * total
         self.attempts = [0] * total
         self._first_start: list[float | None] = [None] * total
-        self._resources: dict[int, Resources | None] = {}
         self.finished = 0
         self.failures = 0
         self.first_failure: str | None = None
@@ -121,10 +120,6 @@ class RunState:
             return "failed"
         return Retry(self.settings.backoff.delay(self.attempts[index]), self.describe(index, error))
 
-    def used(self, index: int, resources: Resources | None) -> None:
-        """What job ``index``'s last attempt used."""
-        self._resources[index] = resources
-
     def describe(self, index: int, error: BaseException) -> dict[str, str]:
         """The report's error, naming the input as the config wrote it."""
         job = self.jobs[index]
@@ -143,11 +138,16 @@ class RunState:
         result: dict[str, Any] | None = None,
         error: dict[str, str] | None = None,
         reused: JobResult | None = None,
+        resources: Resources | None = None,
     ) -> list[JobResult]:
         """Job ``index``'s final result: recorded, its dependents released (ready) or
         skipped, a failure counted (and the run halted once ``max_failures`` jobs
         have failed). Returns the results recorded, the job's first."""
-        recorded = [self.record(index, status, at, result=result, error=error, reused=reused)]
+        recorded = [
+            self.record(
+                index, status, at, result=result, error=error, reused=reused, resources=resources
+            )
+        ]
         released = self._tracker.end(index, succeeded=status == "succeeded")
         for ready in released.ready:
             self.push(ready)
@@ -169,9 +169,11 @@ class RunState:
         result: dict[str, Any] | None = None,
         error: dict[str, str] | None = None,
         reused: JobResult | None = None,
+        resources: Resources | None = None,
     ) -> JobResult:
         """Job ``index``'s result (``reused``: one recorded by an earlier run), ended
-        at ``at``; its dependents are not told (see :meth:`finish`)."""
+        at ``at``, its last attempt having used ``resources``; its dependents are not
+        told (see :meth:`finish`)."""
         job = self.jobs[index]
         first_start = self._first_start[index]
         duration = started = None
@@ -188,7 +190,7 @@ class RunState:
             duration_ms=duration,
             attempts=self.attempts[index],
             started_ms=started,
-            resources=self._resources.pop(index, None),
+            resources=resources,
         )
         self.results[index] = outcome
         self.finished += 1

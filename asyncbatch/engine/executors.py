@@ -280,7 +280,7 @@ def job_route(job: Job) -> Route:
     if job.route is None:
         spec = job.spec
         assert spec is not None
-        job.route = route_of(spec.kernel, plain_params(job.params))
+        job.route = route_of(spec.kernel, lambda: plain_params(job.params))
     return job.route
 
 

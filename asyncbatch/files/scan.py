@@ -154,7 +154,7 @@ def scan_small_file(
 
 def used(began: float, read: int) -> Resources:
     """What a scan in this thread used since ``time.thread_time()`` was ``began``."""
-    return Resources(cpu_s=round(time.thread_time() - began, 6), read_bytes=read)
+    return Resources(round(time.thread_time() - began, 6), None, read)  # positional: cheaper
 
 
 def scan_file_in_worker(

@@ -126,7 +126,7 @@ async def run_kernel(kernel: Kernel, path: Path, params: Any) -> dict[str, Any]:
     """A built-in action's body: its kernel streamed, or in a worker process when it
     must be killable. The executor of a run takes faster routes where it can."""
     plain = plain_params(params)
-    if route_of(kernel, plain) == "process":
+    if route_of(kernel, lambda: plain) == "process":
         result, _ = await scan_in_process(kernel, path, plain)
     else:
         result, _ = await stream_file(kernel, path, plain)
