@@ -43,7 +43,8 @@ class Spelling:
     maximum: int | None = None
     check: Callable[[Any], None] | None = None
     value: Callable[[Any], Any] | None = None
-    """The field's value from the command line's (default: the same)."""
+    """The field's value from the command line's (default: the same); a
+    ``ValueError`` it raises is a usage error naming the option, its message shown."""
     unset: Any = None
     """What the command line gives when the option is not used."""
     commands: tuple[str, ...] = BOTH

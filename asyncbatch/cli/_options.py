@@ -79,7 +79,10 @@ def _options(spelled: list[tuple[str, Spelling]], given: dict[str, Any]) -> RunO
         if field in by:
             exit_error(f"{by[field]} and {spelling.shown}: give only one of them")
         by[field] = spelling.shown
-        values[field] = spelling.value(raw) if spelling.value is not None else raw
+        try:
+            values[field] = spelling.value(raw) if spelling.value is not None else raw
+        except ValueError as exc:  # the spelling's own reading of the value
+            exit_error(f"{spelling.shown}: {exc}")
     options = RunOptions(**values)
     for problem in options.problems():
         exit_error(problem)
