@@ -22,6 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "run": "asyncbatch.cli._run",
     "each": "asyncbatch.cli._each",
     "show": "asyncbatch.cli._read",
+    "diff": "asyncbatch.cli._compare",
     "actions": "asyncbatch.cli._read",
     "schema": "asyncbatch.cli._read",
 }
