@@ -119,6 +119,7 @@ class RunOptions:
             OUTPUTS,
             Path,
             metavar="PATH",
+            commands=(*BOTH, "plan"),
         ),
     )
     dry_run: bool = option(
@@ -180,6 +181,7 @@ class RunOptions:
             "Reuse the successes recorded at --output whose inputs are unchanged.",
             OUTPUTS,
             bool,
+            commands=(*BOTH, "plan"),
         ),
     )
     only: tuple[str, ...] = option(
@@ -191,7 +193,7 @@ class RunOptions:
             list[str],
             metavar="NAME",
             value=tuple,
-            commands=("run",),
+            commands=("run", "plan"),
         ),
     )
     strict: bool = option(
@@ -201,7 +203,7 @@ class RunOptions:
             "Unknown actions are config errors.",
             RUNNING,
             bool,
-            commands=("run",),
+            commands=("run", "plan"),
         ),
     )
     root: Path | None = option(
@@ -212,7 +214,7 @@ class RunOptions:
             RUNNING,
             Path,
             metavar="DIR",
-            commands=("run",),
+            commands=("run", "plan"),
         ),
     )
     junit: Path | None = option(

@@ -113,6 +113,7 @@ def test_a_module_stays_under_400_lines(path: Path) -> None:
 EACH_OWN = {"inputs", "action", "params"}
 """What ``each`` takes besides the run's options: the inputs and what runs on them."""
 RUN_OWN = {"config"}
+PLAN_OWN = {"config", "as_json"}
 
 
 def command_parameters(name: str) -> dict[str, object]:
@@ -131,7 +132,9 @@ def spelled_fields() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize(("command", "own"), [("run", RUN_OWN), ("each", EACH_OWN)])
+@pytest.mark.parametrize(
+    ("command", "own"), [("run", RUN_OWN), ("each", EACH_OWN), ("plan", PLAN_OWN)]
+)
 def test_every_option_of_a_command_sets_a_field_of_run_options(command: str, own: set[str]) -> None:
     parameters = command_parameters(command)
     fields = spelled_fields()

@@ -21,6 +21,7 @@ from asyncbatch import __version__
 COMMAND_MODULES: dict[str, str] = {
     "run": "asyncbatch.cli._run",
     "each": "asyncbatch.cli._each",
+    "plan": "asyncbatch.cli._plan",
     "show": "asyncbatch.cli._read",
     "diff": "asyncbatch.cli._compare",
     "actions": "asyncbatch.cli._read",

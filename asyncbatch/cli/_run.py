@@ -57,7 +57,7 @@ def run(
         exit_error(f"--root {options.root}: not a directory")
 
     def load() -> BatchConfig:
-        source = config if config is not None else _discover_config()
+        source = config if config is not None else discover_config()
         return _load(source, options)
 
     load_and_run(load, options, "the config", ctx.obj)
@@ -126,7 +126,7 @@ def _load(source: str, options: RunOptions) -> BatchConfig:
         fail_config(exc)
 
 
-def _discover_config() -> str:
+def discover_config() -> str:
     from asyncbatch.config import DISCOVERED_NAMES, find_config
 
     found = find_config(Path.cwd())

@@ -10,7 +10,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from asyncbatch.config import Job
 from asyncbatch.errors import OutsideRoot
@@ -20,6 +20,19 @@ _HEAVY = 64
 """Part of the params this heavy (about as many values, or 64 bytes of text per unit)
 is hashed once per object and run, then stands for its digest wherever it appears
 again: params built by YAML aliases cost what was written, not what it expands to."""
+
+
+Basis = tuple[str, int, int, str, str]
+"""What a fingerprint is made of, besides the job's name and action: the resolved
+input, its size and modification time (nanoseconds), a digest of the params, the
+asyncbatch version."""
+
+
+class Mark(NamedTuple):
+    """A job's fingerprint and its :data:`Basis`, as the journal records them."""
+
+    digest: str
+    basis: Basis
 
 
 class Fingerprints:
@@ -37,19 +50,42 @@ class Fingerprints:
         self._root = root
         self._version = __version__
         self._memo: dict[int, tuple[object, bytes]] = {}
+        self._last_digest: tuple[object, str] | None = None
 
     def of(self, job: Job) -> str | None:
         """The fingerprint of ``job``; None when its input cannot be stat'ed (or,
         under a root, lies outside it) or its params contain themselves: such a
         job is never reused."""
+        found = self.mark(job)
+        return None if found is None else found.digest
+
+    def mark(self, job: Job) -> Mark | None:
+        """The fingerprint of ``job`` with what it was made of (see :class:`Mark`);
+        None as for :meth:`of`."""
         try:
-            params = _encode_flat(job.raw_params) or self._encode(job.raw_params)
+            params = self._params(job.raw_params)
             size, mtime = self._input_state(job)
         except (OSError, OutsideRoot, ValueError):
             return None
-        identity = [job.name, job.action, os.fspath(job.path), size, mtime]
-        head = json.dumps([*identity, self._version]).encode()
-        return hashlib.sha256(head + params).hexdigest()
+        path = os.fspath(job.path)
+        head = json.dumps([job.name, job.action, path, size, mtime, self._version]).encode()
+        digest = hashlib.sha256(head + params).hexdigest()
+        basis = (path, size, mtime, self._params_digest(job.raw_params, params), self._version)
+        return Mark(digest, basis)
+
+    def _params(self, raw: object) -> bytes:
+        return _encode_flat(raw) or self._encode(raw)
+
+    def _params_digest(self, raw: object, encoded: bytes) -> str:
+        """A short digest of the params' encoding (what tells a resumed run's plan that
+        they changed), computed once for the jobs of a glob, which share their params
+        object and come one after another."""
+        last = self._last_digest
+        if last is not None and last[0] is raw:
+            return last[1]
+        digest = hashlib.sha256(encoded).hexdigest()[:16]
+        self._last_digest = (raw, digest)
+        return digest
 
     def _input_state(self, job: Job) -> tuple[int, int]:
         """The input's size and modification time: (0, 0) for a folder (it changes

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,34 @@ def load_journal(path: Path) -> tuple[Recorded, list[str]]:
     A torn last line (a run killed mid-write) is skipped with a warning, never
     fatal; so is any other line that cannot be trusted. A journal that cannot be
     read at all is one warning, and nothing in it is reused."""
+    recorded = Recorded()
+
+    def collect(entry: Any, start: int, length: int) -> None:
+        found = recorded_success(entry)
+        if found is not None:  # a later success of the same job wins
+            name, digest = found
+            recorded.successes[name] = (digest, start, length)
+
+    return recorded, read_journal(path, collect)
+
+
+def read_journal(path: Path, collect: Callable[[Any, int, int], None]) -> list[str]:
+    """Call ``collect(entry, offset, length)`` for every line of the journal at
+    ``path`` that is a journal entry (``collect`` raises ValueError for one that is
+    not); the warnings about what could not be read."""
     try:  # O_NONBLOCK: a FIFO planted there must not hang the run
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        return Recorded(), []
+        return []
     except OSError as exc:
-        return Recorded(), [_unreadable(path, exc)]
+        return [_unreadable(path, exc)]
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return Recorded(), [f"{path}: cannot be read (not a regular file); nothing is reused"]
+            return [f"{path}: cannot be read (not a regular file); nothing is reused"]
         with open(fd, "rb", closefd=False) as stream:
-            return _scan(stream, path)
+            return _scan(stream, path, collect)
     except OSError as exc:
-        return Recorded(), [_unreadable(path, exc)]
+        return [_unreadable(path, exc)]
     finally:
         os.close(fd)
 
@@ -65,9 +81,8 @@ def _unreadable(path: Path, exc: OSError) -> str:
     return f"{path}: cannot be read ({exc.strerror or exc}); nothing is reused"
 
 
-def _scan(stream: Any, path: Path) -> tuple[Recorded, list[str]]:
-    """Every line of ``stream`` checked; a later success of the same job wins."""
-    recorded = Recorded()
+def _scan(stream: Any, path: Path, collect: Callable[[Any, int, int], None]) -> list[str]:
+    """Every line of ``stream`` checked and handed to ``collect``."""
     bad: list[int] = []
     torn = False
     offset = number = 0
@@ -84,22 +99,18 @@ def _scan(stream: Any, path: Path) -> tuple[Recorded, list[str]]:
         if not line.strip():
             continue
         try:
-            found = recorded_success(parse_line(line))
+            collect(parse_line(line), start, len(line))
         except ValueError:
             if chunk.endswith(b"\n"):
                 bad.append(number)
             else:
                 torn = True
-            continue
-        if found is not None:
-            name, digest = found
-            recorded.successes[name] = (digest, start, len(line))
     warnings = [f"{path}: unreadable line {n} ignored" for n in bad[:_LISTED]]
     if len(bad) > _LISTED:
         warnings.append(f"{path}: {len(bad) - _LISTED} more unreadable lines ignored")
     if torn:
         warnings.append(f"{path}: torn last line ignored")
-    return recorded, warnings
+    return warnings
 
 
 def _skip_line(stream: Any) -> int:

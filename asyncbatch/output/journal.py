@@ -42,7 +42,7 @@ from typing import Any
 from asyncbatch.config import Job
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult
-from asyncbatch.output._fingerprints import Fingerprints
+from asyncbatch.output._fingerprints import Fingerprints, Mark
 from asyncbatch.output._journal_read import (
     Recorded,
     load_journal,
@@ -105,7 +105,7 @@ class Journal:
         self.path = journal_path(report)
         self._previous = previous or Recorded()
         self._fingerprints = Fingerprints(root)
-        self._marks: dict[str, tuple[str | None, list[str]]] = {}
+        self._marks: dict[str, tuple[Mark | None, list[str]]] = {}
         """Of the jobs looked at and not ended: the fingerprint and declared outputs."""
         self._fsync_interval = fsync_interval
         self._warn = warn
@@ -137,14 +137,14 @@ class Journal:
 
         Called as the job is about to start (after its dependencies), so a file a
         dependency rewrote is fingerprinted as it now is."""
-        mark = self._fingerprints.of(job)
+        mark = self._fingerprints.mark(job)
         outputs = job.outputs()
         self._marks[job.name] = (mark, outputs)
         found = self._previous.take(job.name)
         if mark is None or found is None or self._fd is None:
             return None
         digest, offset, length = found
-        if digest != bytes.fromhex(mark):
+        if digest != bytes.fromhex(mark.digest):
             return None
         try:  # read again, and trusted again only if it still says the same
             entry = parse_line(os.pread(self._fd, length, offset))
@@ -174,7 +174,11 @@ class Journal:
             return
         assert self._fd is not None
         assert self._syncer is not None
-        entry: dict[str, Any] = {"fingerprint": mark, "job": result.to_dict()}
+        entry: dict[str, Any] = {
+            "fingerprint": None if mark is None else mark.digest,
+            "basis": None if mark is None else mark.basis,
+            "job": result.to_dict(),
+        }
         if outputs and result.status == "succeeded":
             entry["outputs"] = output_states(outputs)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
