@@ -243,6 +243,17 @@ def is_error_type(name: str) -> bool:
     return isinstance(found, type) and issubclass(found, BaseException)
 
 
+def error_type_names() -> list[str]:
+    """Every name :func:`is_error_type` takes: the report's types, then the built-in
+    exception classes."""
+    built_in = [
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    ]
+    return [*ERROR_TYPES, *sorted(set(built_in) - set(ERROR_TYPES))]
+
+
 def error_matches(exc: BaseException, types: frozenset[str], exit_codes: frozenset[int]) -> bool:
     """Whether ``exc`` is one of ``types`` (its report type, or the name of its
     class or of a base class: ``OSError`` matches ``FileNotFoundError``), or carries

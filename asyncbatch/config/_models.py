@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from asyncbatch.config._problems import did_you_mean
-from asyncbatch.errors import ERROR_TYPES, is_error_type
+from asyncbatch.errors import ERROR_TYPES, error_type_names, is_error_type
 from asyncbatch.registry import JobContext
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def _retry_item(value: Any) -> int | str:
     if type(value) is not str:
         raise ValueError("expected an error type (a string) or an exit code (an integer)")
     if not is_error_type(value):
-        hint = did_you_mean(value, ERROR_TYPES)
+        hint = did_you_mean(value, error_type_names())
         raise ValueError(
             f"unknown error type {value!r}{hint} (known: {_KNOWN_TYPES}, or a built-in "
             "exception such as OSError or ConnectionError)"
