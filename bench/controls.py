@@ -2,7 +2,8 @@
 report) with and without ``--delay 0``, ``--load 1000``, ``--memfree 1K`` (the
 throttle consulted before every start, never holding one back) and weights (every
 tenth job takes 2 slots, so the pools are counted by weight and heavy jobs keep
-theirs), side by side, variants alternating in each round. Wall time and peak RSS
+theirs), side by side, variants alternating in each round. Wall time, CPU time (user
+and system, the steadier figure on a machine shared with other work) and peak RSS
 (``os.wait4``'s rusage) are printed as medians in a Markdown table.
 
 ``--against DIR`` also runs the plain variant with another checkout's package
@@ -18,11 +19,14 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaling import FILES, Samples, measure, write_batch
+from scaling import FILES, write_batch
 
 VARIANTS = {
     "plain": [],
@@ -31,6 +35,25 @@ VARIANTS = {
     "--memfree 1K": ["--memfree", "1K"],
     "weights": [],
 }
+
+
+@dataclass
+class Samples:
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user and system) and peak RSS (MB) of one command,
+    which must succeed."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def write_weighted(folder: Path, jobs: int) -> Path:
@@ -68,21 +91,20 @@ def main() -> None:
             runs["plain, before"] = ([*cli, str(plain)], other)
         for round_ in range(args.repeat):
             for label, (argv, env) in runs.items():
-                seconds, rss = measure(argv, env, folder)
+                seconds, cpu, rss = measure(argv, env, folder)
                 got = samples.setdefault(label, Samples())
                 got.seconds.append(seconds)
+                got.cpu.append(cpu)
                 got.rss_mb.append(rss)
-                print(
-                    f"  {label:<14} round {round_ + 1}: {seconds:6.2f} s {rss:6.0f} MB",
-                    file=sys.stderr,
-                )
+                line = f"  {label:<14} round {round_ + 1}: {seconds:6.2f} s, {cpu:6.2f} s CPU"
+                print(f"{line}, {rss:4.0f} MB", file=sys.stderr)
     print(f"{args.jobs:,} file_size jobs over {FILES} files, -j 4, {args.repeat} rounds, medians")
-    print("\n| variant | time | per job | peak RSS |\n|---|---|---|---|")
+    print("\n| variant | time | CPU time | CPU per job | peak RSS |\n|---|---|---|---|---|")
     for label, got in samples.items():
-        seconds = statistics.median(got.seconds)
-        per_job = seconds / args.jobs * 1e6
+        seconds, cpu = statistics.median(got.seconds), statistics.median(got.cpu)
         rss = statistics.median(got.rss_mb)
-        print(f"| {label} | {seconds:.2f} s | {per_job:.0f} us | {rss:.0f} MB |")
+        per_job = cpu / args.jobs * 1e6
+        print(f"| {label} | {seconds:.2f} s | {cpu:.2f} s | {per_job:.0f} us | {rss:.0f} MB |")
 
 
 if __name__ == "__main__":
