@@ -21,6 +21,7 @@ from asyncbatch.lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job
+    from asyncbatch.controls import Halt
     from asyncbatch.model import JobResult, Report, Summary
     from asyncbatch.options import RunOptions
     from asyncbatch.registry import ActionRegistry, ActionSpec, JobContext, action
@@ -33,6 +34,7 @@ _LAZY = {
     "JobContext": "asyncbatch.registry",
     "BatchConfig": "asyncbatch.config",
     "Job": "asyncbatch.config",
+    "Halt": "asyncbatch.controls",
     "JobResult": "asyncbatch.model",
     "Report": "asyncbatch.model",
     "Summary": "asyncbatch.model",
@@ -52,6 +54,7 @@ __all__ = [
     "AsyncbatchError",
     "BatchConfig",
     "ConfigError",
+    "Halt",
     "Job",
     "JobContext",
     "JobError",

@@ -28,6 +28,7 @@ or a Dask worker raises them and the parent gets them back as they were.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 from collections.abc import Sequence
@@ -120,12 +121,14 @@ class JobError(AsyncbatchError):
 class CommandFailed(JobError):
     """A ``command`` job's program exited with a code it may not, was killed by a
     signal, or could not be executed. ``stderr`` is the end of what it printed
-    there (the report shows it beside the message)."""
+    there (the report shows it beside the message); ``exit_code`` the code it
+    exited with (None: it did not exit on its own, or never started)."""
 
     error_type = "CommandFailed"
 
-    def __init__(self, *, reason: str, stderr: str = "") -> None:
+    def __init__(self, *, reason: str, stderr: str = "", exit_code: int | None = None) -> None:
         self.stderr = stderr
+        self.exit_code = exit_code
         super().__init__(reason)
 
     def details(self) -> dict[str, str]:
@@ -228,6 +231,42 @@ class RemoteError(JobError):
     def __init__(self, *, error: dict[str, str]) -> None:
         self.error = {str(key): str(value) for key, value in error.items()}
         super().__init__(self.error["message"])
+
+
+def is_error_type(name: str) -> bool:
+    """Whether ``name`` can be retried on: an ``error.type`` of the report
+    (:data:`ERROR_TYPES`), or a built-in exception class (``OSError``,
+    ``ConnectionError``...), which matches its subclasses."""
+    if name in ERROR_TYPES:
+        return True
+    found = getattr(builtins, name, None)
+    return isinstance(found, type) and issubclass(found, BaseException)
+
+
+def error_type_names() -> list[str]:
+    """Every name :func:`is_error_type` takes: the report's types, then the built-in
+    exception classes."""
+    built_in = [
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    ]
+    return [*ERROR_TYPES, *sorted(set(built_in) - set(ERROR_TYPES))]
+
+
+def error_matches(exc: BaseException, types: frozenset[str], exit_codes: frozenset[int]) -> bool:
+    """Whether ``exc`` is one of ``types`` (its report type, or the name of its
+    class or of a base class: ``OSError`` matches ``FileNotFoundError``), or carries
+    an ``exit_code`` in ``exit_codes`` (a command that exited so)."""
+    if exit_codes:
+        code = getattr(exc, "exit_code", None)
+        if type(code) is int and code in exit_codes:
+            return True
+    if not types:
+        return False
+    if any(getattr(kind, "__name__", None) in types for kind in type(exc).__mro__):
+        return True
+    return describe_error(exc)["type"] in types
 
 
 def describe_error(exc: BaseException) -> dict[str, str]:

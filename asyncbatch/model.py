@@ -73,7 +73,8 @@ class JobResult:
     """Milliseconds from the run's start to the job's first start (None: it never
     started in this run), so that a timeline can be drawn."""
     resources: Resources | None = None
-    """What its last attempt used (None: it never started)."""
+    """What its last attempt used (None: it never started; a reused job's, what
+    the run that computed it recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class JobResult:
             "attempts": self.attempts,
             "reused": self.reused,
             "started_ms": self.started_ms,
+            "resources": None if self.resources is None else self.resources.to_dict(),
         }
 
 
@@ -127,9 +129,14 @@ class Report:
     max_concurrency: int
     jobs: list[JobResult] = field(default_factory=list)
     halted: str | None = None
-    """Why the run stopped early (fail-fast, a signal), or None."""
+    """Why the run stopped early (a halt rule, a signal), or None."""
     first_failure: str | None = None
     """Name of the job that failed first, in time."""
+    halt: str | None = None
+    """The ``--halt`` rule that stopped the run (``now,fail=1``), or None."""
+    halted_on_success: bool = False
+    """The run was stopped by a rule on successes (``--halt now,success=1``): the
+    jobs it cancelled do not make the run fail."""
 
     @property
     def summary(self) -> Summary:
@@ -141,8 +148,10 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when no job failed or was cancelled (exit code 0)."""
-        return not any(job.status in ("failed", "cancelled") for job in self.jobs)
+        """True when no job failed or was cancelled (exit code 0); jobs cancelled by a
+        halt on success do not count."""
+        bad = ("failed",) if self.halted_on_success else ("failed", "cancelled")
+        return not any(job.status in bad for job in self.jobs)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._head(), "jobs": [job.to_dict() for job in self.jobs]}
@@ -157,6 +166,7 @@ class Report:
             "duration_ms": self.duration_ms,
             "max_concurrency": self.max_concurrency,
             "summary": self.summary.to_dict(),
+            "halted": None if self.halted is None else {"halt": self.halt, "reason": self.halted},
         }
 
     def json_chunks(self) -> Iterator[str]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from asyncbatch.controls import Halt, check_delay, check_load, parse_size
+
 RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
 """The help panels options are shown in."""
 BOTH: tuple[str, ...] = ("run", "each")
@@ -30,7 +32,7 @@ class Spelling:
 
     ``flags`` as click takes them (``"-j", "--max-concurrency"``, or
     ``"--progress/--no-progress"``); ``kind`` the type the command line reads (the
-    field's own unless ``value`` maps it: ``--fail-fast`` is ``max_failures=1``);
+    field's own unless ``value`` maps it: ``--fail-fast`` is ``halt=now,fail=1``);
     ``check`` refuses a value with a ``ValueError`` whose message is shown as is."""
 
     flags: tuple[str, ...]
@@ -153,27 +155,36 @@ class RunOptions:
             maximum=1000,
         ),
     )
-    max_failures: int | None = option(
+    halt: Halt | None = option(
         None,
         Spelling(
+            ("--halt",),
+            "Stop early: WHEN now (cancel running jobs) or soon (let them finish), "
+            "after N (or N%) jobs failed or succeeded: now,fail=1, soon,fail=10%.",
+            RUNNING,
+            str,
+            metavar="WHEN,COND=N",
+            value=Halt.parse,
+        ),
+        Spelling(
             ("--fail-fast",),
-            "Stop at the first failure: start nothing new, cancel the rest.",
+            "Stop at the first failure: start nothing new, cancel the rest (--halt now,fail=1).",
             RUNNING,
             bool,
-            value=lambda given: 1 if given else None,
+            value=lambda given: Halt.failures(1) if given else None,
             unset=False,
         ),
         Spelling(
             ("--max-failures",),
-            "Stop like --fail-fast after N failures.",
+            "Stop like --fail-fast after N failures (--halt now,fail=N).",
             RUNNING,
             int,
             metavar="N",
             minimum=1,
+            value=Halt.failures,
         ),
     )
-    """After this many failed jobs nothing new starts and running jobs are cancelled
-    (1: fail fast); None: never."""
+    """When the run stops early (``Halt.failures(1)``: fail fast); None: never."""
     resume: bool = option(
         False,
         Spelling(
@@ -290,6 +301,53 @@ class RunOptions:
             show_default=True,
         ),
     )
+    retry_delay: float | None = option(
+        None,
+        Spelling(
+            ("--retry-delay",),
+            "First wait before a retry (default: the config's, else 0.1 s); doubles each time.",
+            RUNNING,
+            float,
+            metavar="SECONDS",
+            check=check_seconds,
+        ),
+    )
+    """The first backoff wait of jobs that set no ``retry_delay`` of their own (None:
+    the config's ``defaults.retry_delay``, else 0.1 s)."""
+    delay: float | None = option(
+        None,
+        Spelling(
+            ("--delay",),
+            "Wait at least this long between two job starts.",
+            RUNNING,
+            float,
+            metavar="SECONDS",
+            check=check_delay,
+        ),
+    )
+    load: float | None = option(
+        None,
+        Spelling(
+            ("--load",),
+            "Start no job while N or more processes are runnable on the machine.",
+            RUNNING,
+            float,
+            metavar="N",
+            check=check_load,
+        ),
+    )
+    memfree: int | None = option(
+        None,
+        Spelling(
+            ("--memfree",),
+            "Start no job while less memory than SIZE is available (512M, 2G).",
+            RUNNING,
+            str,
+            metavar="SIZE",
+            value=parse_size,
+        ),
+    )
+    """Bytes of available memory (``MemAvailable``) below which no job starts."""
 
     def problems(self) -> list[str]:
         """Combinations that cannot run, as messages (usage errors, exit 2)."""

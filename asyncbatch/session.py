@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import anyio
 
     from asyncbatch.config import BatchConfig, Job, LoadLimits
-    from asyncbatch.engine import Backoff, Executor, Recorder
+    from asyncbatch.engine import Backoff, Executor, Machine, Recorder
     from asyncbatch.model import JobResult, Report
     from asyncbatch.output.journal import Journal
     from asyncbatch.registry import ActionRegistry
@@ -95,6 +95,7 @@ async def run_batch(
     journal: Recorder | None = None,
     stop: anyio.Event | None = None,
     backoff: Backoff | None = None,
+    machine: Machine | None = None,
     **fields: Any,
 ) -> Report:
     """Run every job of ``config`` and return the report (``asyncbatch.run_batch``):
@@ -102,13 +103,13 @@ async def run_batch(
 
     ``options`` (default: ``RunOptions()``), with ``fields`` changed (any field of
     :class:`~asyncbatch.options.RunOptions`: ``max_concurrency=4``, ``timeout=30``,
-    ``retries=2``, ``max_failures=1``...), shape the run. ``executor`` runs the
+    ``retries=2``, ``halt=Halt.parse("now,fail=1")``...), shape the run. ``executor`` runs the
     attempts (default: the one ``options.executor`` names, built with ``tuning``);
     ``listener`` (one, or several) hears of starts, failed attempts, retries and
     results, and ``on_job_done`` is called with each result as its job ends;
     ``journal`` records results and offers earlier ones for reuse; ``stop`` halts the
-    run once set; ``backoff`` spaces retries. See
-    :func:`asyncbatch.engine.run_jobs` for the semantics."""
+    run once set; ``backoff`` spaces retries; ``machine`` is what ``load`` and
+    ``memfree`` read. See :func:`asyncbatch.engine.run_jobs` for the semantics."""
     from asyncbatch.engine import run_jobs
 
     options = (options or RunOptions()).replace(**fields)
@@ -132,6 +133,7 @@ async def run_batch(
             journal=journal,
             stop=stop,
             backoff=backoff,
+            machine=machine,
         )
 
 

@@ -71,6 +71,7 @@ def test_version_is_the_installed_distribution_version() -> None:
 HOMES = {
     "asyncbatch.session": ["run_batch", "load_config"],
     "asyncbatch.options": ["RunOptions"],
+    "asyncbatch.controls": ["Halt"],
     "asyncbatch.model": ["JobResult", "Report", "Summary"],
     "asyncbatch.config": ["BatchConfig", "Job"],
     "asyncbatch.registry": ["ActionRegistry", "ActionSpec", "JobContext", "action"],

@@ -495,14 +495,14 @@ def test_defaults_and_limits_are_carried_to_the_batch(write_config: WriteConfig)
     assert (config.defaults.timeout, config.defaults.retries) == (2, 4)
     assert config.limits == {"network": 2, "disk": 1}
     (only,) = config.jobs
-    assert (only.limits, only.timeout, only.retries) == (("network", "disk"), 1.5, 0)
+    assert (only.limits, only.timeout, only.retries) == ({"network": 1, "disk": 1}, 1.5, 0)
 
 
 def test_unset_job_timeout_and_retries_stay_none_for_the_runner_to_default(
     write_config: WriteConfig,
 ) -> None:
     (only,) = load_config(write_config({"jobs": [job()]})).jobs
-    assert (only.timeout, only.retries, only.depends_on, only.limits) == (None, None, (), ())
+    assert (only.timeout, only.retries, only.depends_on, only.limits) == (None, None, (), {})
 
 
 def test_the_sample_config_loads_from_any_working_directory(
@@ -583,7 +583,7 @@ def test_a_star_glob_expands_sorted_into_one_job_per_file_in_place(
         ("last", "a.log", tmp_path / "a.log", "last"),
     ]
     expanded = config.jobs[1:3]
-    assert all((j.timeout, j.limits, j.action) == (2, ("io",), "count_lines") for j in expanded)
+    assert all((j.timeout, j.limits, j.action) == (2, {"io": 1}, "count_lines") for j in expanded)
 
 
 def test_a_double_star_glob_is_recursive(tmp_path: Path, write_config: WriteConfig) -> None:

@@ -188,10 +188,16 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _jobs(report: Path) -> list[dict[str, Any]]:
-    """The report's jobs without their timings."""
+    """The report's jobs without their timings (the CPU time they used included:
+    whether it was measured stays)."""
     jobs: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))["jobs"]
     timings = ("duration_ms", "started_ms")
-    return [{key: value for key, value in job.items() if key not in timings} for job in jobs]
+    found = [{key: value for key, value in job.items() if key not in timings} for job in jobs]
+    for job in found:
+        used = job["resources"]
+        if used is not None:
+            used["cpu_s"] = used["cpu_s"] is not None
+    return found
 
 
 def _compare(
@@ -784,3 +790,43 @@ def test_the_local_cluster_runs_no_profiler(tmp_path: Path) -> None:
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[False]"
+
+
+def test_remote_jobs_report_what_the_workers_measured(
+    scheduler: str, plugins_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file in a batch, a file too big for one (a task of its own), a search
+    in a worker process and a custom action: each job reports the bytes its worker
+    read and whether it measured CPU time, as it does locally."""
+    (tmp_path / "small.log").write_text("one ERROR\ntwo\n", encoding="utf-8")
+    (tmp_path / "big.log").write_bytes(b"line ERROR here\n" * 40_000)  # 640,000 bytes
+    monkeypatch.setenv("PYTHONPATH", str(plugins_dir))
+    config = tmp_path / "batch.json"
+    jobs = [
+        {"name": "small", "action": "count_lines", "input": "small.log"},
+        {"name": "big", "action": "count_lines", "input": "big.log"},
+        {
+            "name": "search",
+            "action": "search_pattern",
+            "input": "big.log",
+            "params": {"pattern": "ER+OR"},
+        },
+        {"name": "nap", "action": "slow:nap", "input": "small.log", "params": {"seconds": 0}},
+    ]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    reported = _compare(config, tmp_path, "--executor", "dask", "--scheduler", scheduler)
+    used = {job["name"]: job["resources"] for job in reported}
+    assert used["small"] == {
+        "cpu_s": True,
+        "max_rss_kb": None,
+        "read_bytes": 14,
+        "write_bytes": None,
+    }
+    assert used["big"]["read_bytes"] == 640_000
+    assert used["search"]["read_bytes"] == 640_000
+    assert used["nap"] == {
+        "cpu_s": False,
+        "max_rss_kb": None,
+        "read_bytes": None,
+        "write_bytes": None,
+    }

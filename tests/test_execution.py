@@ -283,8 +283,9 @@ def test_cli_schema_describes_limits_at_the_top_and_on_jobs() -> None:
     assert limits["type"] == "object"
     assert limits["additionalProperties"]["minimum"] == 1
     job_limits = schema["$defs"]["JobConfig"]["properties"]["limits"]
-    assert job_limits["type"] == "array"
-    assert job_limits["items"]["type"] == "string"
+    names, weights = job_limits["anyOf"]
+    assert (names["type"], names["items"]["type"]) == ("array", "string")
+    assert (weights["type"], weights["additionalProperties"]["minimum"]) == ("object", 1)
 
 
 # --- named limits in the config ------------------------------------------------------

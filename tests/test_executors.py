@@ -18,6 +18,7 @@ import pytest
 from support import SAMPLE, Probe, by_name, file_statistics, job, load, outcome, run, run_module
 
 from asyncbatch.config import BatchConfig, Job
+from asyncbatch.controls import Halt
 from asyncbatch.engine import Attempt, Backoff, RunListener, TakeMore, run_timed
 from asyncbatch.errors import RemoteError
 
@@ -124,7 +125,7 @@ async def test_an_attempt_carries_its_timeout_the_runs_root_and_whether_a_failur
     await run(config, executor=unconfined)
     assert unconfined.seen == {"own": (7.5, None, False), "default": (30.0, None, False)}
     confined = Recording()
-    await run(config, executor=confined, root=tmp_path, timeout=2, max_failures=3)
+    await run(config, executor=confined, root=tmp_path, timeout=2, halt=Halt.failures(3))
     real = realpath(tmp_path)
     assert confined.seen == {"own": (7.5, real, True), "default": (2.0, real, True)}
 
@@ -446,7 +447,7 @@ async def test_a_halt_cancels_the_attempts_of_a_slot_that_took_more(
     config = load(tmp_path, probe, jobs, limits={"one": 1})
 
     executor = Greedy(config, 3)
-    report = await run(config, probe, max_concurrency=2, max_failures=1, executor=executor)
+    report = await run(config, probe, max_concurrency=2, halt=Halt.failures(1), executor=executor)
     assert [(first.name, [each.name for each in taken]) for first, _, taken in executor.calls] == [
         ("hold", ["p0"]),
         ("bad", []),

@@ -45,6 +45,7 @@ from support import (
 
 from asyncbatch import load_config, run_batch
 from asyncbatch.config import BatchConfig
+from asyncbatch.controls import Halt
 from asyncbatch.engine import LocalExecutor, Recorder, RunListener
 from asyncbatch.errors import describe_error
 from asyncbatch.kernel import Kernel, Tuning
@@ -293,7 +294,7 @@ async def test_a_halt_still_cancels_a_running_action_and_the_jobs_not_started(
         *ok_jobs(2),
     ]
     report = await run(
-        load_config(hostile_config(tmp_path, jobs)), max_concurrency=2, max_failures=1
+        load_config(hostile_config(tmp_path, jobs)), max_concurrency=2, halt=Halt.failures(1)
     )
     assert statuses(report.jobs) == {
         "hangs": ("cancelled", "Cancelled", 1),
@@ -866,7 +867,7 @@ async def test_actions_failing_in_the_same_instant_as_the_halt_end_cancelled(
     tmp_path: Path,
 ) -> None:
     """Five actions wake together and raise before the halt can reach them: the
-    first two are the failures that make the halt (max_failures=2), the others
+    first two are the failures that make the halt (halt=Halt.failures(2)), the others
     failed while the run was being halted and count as cancelled."""
     event = anyio.Event()
     registry = ActionRegistry()
@@ -883,7 +884,7 @@ async def test_actions_failing_in_the_same_instant_as_the_halt_end_cancelled(
     ]
     jobs.append({"name": "t4", "action": "together", "input": "t4", "params": {"go": True}})
     config = load_config(write_json(tmp_path / "batch.json", {"jobs": jobs}), registry=registry)
-    report = await run(config, max_concurrency=5, max_failures=2)
+    report = await run(config, max_concurrency=5, halt=Halt.failures(2))
     assert report.summary.failed == 2
     assert report.summary.cancelled == 3
     assert [result.status for result in report.jobs[:2]] == ["failed", "failed"]
@@ -894,7 +895,7 @@ async def test_an_action_turning_its_cancellation_into_a_failure_ends_cancelled(
     tmp_path: Path,
 ) -> None:
     """Cancelled by the halt, it raises SystemExit instead: the report still holds
-    one failed job (max_failures=1), and this one is cancelled."""
+    one failed job (halt=Halt.failures(1)), and this one is cancelled."""
     registry = ActionRegistry()
 
     @registry.action("stubborn")
@@ -915,7 +916,7 @@ async def test_an_action_turning_its_cancellation_into_a_failure_ends_cancelled(
         {"name": "fails", "action": "fails", "input": "f"},
     ]
     config = load_config(write_json(tmp_path / "batch.json", {"jobs": jobs}), registry=registry)
-    report = await run(config, max_concurrency=2, max_failures=1)
+    report = await run(config, max_concurrency=2, halt=Halt.failures(1))
     assert statuses(report.jobs) == {
         "stubborn": ("cancelled", "Cancelled", 1),
         "fails": ("failed", "ActionError", 1),
@@ -970,7 +971,7 @@ async def test_batches_failing_together_leave_at_most_max_failures_failed(tmp_pa
         jobs.append({"name": f"f{i}", "action": "scan", "input": f"f{i}"})
     config = load_config(write_json(tmp_path / "batch.json", {"jobs": jobs}), registry=registry)
     executor = LocalExecutor(Tuning(small_file_bytes=1 << 20), cpus=2)
-    report = await run(config, max_concurrency=3, max_failures=1, executor=executor)
+    report = await run(config, max_concurrency=3, halt=Halt.failures(1), executor=executor)
     assert outcome(report.jobs[0]) == ("cancelled", "Cancelled", 1)
     assert report.summary.failed == 1
     assert report.summary.cancelled == 8

@@ -43,6 +43,7 @@ from asyncbatch.actions._params import HashAlgorithm
 from asyncbatch.actions._search import PatternSearch
 from asyncbatch.actions.builtins import CHECKSUM, LINES, SEARCH, SIZE, WORDS
 from asyncbatch.config import BatchConfig
+from asyncbatch.controls import Halt
 from asyncbatch.engine import Backoff, LocalExecutor
 from asyncbatch.errors import NotARegularFile, describe_error
 from asyncbatch.files.batch import Done, SmallFiles, SmallJob
@@ -1016,7 +1017,7 @@ async def test_fail_fast_stops_a_batch_at_its_first_failure(tmp_path: Path) -> N
         *({"name": f"after{i}", "action": "count_lines", "input": "a.txt"} for i in range(5)),
     ]
     config = load(tmp_path, ActionRegistry(builtin_specs()), jobs)
-    report = await run_batch(config, max_concurrency=1, max_failures=1)
+    report = await run_batch(config, max_concurrency=1, halt=Halt.failures(1))
     assert [job.status for job in report.jobs] == ["succeeded", "failed"] + ["cancelled"] * 5
 
 

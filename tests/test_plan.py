@@ -168,7 +168,7 @@ def test_the_plan_is_exactly_what_run_resume_does(
     write_json(config, {"jobs": jobs})
     invoke(["run", str(config), "-o", str(report), "-q"])
     chosen = names[target]
-    for edit in edits:
+    for number, edit in enumerate(edits):
         if edit == "touch":
             (folder / "src" / f"{chosen}.txt").write_text(f"{chosen} {extra}\n", encoding="utf-8")
         elif edit == "params":
@@ -176,7 +176,7 @@ def test_the_plan_is_exactly_what_run_resume_does(
         elif edit == "delete-output":
             (folder / "out" / f"{chosen}.copy").unlink(missing_ok=True)
         elif edit == "add-job":
-            jobs.append({"name": f"new{extra}", "action": "file_size", "input": "src/a.txt"})
+            jobs.append({"name": f"new{number}", "action": "file_size", "input": "src/a.txt"})
         elif edit == "action":
             jobs[3]["action"] = (
                 "count_lines" if jobs[3]["action"] == "count_words" else "count_words"

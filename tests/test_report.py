@@ -29,6 +29,7 @@ JOB_KEYS = [
     "attempts",
     "reused",
     "started_ms",
+    "resources",
 ]
 REPORT_KEYS = [
     "asyncbatch_version",
@@ -38,6 +39,7 @@ REPORT_KEYS = [
     "duration_ms",
     "max_concurrency",
     "summary",
+    "halted",
     "jobs",
 ]
 START = datetime(2026, 11, 28, 19, 0, 0, tzinfo=UTC)
@@ -116,6 +118,7 @@ def test_job_result_to_dict_has_exactly_the_spec_keys_in_order() -> None:
         "attempts": 1,
         "reused": False,
         "started_ms": None,
+        "resources": None,
     }
 
 

@@ -22,13 +22,14 @@ from support import KernelProbe, Probe, by_name, job, load, outcome, run, write_
 
 from asyncbatch import load_config, run_batch
 from asyncbatch.config import Job
+from asyncbatch.controls import Halt
 from asyncbatch.engine import (
     DEFAULT_CONCURRENCY,
     Backoff,
     LocalExecutor,
     RunListener,
 )
-from asyncbatch.engine._limits import ReadyJobs
+from asyncbatch.engine._limits import ReadyJobs, needs_of
 from asyncbatch.files.batch import REPORT_AFTER
 from asyncbatch.kernel import Tuning
 from asyncbatch.model import JobResult
@@ -130,16 +131,20 @@ async def test_max_concurrency_defaults_to_four(tmp_path: Path, probe: Probe) ->
     assert report.max_concurrency == 4
 
 
-@pytest.mark.parametrize("option", ["max_concurrency", "max_failures"])
 @pytest.mark.parametrize("bad", [0, -1])
-async def test_max_concurrency_or_max_failures_below_one_is_a_value_error_and_nothing_runs(
-    tmp_path: Path, probe: Probe, option: str, bad: int
+async def test_max_concurrency_below_one_is_a_value_error_and_nothing_runs(
+    tmp_path: Path, probe: Probe, bad: int
 ) -> None:
     config = load(tmp_path, probe, [job("a")], max_concurrency=3)
-    options: dict[str, Any] = {option: bad}
-    with pytest.raises(ValueError, match=option):
-        await run_batch(config, **options)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        await run_batch(config, max_concurrency=bad)
     assert probe.started == []
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_a_halt_after_fewer_than_one_failure_is_a_value_error(bad: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Halt.failures(bad)
 
 
 async def test_with_one_slot_jobs_start_in_config_order(tmp_path: Path, probe: Probe) -> None:
@@ -630,7 +635,7 @@ async def test_fail_fast_starts_nothing_after_the_first_failure_and_cancels_runn
         job("bad", "fail"),
         *(job(f"later{i}") for i in range(4)),
     ]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=2, max_failures=1)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=2, halt=Halt.failures(1))
     assert probe.started == ["blocked", "bad"]
     results = by_name(report)
     assert outcome(results["bad"]) == ("failed", "ActionError", 1)
@@ -674,7 +679,7 @@ async def test_a_job_made_ready_in_the_instant_of_the_halt_is_not_started(
     it without running it) is the one that would take the next job; after a halt
     it must not start it."""
     jobs = [bad, job("next", "fail"), job("last")]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, max_failures=1)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, halt=Halt.failures(1))
     assert [name for name in probe.started if name != "bad"] == []
     assert [outcome(result) for result in report.jobs] == [
         ("failed", error_type, 1),
@@ -696,7 +701,7 @@ async def test_max_failures_two_halts_only_after_the_second_failure(
         job("ok2"),
         job("ok3"),
     ]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, max_failures=2)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, halt=Halt.failures(2))
     assert probe.started == ["bad1", "ok1", "bad2"]
     assert [result.status for result in report.jobs] == [
         "failed",
@@ -733,7 +738,11 @@ async def test_a_job_waiting_to_retry_when_the_halt_comes_ends_cancelled_not_fai
     ]
     backoff = Backoff(start=100.0, cap=100.0)
     report = await run(
-        load(tmp_path, probe, jobs), probe, max_concurrency=1, max_failures=1, backoff=backoff
+        load(tmp_path, probe, jobs),
+        probe,
+        max_concurrency=1,
+        halt=Halt.failures(1),
+        backoff=backoff,
     )
     results = by_name(report)
     assert outcome(results["flaky"]) == ("cancelled", "Cancelled", 1)
@@ -747,7 +756,7 @@ async def test_a_failure_being_retried_does_not_count_towards_max_failures(
     tmp_path: Path, probe: Probe
 ) -> None:
     jobs = [job("flaky", "flaky", params={"failures": 2}, retries=2), job("ok")]
-    report = await run(load(tmp_path, probe, jobs), probe, max_failures=1, backoff=fast())
+    report = await run(load(tmp_path, probe, jobs), probe, halt=Halt.failures(1), backoff=fast())
     assert [outcome(result) for result in report.jobs] == [
         ("succeeded", None, 3),
         ("succeeded", None, 1),
@@ -765,7 +774,7 @@ async def test_dependents_of_the_failed_job_are_skipped_not_cancelled(
         job("grandchild", depends_on=["child"]),
         job("unrelated"),
     ]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, max_failures=1)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, halt=Halt.failures(1))
     results = by_name(report)
     assert outcome(results["child"]) == ("skipped", "DependencyFailed", 0)
     assert outcome(results["grandchild"]) == ("skipped", "DependencyFailed", 0)
@@ -780,7 +789,7 @@ async def test_dependents_of_a_cancelled_job_end_cancelled(tmp_path: Path, probe
         job("bad", "fail", params={"wait": "blocked-running"}),
         job("after-blocked", depends_on=["blocked"]),
     ]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=2, max_failures=1)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=2, halt=Halt.failures(1))
     assert [result.status for result in report.jobs] == ["cancelled", "failed", "cancelled"]
 
 
@@ -801,7 +810,7 @@ async def test_the_last_job_failing_under_fail_fast_leaves_nothing_to_cancel(
     tmp_path: Path, probe: Probe
 ) -> None:
     jobs = [job("ok"), job("bad", "fail")]
-    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, max_failures=1)
+    report = await run(load(tmp_path, probe, jobs), probe, max_concurrency=1, halt=Halt.failures(1))
     assert [result.status for result in report.jobs] == ["succeeded", "failed"]
     assert report.summary.cancelled == 0
     assert report.halted is None
@@ -893,7 +902,11 @@ async def test_a_listener_hears_running_jobs_cancelled_by_a_halt_end(
     ]
     events = Events(limit=2)
     report = await run(
-        load(tmp_path, probe, jobs), probe, max_concurrency=2, max_failures=1, listener=events
+        load(tmp_path, probe, jobs),
+        probe,
+        max_concurrency=2,
+        halt=Halt.failures(1),
+        listener=events,
     )
     assert events.problems == []
     assert events.running == set()
@@ -976,6 +989,21 @@ async def test_a_listener_that_raises_never_hangs_the_run(
 # --- named limits: ReadyJobs -------------------------------------------------------------
 
 
+def ready_jobs(limits: dict[str, int], needs: list[tuple[str, ...]]) -> ReadyJobs:
+    """Ready jobs needing the named ``limits``' slots, one of each name, and no more
+    of the run's slots than there are jobs."""
+    pools = {name: number for number, name in enumerate(limits, start=1)}
+    return ReadyJobs(
+        [len(needs), *limits.values()],
+        [needs_of(1, dict.fromkeys(names, 1), pools) for names in needs],
+    )
+
+
+def in_use(ready: ReadyJobs, limits: dict[str, int]) -> dict[str, int]:
+    """The slots of each named limit that jobs hold."""
+    return {name: ready.in_use[number] for number, name in enumerate(limits, start=1)}
+
+
 def take_all(ready: ReadyJobs) -> list[int]:
     taken = []
     while (index := ready.take()) is not None:
@@ -985,23 +1013,23 @@ def take_all(ready: ReadyJobs) -> list[int]:
 
 def test_ready_jobs_take_and_release_return_every_limit_to_zero() -> None:
     needs = [("disk",), ("net",), ("disk", "net"), (), ("net", "disk")]
-    ready = ReadyJobs({"disk": 2, "net": 2}, needs)
+    ready = ready_jobs({"disk": 2, "net": 2}, needs)
     for index in range(len(needs)):
         ready.push(index)
     first = take_all(ready)
     assert first == [0, 1, 2, 3]
-    assert ready.in_use == {"disk": 2, "net": 2}
+    assert in_use(ready, {"disk": 2, "net": 2}) == {"disk": 2, "net": 2}
     for index in first:
         ready.release(index)
-    assert ready.in_use == {"disk": 0, "net": 0}
+    assert in_use(ready, {"disk": 2, "net": 2}) == {"disk": 0, "net": 0}
     assert take_all(ready) == [4]
     ready.release(4)
-    assert ready.in_use == {"disk": 0, "net": 0}
+    assert in_use(ready, {"disk": 2, "net": 2}) == {"disk": 0, "net": 0}
 
 
 def test_ready_jobs_are_taken_in_config_order_among_those_that_can_run() -> None:
     needs = [("disk",), (), ("disk",), ("net",), (), ("disk",)]
-    ready = ReadyJobs({"disk": 1, "net": 1}, needs)
+    ready = ready_jobs({"disk": 1, "net": 1}, needs)
     for index in reversed(range(len(needs))):
         ready.push(index)
     assert take_all(ready) == [0, 1, 3, 4]
@@ -1012,7 +1040,7 @@ def test_ready_jobs_are_taken_in_config_order_among_those_that_can_run() -> None
 
 
 def test_a_ready_job_pushed_back_keeps_its_config_order_place() -> None:
-    ready = ReadyJobs({}, [(), (), ()])
+    ready = ready_jobs({}, [(), (), ()])
     ready.push(2)
     ready.push(1)
     assert ready.take() == 1
@@ -1021,31 +1049,31 @@ def test_a_ready_job_pushed_back_keeps_its_config_order_place() -> None:
 
 
 def test_a_job_needing_two_limits_never_takes_one_while_the_other_is_full() -> None:
-    ready = ReadyJobs({"a": 1, "b": 1}, [("b",), ("a", "b"), ("a",)])
+    ready = ready_jobs({"a": 1, "b": 1}, [("b",), ("a", "b"), ("a",)])
     ready.push(0)
     assert ready.take() == 0
     ready.push(1)
     assert ready.take() is None
-    assert ready.in_use == {"a": 0, "b": 1}
+    assert in_use(ready, {"a": 1, "b": 1}) == {"a": 0, "b": 1}
     ready.push(2)
     assert ready.take() == 2  # a is free: the job needing both did not hold it
     ready.release(0)
     assert ready.take() is None  # b is free now but a is not
     ready.release(2)
     assert ready.take() == 1
-    assert ready.in_use == {"a": 1, "b": 1}
+    assert in_use(ready, {"a": 1, "b": 1}) == {"a": 1, "b": 1}
 
 
 def test_a_limit_named_twice_by_one_job_takes_one_slot() -> None:
-    ready = ReadyJobs({"disk": 2}, [("disk", "disk"), ("disk",)])
+    ready = ready_jobs({"disk": 2}, [("disk", "disk"), ("disk",)])
     ready.push(0)
     ready.push(1)
     assert take_all(ready) == [0, 1]
-    assert ready.in_use == {"disk": 2}
+    assert in_use(ready, {"disk": 2}) == {"disk": 2}
 
 
 def test_a_job_needing_no_limit_is_never_held_back_by_full_limits() -> None:
-    ready = ReadyJobs({"disk": 1}, [("disk",), ("disk",), ()])
+    ready = ready_jobs({"disk": 1}, [("disk",), ("disk",), ()])
     for index in range(3):
         ready.push(index)
     assert take_all(ready) == [0, 2]
@@ -1053,19 +1081,19 @@ def test_a_job_needing_no_limit_is_never_held_back_by_full_limits() -> None:
 
 def test_take_unlimited_takes_only_jobs_without_limits_in_order_up_to_most() -> None:
     needs = [(), ("disk",), (), (), ("disk",), (), ()]
-    ready = ReadyJobs({"disk": 1}, needs)
+    ready = ready_jobs({"disk": 1}, needs)
     for index in reversed(range(len(needs))):
         ready.push(index)
     assert ready.count_unlimited() == 5
     assert ready.take_unlimited(lambda index: True, 2) == [0, 2]
     assert ready.count_unlimited() == 3
-    assert ready.in_use == {"disk": 0}
+    assert in_use(ready, {"disk": 1}) == {"disk": 0}
     assert ready.take_unlimited(lambda index: True, 0) == []
     assert take_all(ready) == [1, 3, 5, 6]
 
 
 def test_take_unlimited_stops_at_the_first_job_not_accepted() -> None:
-    ready = ReadyJobs({}, [(), (), (), ()])
+    ready = ready_jobs({}, [(), (), (), ()])
     for index in range(4):
         ready.push(index)
     assert ready.take_unlimited(lambda index: index != 2, 10) == [0, 1]
@@ -1166,7 +1194,7 @@ async def test_a_halt_cancels_a_job_holding_named_slots_and_the_job_waiting_for_
         job("waiting", limits=["disk"]),
     ]
     config = load(tmp_path, probe, jobs, limits={"disk": 1, "net": 1})
-    report = await run(config, probe, max_concurrency=3, max_failures=1)
+    report = await run(config, probe, max_concurrency=3, halt=Halt.failures(1))
     assert [outcome(result) for result in report.jobs] == [
         ("cancelled", "Cancelled", 1),
         ("failed", "ActionError", 1),

@@ -32,6 +32,7 @@ from support import (
 )
 
 from asyncbatch.config import BatchConfig
+from asyncbatch.controls import Halt
 from asyncbatch.errors import OutputError
 from asyncbatch.model import Report
 from asyncbatch.options import RunOptions
@@ -202,7 +203,7 @@ def test_the_options_reach_the_run(tmp_path: Path, probe: Probe) -> None:
 
 def test_max_failures_halts_the_session_and_is_exit_1(tmp_path: Path, probe: Probe) -> None:
     config = load(tmp_path, probe, [job("bad", "fail"), job("later")])
-    outcome, _, _ = session(config, RunOptions(max_concurrency=1, max_failures=1))
+    outcome, _, _ = session(config, RunOptions(max_concurrency=1, halt=Halt.failures(1)))
     assert statuses(outcome.report) == {"bad": "failed", "later": "cancelled"}
     assert outcome.exit_code == 1
     assert probe.started == ["bad"]

@@ -173,7 +173,7 @@ def _failure(exit_code: int, stderr: str) -> CommandFailed:
     if len(last) > 200:
         last = last[:197] + "..."
     reason = f"exit status {exit_code}" + (f": {last}" if last else "")
-    return CommandFailed(reason=reason, stderr=stderr)
+    return CommandFailed(reason=reason, stderr=stderr, exit_code=exit_code)
 
 
 def cannot_execute(program: str, exc: OSError) -> CommandFailed:

@@ -114,12 +114,14 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
 def _load(source: str, options: RunOptions) -> BatchConfig:
     """The config, with ``--only`` applied; a ConfigError is printed and exits 2
     (with ``--dry-run``, also as JSON on stdout)."""
-    from asyncbatch.config import select_jobs
+    from asyncbatch.config import check_slots, select_jobs
     from asyncbatch.session import load_config
 
     try:
         batch = load_config(source, strict=options.strict, root=options.root)
-        return select_jobs(batch, options.only) if options.only else batch
+        batch = select_jobs(batch, options.only) if options.only else batch
+        check_slots(batch, options.max_concurrency)  # -j is known only now
+        return batch
     except ConfigError as exc:
         if options.dry_run:
             print_json({"valid": False, "errors": exc.problems})

@@ -10,8 +10,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 - :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs);
 - :mod:`._formats` (with :mod:`._toml` and :mod:`._yaml`, imported only for their
   formats), :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
-  :mod:`._problems`: parsing, glob expansion, dependencies, many-job shortcuts and
-  located messages;
+  :mod:`._problems`, :mod:`._weights`: parsing, glob expansion, dependencies,
+  many-job shortcuts, located messages, and the slots jobs take;
 - :mod:`.schema`: the JSON Schema of the format, for editors.
 """
 
@@ -33,10 +33,13 @@ from asyncbatch.config._models import (
     Job,
     JobConfig,
     LoadLimits,
+    RetryOn,
 )
+from asyncbatch.config._weights import DEFAULT_CONCURRENCY, check_slots, concurrency
 from asyncbatch.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "DISCOVERED_NAMES",
     "LABEL",
     "BatchConfig",
@@ -46,6 +49,9 @@ __all__ = [
     "Job",
     "JobConfig",
     "LoadLimits",
+    "RetryOn",
+    "check_slots",
+    "concurrency",
     "each_config",
     "find_config",
     "is_glob",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import errno
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
-from asyncbatch.config._models import Job, JobConfig, LoadLimits
+from asyncbatch.config._models import NO_LIMITS, Defaults, Job, JobConfig, LoadLimits, RetryOn
 from asyncbatch.errors import OutsideRoot, UnknownAction
 from asyncbatch.files.confine import check_path
 from asyncbatch.registry import ActionSpec
@@ -25,13 +25,17 @@ def expand_jobs(
     root: str | None,
     limits: LoadLimits,
     *,
+    defaults: Defaults | None = None,
     name_matches_by_path: bool = False,
 ) -> list[Job]:
     """One Job per config job, or per matching regular file for a glob input
     (named ``job[path]``, or just ``path`` with ``name_matches_by_path``, and shown
     with undecodable bytes as ``\\xNN``); a glob too broad to expand is a problem.
     Under ``root``, each job (each glob match) whose input resolves outside it gets
-    ``OutsideRoot`` as its start error."""
+    ``OutsideRoot`` as its start error. A job without its own ``slots`` or
+    ``retry_on`` takes those of ``defaults``."""
+    defaults = defaults or Defaults()
+    default_retry_on = None if defaults.retry_on is None else RetryOn.of(defaults.retry_on)
     jobs: list[Job] = []
     for index, config_job, spec, params in entries:
         start_error: Exception | None = None
@@ -44,7 +48,12 @@ def expand_jobs(
             "group": config_job.name,
             "timeout": config_job.timeout,
             "retries": config_job.retries,
-            "limits": tuple(config_job.limits),
+            "limits": _weights(config_job.limits),
+            "slots": config_job.slots or defaults.slots or 1,
+            "retry_on": default_retry_on
+            if config_job.retry_on is None
+            else RetryOn.of(config_job.retry_on),
+            "retry_delay": config_job.retry_delay,
             "raw_params": config_job.params,
             "config_dir": base_dir,
         }
@@ -80,6 +89,15 @@ def expand_jobs(
             )
         )
     return jobs
+
+
+def _weights(limits: list[str] | dict[str, int]) -> Mapping[str, int]:
+    """A job's named limits with the slots it takes of each (a list: one of each)."""
+    if not limits:
+        return NO_LIMITS
+    if isinstance(limits, list):
+        return dict.fromkeys(limits, 1)
+    return dict(limits)
 
 
 def is_glob(pattern: str) -> bool:

@@ -23,6 +23,7 @@ from asyncbatch.config._formats import parse_config, read_config_stream, read_co
 from asyncbatch.config._graph import resolve_dependencies, with_dependencies
 from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLimits
 from asyncbatch.config._problems import did_you_mean, locate_errors
+from asyncbatch.config._weights import check_limits, weighted
 from asyncbatch.errors import ConfigError
 from asyncbatch.files.confine import real_root
 from asyncbatch.registry import ActionRegistry, ActionSpec, entry_point_references
@@ -161,9 +162,16 @@ def _build(
     problems.extend(_check_names(entries))
     raw_limits = raw.get("limits")
     declared: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
-    problems.extend(_check_limits(entries, declared))
+    problems.extend(check_limits(entries, declared))
+    defaults = header.defaults if header is not None else None
     jobs = expand_jobs(
-        entries, base_dir, problems, root, limits, name_matches_by_path=name_matches_by_path
+        entries,
+        base_dir,
+        problems,
+        root,
+        limits,
+        defaults=defaults,
+        name_matches_by_path=name_matches_by_path,
     )
     if name_matches_by_path:
         jobs = first_of_each(jobs)
@@ -181,6 +189,7 @@ def _build(
         limits=dict(header.limits),
         warnings=warnings,
         root=root,
+        weighted=weighted(entries, defaults),
     )
 
 
@@ -315,13 +324,3 @@ def _check_names(entries: Sequence[tuple[int, JobConfig, Any, Any]]) -> Iterable
             yield f"jobs[{index}].name: duplicate name {job.name!r} (also jobs[{first}])"
         else:
             first_seen[job.name] = index
-
-
-def _check_limits(
-    entries: Sequence[tuple[int, JobConfig, Any, Any]], declared: dict[str, Any]
-) -> Iterable[str]:
-    for index, job, _, _ in entries:
-        for k, limit in enumerate(job.limits):
-            if limit not in declared:
-                names = ", ".join(sorted(declared)) or "none"
-                yield f"jobs[{index}].limits[{k}]: unknown limit {limit!r} (declared: {names})"

@@ -3,12 +3,16 @@ refused) and the dataclasses of a loaded, expanded config that a run takes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
+from asyncbatch.config._problems import did_you_mean
+from asyncbatch.errors import ERROR_TYPES, error_type_names, is_error_type
 from asyncbatch.registry import JobContext
 
 if TYPE_CHECKING:
@@ -17,6 +21,69 @@ if TYPE_CHECKING:
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Retries = Annotated[int, Field(ge=0, le=1000)]
+Slots = Annotated[int, Field(ge=1)]
+
+_KNOWN_TYPES = ", ".join(ERROR_TYPES)
+
+
+def _retry_item(value: Any) -> int | str:
+    """One entry of ``retry_on``: an error type, or a command's exit code."""
+    if type(value) is int:
+        if not 0 <= value <= 255:
+            raise ValueError(f"exit code {value} is not between 0 and 255")
+        return value
+    if type(value) is not str:
+        raise ValueError("expected an error type (a string) or an exit code (an integer)")
+    if not is_error_type(value):
+        hint = did_you_mean(value, error_type_names())
+        raise ValueError(
+            f"unknown error type {value!r}{hint} (known: {_KNOWN_TYPES}, or a built-in "
+            "exception such as OSError or ConnectionError)"
+        )
+    return value
+
+
+RetryItem = Annotated[
+    int | str,
+    PlainValidator(_retry_item),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0, "maximum": 255}]}
+    ),
+]
+
+
+def _limits(value: Any) -> list[str] | dict[str, int]:
+    """A job's ``limits``: names (one slot of each) or names with weights (checked
+    against the pools when the config loads)."""
+    if type(value) is list and all(type(item) is str for item in value):
+        return value
+    if type(value) is dict and all(type(v) is int for v in value.values()):
+        return value
+    raise ValueError(
+        'expected a list of limit names (["gpu"]) or an object of names and slots ({"gpu": 2})'
+    )
+
+
+JobLimits = Annotated[
+    list[str] | dict[str, int],
+    PlainValidator(_limits),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+            ]
+        }
+    ),
+]
+
+_RETRY_ON = (
+    "What is retried: error types (the report's error.type, or a built-in exception "
+    "class, which matches its subclasses) and exit codes of command jobs; without it, "
+    "every failure."
+)
+_RETRY_DELAY = "First wait before a retry, in seconds (default 0.1); doubles each time."
+_SLOTS = "How many of the max_concurrency slots the job takes while it runs."
 
 
 class _Model(BaseModel):
@@ -28,6 +95,9 @@ class Defaults(_Model):
 
     timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
     retries: Retries | None = Field(None, description="Extra attempts after a failure.")
+    retry_on: list[RetryItem] | None = Field(None, description=_RETRY_ON)
+    retry_delay: Seconds | None = Field(None, description=_RETRY_DELAY)
+    slots: Slots | None = Field(None, description=_SLOTS)
 
 
 class JobConfig(_Model):
@@ -48,8 +118,13 @@ class JobConfig(_Model):
     )
     timeout: Seconds | None = Field(None, description="Per-attempt timeout in seconds.")
     retries: Retries | None = Field(None, description="Extra attempts after a failure.")
-    limits: list[str] = Field(
-        default_factory=list, description="Named limits this job holds a slot of."
+    retry_on: list[RetryItem] | None = Field(None, description=_RETRY_ON)
+    retry_delay: Seconds | None = Field(None, description=_RETRY_DELAY)
+    slots: Slots | None = Field(None, description=_SLOTS)
+    limits: JobLimits = Field(
+        default_factory=list,
+        description="Named limits this job holds a slot of (a list), or slots of "
+        '(an object: {"gpu": 2}).',
     )
 
 
@@ -63,6 +138,24 @@ class BatchFile(_Model):
         default_factory=dict, description="Named pools of slots: name -> size."
     )
     jobs: list[JobConfig]
+
+
+NO_LIMITS: Mapping[str, int] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOn:
+    """A job's ``retry_on``: the error types and the exit codes it retries."""
+
+    types: frozenset[str] = frozenset()
+    exit_codes: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, items: list[int | str]) -> RetryOn:
+        return cls(
+            frozenset(item for item in items if isinstance(item, str)),
+            frozenset(item for item in items if isinstance(item, int)),
+        )
 
 
 @dataclass(slots=True)
@@ -83,7 +176,14 @@ class Job:
     (``logs[a.log]``) for that one alone. Expansions of one glob share the tuple."""
     timeout: float | None = None
     retries: int | None = None
-    limits: tuple[str, ...] = ()
+    limits: Mapping[str, int] = field(default_factory=lambda: NO_LIMITS)
+    """The named limits it takes and how many slots of each."""
+    slots: int = 1
+    """How many of the run's slots it takes while it runs."""
+    retry_on: RetryOn | None = None
+    """What is retried (None: every failure)."""
+    retry_delay: float | None = None
+    """Its first wait before a retry (None: the run's default)."""
     start_error: Exception | None = None
     """Known before the job starts: unknown action, a glob that matched nothing, an
     input outside the root."""
@@ -120,6 +220,10 @@ class BatchConfig:
     warnings: list[str] = field(default_factory=list)
     root: str | None = None
     """The real path of the ``root`` it was loaded with (``--root``), or None."""
+    weighted: list[tuple[str, str, int]] = field(default_factory=list)
+    """Where a job (or ``defaults``) asks for more than one slot: ``(location, the
+    config job's name or "" for defaults, slots)``, to check against the run's
+    concurrency once it is known (:func:`asyncbatch.config.check_slots`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ if _typing.TYPE_CHECKING:
     from asyncbatch.engine._hooks import Recorder, RunListener
     from asyncbatch.engine._runner import DEFAULT_CONCURRENCY, run_jobs
     from asyncbatch.engine._settings import Backoff
+    from asyncbatch.engine._throttle import Machine
     from asyncbatch.engine.executors import (
         Attempt,
         Executor,
@@ -38,6 +39,7 @@ _LAZY = {
     "Backoff": "asyncbatch.engine._settings",
     "Executor": "asyncbatch.engine.executors",
     "LocalExecutor": "asyncbatch.engine.executors",
+    "Machine": "asyncbatch.engine._throttle",
     "Recorder": "asyncbatch.engine._hooks",
     "RunListener": "asyncbatch.engine._hooks",
     "TakeMore": "asyncbatch.engine.executors",
@@ -56,6 +58,7 @@ __all__ = [
     "Backoff",
     "Executor",
     "LocalExecutor",
+    "Machine",
     "Recorder",
     "RunListener",
     "TakeMore",

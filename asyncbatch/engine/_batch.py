@@ -45,14 +45,15 @@ class ReadySource(Protocol):
     def waiting(self) -> int:
         """Ready jobs that need no named limit."""
 
-    def take(self, accept: Accept, most: int) -> list[Attempt]:
-        """Up to ``most`` of them, in config order while ``accept`` holds, as attempts."""
+    def take_more(self, accept: Accept, most: int, slot: int) -> list[Attempt]:
+        """Up to ``most`` of them, in config order while ``accept`` holds, as
+        attempts in ``slot``."""
 
 
 class More:
-    """``more(accept, most)``: more ready attempts for the slot at hand, a fair share
-    at most (see :data:`SHARED_AMONG`); none when the slot's own job holds a named
-    limit (the jobs taken would run under it)."""
+    """``more(accept, most)``: more ready attempts for the slot of ``first``, a fair
+    share at most (see :data:`SHARED_AMONG`); none when its job takes a named limit
+    or more than one slot (the jobs taken would run under them)."""
 
     def __init__(self, source: ReadySource, first: Attempt) -> None:
         self._source = source
@@ -62,13 +63,14 @@ class More:
 
     def share(self) -> int:
         """How many ready jobs this slot may take now."""
-        if self._first.job.limits:
+        job = self._first.job
+        if job.limits or job.slots != 1:
             return 0
         source = self._source
         return source.waiting() // min(source.slots, max(source.workers(), SHARED_AMONG))
 
     def __call__(self, accept: Accept, most: int) -> list[Attempt]:
-        taken = self._source.take(accept, min(most, self.share()))
+        taken = self._source.take_more(accept, min(most, self.share()), self._first.slot)
         self.taken.extend(taken)
         return taken
 

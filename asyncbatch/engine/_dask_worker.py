@@ -17,8 +17,9 @@ cancelled at its next ``await``; the thread is told to stop after it) and the jo
 after it are never started. The outcome comes back in one message with each
 job's start and end, counted from the task's start, so that the client reports
 per-job durations. A batch stops taking new jobs once it has run for
-:data:`BATCH_SECONDS`, after a failure when a failure may halt the run, and before
-a file too big to read whole; the jobs it did not start go back to the client's queue.
+:data:`BATCH_SECONDS`, after a failure when a failure may halt the run, after the
+successes that would halt it, and before a file too big to read whole; the jobs it
+did not start go back to the client's queue.
 
 Our errors pickle and come back as raised; any other exception is described here
 with :func:`asyncbatch.errors.describe_error` and comes back as a
@@ -81,13 +82,14 @@ def run_batch_on_worker(
     root: str | None,
     stop_on_error: bool,
     key: str | None = None,
+    stop_after_successes: int | None = None,
 ) -> BatchOutcome:
     """On the worker: ``jobs`` one after another in a daemon thread, each under its
     own timeout; see the module doc. Never raises for a job: each job's error is in
     the outcome."""
     began = time.perf_counter()
     _say_started(key)
-    batch = _Batch(jobs, tuning, root, stop_on_error, began)
+    batch = _Batch(jobs, tuning, root, stop_on_error, began, stop_after_successes)
     threading.Thread(target=batch.work, name="asyncbatch-dask-batch", daemon=True).start()
     with _watch_cancel(key, batch.abandon):
         batch.wait()
@@ -106,6 +108,7 @@ class _Batch:
         root: str | None,
         stop_on_error: bool,
         began: float,
+        stop_after_successes: int | None = None,
     ) -> None:
         self._jobs = jobs
         self._tuning = tuning
@@ -115,6 +118,7 @@ class _Batch:
             [timeout for _, timeout in jobs],
             self._run,
             stop_on_error=stop_on_error,
+            stop_after_successes=stop_after_successes,
             may_start=lambda position, now: position == 0 or now - began < BATCH_SECONDS,
         )
         self._lock = threading.Lock()

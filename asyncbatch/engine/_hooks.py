@@ -26,10 +26,12 @@ class Recorder(Protocol):
 class RunListener(Protocol):
     """What happens during a run, as it happens (progress displays); called in the
     event loop, so keep each call quick. Subclass and override what you need, or
-    write a class with the three methods. One more event is heard by a listener that
-    defines it: ``job_attempt_failed(job, attempt, error)``, the exception an attempt
-    raised, with its traceback where it has one (``--debug`` prints it). A listener
-    that raises is dropped for the rest of the run; the run goes on."""
+    write a class with the three methods. Two more events are heard by a listener
+    that defines them: ``job_attempt_failed(job, attempt, error)``, the exception an
+    attempt raised, with its traceback where it has one (``--debug`` prints it); and
+    ``starts_held(reason)``, a string saying why starts are held back (``--load``,
+    ``--memfree``, ``--delay``), then None once they are not. A listener that raises
+    is dropped for the rest of the run; the run goes on."""
 
     def job_started(self, job: Job, attempt: int) -> None:
         """An attempt of ``job`` began running (``attempt`` counts from 1)."""

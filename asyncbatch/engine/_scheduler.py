@@ -1,10 +1,13 @@
 """The scheduler of one run: the async driver around the run's state.
 
 What the run knows and decides (results, attempts, retries, halting, dependencies,
-named limits) is the pure :class:`~asyncbatch.engine._state.RunState`'s; how an
-attempt runs is the executor's business (:mod:`asyncbatch.engine.executors`). Here:
-the worker tasks (the slots), handing attempts to the executor, retry timers, the
-journal, the listeners and the working directory.
+slots and named limits, reuse) is the pure
+:class:`~asyncbatch.engine._state.RunState`'s; when a start may happen is the
+:class:`~asyncbatch.engine._throttle.Throttle`'s; how an attempt runs is the
+executor's business (:mod:`asyncbatch.engine.executors`). Here: the worker tasks
+(each runs one job at a time, in as many of the run's slots as the job takes),
+handing attempts to the executor, retry timers, the journal, the listeners and the
+working directory.
 
 Whatever a job's action does, the run's bookkeeping holds: every job ends exactly
 once; a result is checked and kept as a plain JSON copy; an action that may change
@@ -15,7 +18,6 @@ fails to record is dropped, and the jobs go on.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import os
 import time
 from collections.abc import Sequence
@@ -26,9 +28,11 @@ import anyio.lowlevel
 
 from asyncbatch.engine._batch import Accept, More
 from asyncbatch.engine._hooks import Listeners, Recorder, RunListener
+from asyncbatch.engine._limits import SlotNumbers
 from asyncbatch.engine._results import checked_result
 from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._state import Retry, RunState
+from asyncbatch.engine._throttle import Throttle
 from asyncbatch.engine.executors import Attempt, Executor, is_cancellation
 from asyncbatch.errors import UnknownAction, describe_error
 from asyncbatch.model import JobResult, Resources, Status
@@ -49,17 +53,22 @@ class Scheduler:
         executor: Executor,
         journal: Recorder | None,
         listeners: Sequence[RunListener],
+        throttle: Throttle | None = None,
     ) -> None:
         self._jobs = config.jobs
         self._settings = settings
         self._executor = executor
         self._journal = journal
         self._listeners = Listeners(listeners)
+        self._throttle = throttle
         self.state = RunState(config.jobs, config.limits, settings, time.perf_counter())
         self.slots = 1  # workers at most: min(max_concurrency, jobs)
         self._workers = 0  # started and not ended
-        self._free_slots: list[int] = []  # slot numbers no worker holds, lowest first
+        self._busy = 0  # workers running an attempt
+        self._numbers = SlotNumbers()
         self._spawning = False  # a worker was started and has not run yet
+        self._held: str | None = None  # why starts are held back, as listeners were told
+        self._timers: dict[int, anyio.CancelScope] = {}  # retry timers, by job
         self._group: TaskGroup | None = None
         self._cwd = _working_directory()
 
@@ -90,7 +99,7 @@ class Scheduler:
     # --- slots -------------------------------------------------------------------------
 
     def _spawn(self) -> None:
-        """Start one more worker (a slot) when a ready job may be waiting for one.
+        """Start one more worker when a ready job may be waiting for one.
 
         Workers start one at a time, as jobs become ready, and end when they find
         nothing to run: never more than ``max_concurrency``, never more than the jobs
@@ -103,18 +112,18 @@ class Scheduler:
             self._spawning
             or self.state.waiting == 0
             or self._workers >= self.slots
+            or self.state.ready.free() == 0
             or self.halt_reason is not None
             or self._group is None
         ):
             return
         self._spawning = True
         self._workers += 1
-        slot = heapq.heappop(self._free_slots) if self._free_slots else self._workers
-        self._group.start_soon(self._worker, slot)
+        self._group.start_soon(self._worker)
 
-    async def _worker(self, slot: int) -> None:
-        """A slot (numbered from 1, the ``{%}`` of its attempts): ready jobs one after
-        another until none is left for it."""
+    async def _worker(self) -> None:
+        """Ready jobs one after another, each in the slots it takes, until none is
+        left for this worker."""
         self._spawning = False
         try:
             # Checking halt_reason matters: the worker whose job caused the halt is
@@ -125,18 +134,33 @@ class Scheduler:
             # a job.
             while self.halt_reason is None:
                 await anyio.lowlevel.checkpoint_if_cancelled()
-                attempt = self._take(slot)
-                if attempt is None:
+                if self._throttle is not None:
+                    await self._wait_for_throttle(self._throttle)
+                taken = self._take()
+                if taken is None:
                     return
                 self._spawn()
-                await self._run_attempt(attempt, slot)
+                await self._run_attempt(*taken)
         finally:
             self._workers -= 1
-            heapq.heappush(self._free_slots, slot)
 
-    async def _run_attempt(self, attempt: Attempt, slot: int) -> None:
+    async def _wait_for_throttle(self, throttle: Throttle) -> None:
+        """Wait while the throttle holds starts back (the listeners hear why)."""
+        while True:
+            wait, why = 0.0, None
+            if self.state.waiting and self.halt_reason is None:
+                wait, why = throttle.hold(time.perf_counter(), self._busy)
+            if why != self._held:
+                self._held = why
+                self._listeners.tell("starts_held", why)
+            if wait <= 0:
+                return
+            await anyio.sleep(wait)
+
+    async def _run_attempt(self, attempt: Attempt, numbers: list[int]) -> None:
         """Hand ``attempt`` (and its slots) to the executor until it is done with them."""
-        more = More(_SlotSource(self, slot), attempt)
+        more = More(self, attempt)
+        self._busy += 1
         try:
             await self._executor.run(attempt, more)
             if attempt.state == "taken":
@@ -149,18 +173,24 @@ class Scheduler:
                 if each.state == "started":
                     each.fail(exc)
         finally:
+            self._busy -= 1
             self.state.ready.release(attempt.index)
+            self._numbers.give_back(numbers)
             for each in (attempt, *more.taken):
                 each.give_back()
             self._spawn()
+            self._end_if_idle()
 
-    def _take(self, slot: int) -> Attempt | None:
-        """The first ready job that can run now, as an attempt holding its slots;
-        jobs settled without running (reused, skipped, failed before starting) are
-        recorded on the way."""
+    def _take(self) -> tuple[Attempt, list[int]] | None:
+        """The first ready job that can run now, as an attempt holding its slots
+        (their numbers); jobs settled without running (reused, skipped, failed
+        before starting) are recorded on the way."""
         while (index := self.state.take()) is not None:
             if not self._settle(index):
-                return self._attempt(index, slot)
+                numbers = self._numbers.take(self._jobs[index].slots)
+                if self._throttle is not None:
+                    self._throttle.started(time.perf_counter())
+                return self._attempt(index, numbers[0]), numbers
             self.state.ready.release(index)
         return None
 
@@ -169,7 +199,10 @@ class Scheduler:
         return self._workers
 
     def waiting(self) -> int:
-        """Ready jobs that need no named limit."""
+        """Ready jobs that need one slot and no named limit (none while starts are
+        spaced by ``--delay``: each must start on its own)."""
+        if self._throttle is not None and self._throttle.delay:
+            return 0
         return self.state.ready.count_unlimited()
 
     def take_more(self, accept: Accept, most: int, slot: int) -> list[Attempt]:
@@ -193,8 +226,8 @@ class Scheduler:
             attempt.fail(error)  # permanent: see RunState.attempt_failed
             return True
         if self._journal is not None and self.state.attempts[index] == 0:
-            reused = self._journal.reusable(job)
-            if reused is not None:
+            reused = self._journal.reusable(job)  # also notes the job's fingerprint
+            if reused is not None and self.state.may_reuse(index):
                 self._finish(index, "succeeded", reused=reused)
                 return True
         return False
@@ -202,14 +235,16 @@ class Scheduler:
     def _attempt(self, index: int, slot: int) -> Attempt:
         job = self._jobs[index]
         settings = self._settings
+        halt = settings.halt
         return Attempt(
             self,
             index,
             job,
             timeout=job.timeout if job.timeout is not None else settings.timeout,
             root=settings.root,
-            failure_may_halt=settings.max_failures is not None,
+            failure_may_halt=halt is not None and halt.on == "fail",
             slot=slot,
+            successes_to_halt=self.state.successes_to_halt(),
         )
 
     # --- what attempts report (the AttemptOwner protocol) -----------------------------
@@ -241,10 +276,9 @@ class Scheduler:
         after = self.state.attempt_failed(index, error)
         if after == "cancelled":
             # Failed while the run is being halted (cancelled, or about to be):
-            # cancelled, so that the report holds at most max_failures failed jobs.
-            cancelled = self.state.record(
-                index, "cancelled", _now(at), error=self.state.cancelled(), resources=resources
-            )
+            # cancelled, so that the report holds at most the halt's count of failures.
+            ended, why = at if at is not None else time.perf_counter(), self.state.cancelled()
+            cancelled = self.state.record(index, "cancelled", ended, error=why, resources=resources)
             self._tell_done([cancelled])
         elif after == "failed":
             described = self.state.describe(index, error)
@@ -258,11 +292,18 @@ class Scheduler:
     def attempt_given_back(self, attempt: Attempt) -> None:
         self.state.push(attempt.index)
 
+    def halting(self) -> bool:
+        return self.halt_reason is not None
+
     async def _retry_later(self, index: int, delay: float) -> None:
-        """Make the job ready again after ``delay``: it holds no slot meanwhile."""
-        await anyio.sleep(delay)
-        self.state.push(index)
-        self._spawn()
+        """Make the job ready again after ``delay``: it holds no slot meanwhile. A
+        halt ``soon`` ends the wait (the job is cancelled)."""
+        with anyio.CancelScope() as scope:
+            self._timers[index] = scope
+            await anyio.sleep(delay)
+        self._timers.pop(index, None)
+        if self.state.retry_due(index):
+            self._spawn()
 
     def _restore_working_directory(self) -> None:
         """An action that changed the working directory does not change it for the
@@ -295,10 +336,20 @@ class Scheduler:
                 index, status, ended, result=result, error=error, reused=reused, resources=resources
             )
         )
-        if state.finished == len(self._jobs) or (running and state.halt_reason is not None):
-            assert self._group is not None
+        assert self._group is not None
+        if state.finished == len(self._jobs) or (running and state.halt_when == "now"):
             self._group.cancel_scope.cancel()  # ends the stop watcher and retry timers
+        elif running and state.halt_when == "soon":
+            self._tell_done(state.cancel_retrying(ended))
+            for timer in list(self._timers.values()):
+                timer.cancel()
         self._spawn()
+        self._end_if_idle()
+
+    def _end_if_idle(self) -> None:
+        """After a halt ``soon``, the run ends once nothing runs any more."""
+        if self.state.halt_when == "soon" and self._busy == 0 and self._group is not None:
+            self._group.cancel_scope.cancel()
 
     def _tell_done(self, results: list[JobResult]) -> None:
         """Journal each result, then tell the listeners."""
@@ -319,30 +370,8 @@ class Scheduler:
             self._group.cancel_scope.cancel()
 
 
-def _now(at: float | None) -> float:
-    return at if at is not None else time.perf_counter()
-
-
 def _working_directory() -> str | None:
     try:
         return os.getcwd()
     except OSError:  # it was removed
         return None
-
-
-class _SlotSource:
-    """The scheduler as the ready source of one slot (``More``'s view of it)."""
-
-    def __init__(self, scheduler: Scheduler, slot: int) -> None:
-        self._scheduler = scheduler
-        self._slot = slot
-        self.slots = scheduler.slots
-
-    def workers(self) -> int:
-        return self._scheduler.workers()
-
-    def waiting(self) -> int:
-        return self._scheduler.waiting()
-
-    def take(self, accept: Accept, most: int) -> list[Attempt]:
-        return self._scheduler.take_more(accept, most, self._slot)

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from asyncbatch.controls import Halt
+
+RETRY_DELAY_CAP = 60.0
+"""Longest wait between two attempts of a job that sets its first one
+(``retry_delay``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,10 +25,13 @@ class Backoff:
     jitter: float = 0.5
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after ``attempts`` attempts have failed."""
+    def delay(self, attempts: int, first: float | None = None) -> float:
+        """Seconds to wait after ``attempts`` attempts have failed; ``first``, a
+        job's ``retry_delay``, starts from there instead, capped at
+        :data:`RETRY_DELAY_CAP`."""
+        start, cap = (self.start, self.cap) if first is None else (first, RETRY_DELAY_CAP)
         exponent = min(attempts - 1, 64)  # 2 ** 64 * start is past any cap
-        base = min(self.cap, self.start * 2.0**exponent)
+        base = min(cap, start * 2.0**exponent)
         return base * self.rng.uniform(self.jitter, 1.0)
 
 
@@ -30,6 +41,10 @@ class Settings:
 
     timeout: float | None
     retries: int
-    max_failures: int | None
+    halt: Halt | None
     root: str | None
     backoff: Backoff
+    retry_delay: float | None = None
+    """The first wait before a retry of jobs that set none (None: the backoff's)."""
+    concurrency: int = 1
+    """The run's slots (``-j``)."""

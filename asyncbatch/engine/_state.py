@@ -1,14 +1,15 @@
 """What a run knows and decides, with no event loop, no clock and no I/O of its own:
 events in (an attempt started, an attempt ended, a job settled without one), decisions
-out (retry after a delay, fail for good, cancel; halt; which jobs are now ready, which
-are skipped). The scheduler (:mod:`._scheduler`) does the waiting and the calling
-around it, as distributed's ``Worker`` does around its ``WorkerState``; tests drive
-this directly.
+out (retry after a delay, fail for good, cancel; halt; which jobs are now ready and
+may start in the slots free, which are skipped, which may be reused). The scheduler
+(:mod:`._scheduler`) does the waiting and the calling around it, as distributed's
+``Worker`` does around its ``WorkerState``; tests drive this directly.
 
 Whatever happens, the bookkeeping holds: every job gets exactly one result; after a
-halt, a job whose attempt fails is ``cancelled`` (so the report holds at most
-``max_failures`` failed jobs); a job whose dependency did not succeed is ``skipped``,
-naming it.
+halt ``now``, a job whose attempt fails is ``cancelled`` (so the report holds at
+most the halt's count of failed jobs); after a halt ``soon``, nothing new starts, a
+failure is final and jobs waiting to retry are ``cancelled``; a job whose
+dependency did not succeed is ``skipped``, naming it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from asyncbatch.engine._limits import ReadyJobs
+from asyncbatch.engine._limits import ReadyJobs, needs_of
 from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._tracker import DependencyTracker
-from asyncbatch.errors import Cancelled, DependencyFailed, describe_error
+from asyncbatch.errors import Cancelled, DependencyFailed, describe_error, error_matches
 from asyncbatch.model import JobResult, Resources, Status
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
+    from asyncbatch.controls import Halt
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,8 @@ AfterFailure = Retry | Literal["failed", "cancelled"]
 
 
 class RunState:
-    """The state of one run over ``jobs`` (see the module doc). Times are the
+    """The state of one run over ``jobs`` (see the module doc), ``limits`` naming
+    its pools besides its own ``settings.concurrency`` slots. Times are the
     caller's clock (``time.perf_counter()`` values); ``began`` is the run's start."""
 
     def __init__(
@@ -56,14 +59,23 @@ class RunState:
         self._first_start: list[float | None] = [None] * total
         self.finished = 0
         self.failures = 0
+        self.successes = 0
+        """Jobs that succeeded having run in this run (reused ones are not counted)."""
         self.first_failure: str | None = None
         self.halt_reason: str | None = None
+        self.halt_when: Literal["now", "soon"] | None = None
+        self.halted_by: Halt | None = None
+        """The ``--halt`` rule that stopped the run (None: none did)."""
+        halt = settings.halt
+        self._halt_at = halt.threshold(total) if halt is not None else None
+        self.retrying: set[int] = set()
+        """Jobs waiting for their next attempt."""
         self._tracker = DependencyTracker.grouped(
             [job.name for job in jobs],
             [job.group for job in jobs],
             [job.depends_on for job in jobs],
         )
-        self.ready = ReadyJobs(limits, [job.limits for job in jobs])
+        self.ready = ReadyJobs([settings.concurrency, *limits.values()], _needs(jobs, limits))
         self.waiting = 0
         """Jobs ready and not taken."""
         for index in self._tracker.initially_ready():
@@ -81,7 +93,7 @@ class RunState:
         self.waiting += 1
 
     def take(self) -> int | None:
-        """The first ready job that can run now, its named-limit slots taken."""
+        """The first ready job that can run now, its slots taken."""
         if self.halt_reason is not None:
             return None
         index = self.ready.take()
@@ -90,14 +102,30 @@ class RunState:
         return index
 
     def take_more(self, accept: Callable[[Job], bool], most: int) -> list[int]:
-        """Up to ``most`` more ready jobs that need no named limit and can start (no
-        error known before starting), in config order while ``accept`` holds."""
+        """Up to ``most`` more ready jobs that take one of the run's slots and no
+        named limit and can start (no error known before starting), in config order
+        while ``accept`` holds."""
+        if self.halt_reason is not None:
+            return []
         jobs = self.jobs
         taken = self.ready.take_unlimited(
             lambda i: jobs[i].start_error is None and accept(jobs[i]), most
         )
         self.waiting -= len(taken)
         return taken
+
+    def may_reuse(self, index: int) -> bool:
+        """Whether job ``index`` may be reused from an earlier run: only when nothing
+        it depends on ran in this one (as make rebuilds what depends on a rebuilt
+        target)."""
+        return self._tracker.dependency_ran(index) is None
+
+    def successes_to_halt(self) -> int | None:
+        """Successes that would halt the run from now (None: no halt on success)."""
+        halt, at = self.settings.halt, self._halt_at
+        if halt is None or at is None or halt.on != "success":
+            return None
+        return max(1, at - self.successes)
 
     # --- attempts ----------------------------------------------------------------------
 
@@ -109,16 +137,33 @@ class RunState:
         return self.attempts[index]
 
     def attempt_failed(self, index: int, error: BaseException) -> AfterFailure:
-        """What a failed attempt leads to: ``"cancelled"`` while the run halts,
-        ``"failed"`` when its retries are spent (or its error was known before it
-        started: nothing would change), else a :class:`Retry`."""
-        if self.halt_reason is not None:
+        """What a failed attempt leads to: ``"cancelled"`` while the run halts now;
+        ``"failed"`` once it halts soon, when the job's retries are spent, when its
+        ``retry_on`` does not name the error, or when the error was known before it
+        started (nothing would change); else a :class:`Retry` (the job waits in
+        :attr:`retrying` until :meth:`retry_due`)."""
+        if self.halt_when == "now":
             return "cancelled"
         job = self.jobs[index]
         retries = job.retries if job.retries is not None else self.settings.retries
-        if self.attempts[index] > retries or error is job.start_error:
+        if self.halt_when == "soon" or self.attempts[index] > retries or error is job.start_error:
             return "failed"
-        return Retry(self.settings.backoff.delay(self.attempts[index]), self.describe(index, error))
+        retry_on = job.retry_on
+        if retry_on is not None and not error_matches(error, retry_on.types, retry_on.exit_codes):
+            return "failed"
+        first = job.retry_delay if job.retry_delay is not None else self.settings.retry_delay
+        self.retrying.add(index)
+        delay = self.settings.backoff.delay(self.attempts[index], first)
+        return Retry(delay, self.describe(index, error))
+
+    def retry_due(self, index: int) -> bool:
+        """Job ``index`` waited for its next attempt: ready again, unless the run
+        ended its wait (a halt); whether it is."""
+        if index not in self.retrying:
+            return False
+        self.retrying.discard(index)
+        self.push(index)
+        return True
 
     def describe(self, index: int, error: BaseException) -> dict[str, str]:
         """The report's error, naming the input as the config wrote it."""
@@ -141,14 +186,15 @@ class RunState:
         resources: Resources | None = None,
     ) -> list[JobResult]:
         """Job ``index``'s final result: recorded, its dependents released (ready) or
-        skipped, a failure counted (and the run halted once ``max_failures`` jobs
-        have failed). Returns the results recorded, the job's first."""
+        skipped, a failure or a success counted (and the run halted once the halt
+        rule's count is reached). Returns the results recorded, the job's first."""
         recorded = [
             self.record(
                 index, status, at, result=result, error=error, reused=reused, resources=resources
             )
         ]
-        released = self._tracker.end(index, succeeded=status == "succeeded")
+        succeeded = status == "succeeded"
+        released = self._tracker.end(index, succeeded=succeeded, ran=reused is None)
         for ready in released.ready:
             self.push(ready)
         for skipped, cause in released.skipped:
@@ -157,7 +203,9 @@ class RunState:
             why = DependencyFailed(dependency=self.jobs[cause].name, status=cause_result.status)
             recorded.append(self.record(skipped, "skipped", at, error=describe_error(why)))
         if status == "failed":
-            self._count_failure(index)
+            self._count(index, "fail")
+        elif succeeded and reused is None:
+            self._count(index, "success")
         return recorded
 
     def record(
@@ -172,14 +220,17 @@ class RunState:
         resources: Resources | None = None,
     ) -> JobResult:
         """Job ``index``'s result (``reused``: one recorded by an earlier run), ended
-        at ``at``, its last attempt having used ``resources``; its dependents are not
-        told (see :meth:`finish`)."""
+        at ``at``, its last attempt having used ``resources`` (unknown: all None;
+        a job that never started used none); its dependents are not told (see
+        :meth:`finish`)."""
         job = self.jobs[index]
         first_start = self._first_start[index]
         duration = started = None
         if first_start is not None:
             duration = round((at - first_start) * 1000, 3)
             started = round(max(first_start - self.began, 0.0) * 1000, 3)
+            if resources is None:
+                resources = Resources()
         outcome = reused or JobResult(
             name=job.name,
             action=job.action,
@@ -196,32 +247,64 @@ class RunState:
         self.finished += 1
         return outcome
 
-    def _count_failure(self, index: int) -> None:
-        """Halt once ``max_failures`` jobs have failed, naming the first of them."""
-        self.failures += 1
-        if self.first_failure is None:
-            self.first_failure = self.jobs[index].name
-        limit = self.settings.max_failures
-        if limit is not None and self.failures >= limit and not self.done:
-            count = "1 failure" if self.failures == 1 else f"{self.failures} failures"
-            self.halt(f"the run halted after {count} (first: {self.first_failure!r})")
+    def _count(self, index: int, on: Literal["fail", "success"]) -> None:
+        """Count a failure or a success (a job that ran), and halt once the halt
+        rule's count of them is reached."""
+        if on == "fail":
+            self.failures += 1
+            if self.first_failure is None:
+                self.first_failure = self.jobs[index].name
+        else:
+            self.successes += 1
+        halt, at = self.settings.halt, self._halt_at
+        if halt is None or at is None or halt.on != on or self.done:
+            return
+        count = self.failures if on == "fail" else self.successes
+        if count < at:
+            return
+        if on == "fail":
+            failures = "1 failure" if count == 1 else f"{count} failures"
+            reason = f"the run halted after {failures} (first: {self.first_failure!r})"
+        else:
+            reason = f"halted by --halt {halt}"
+        if self.halt(reason, when=halt.when):
+            self.halted_by = halt
 
-    def halt(self, reason: str) -> bool:
-        """Halt the run (the first reason given stays); whether it was running."""
-        if self.halt_reason is not None:
-            return False
-        self.halt_reason = reason
-        return True
+    def halt(self, reason: str, *, when: Literal["now", "soon"] = "now") -> bool:
+        """Halt the run (the first reason given stays): ``now`` cancels what runs,
+        ``soon`` lets it finish. A halt ``now`` after a halt ``soon`` makes it
+        ``now``. Whether the run's running jobs are to be cancelled by this call."""
+        if self.halt_reason is None:
+            self.halt_reason, self.halt_when = reason, when
+            return True
+        if when == "now" and self.halt_when == "soon":
+            self.halt_when = "now"
+            return True
+        return False
+
+    @property
+    def halted_on_success(self) -> bool:
+        """The run was halted by a rule on successes: the jobs it cancelled do not
+        make the run fail."""
+        return self.halted_by is not None and self.halted_by.on == "success"
 
     def cancelled(self) -> dict[str, str]:
         """The error of a job cancelled by the halt."""
         return describe_error(Cancelled(reason=self.halt_reason or "the run was stopped"))
+
+    def cancel_retrying(self, at: float) -> list[JobResult]:
+        """After a halt ``soon``: the jobs waiting for their next attempt are
+        ``cancelled`` (no new attempt starts)."""
+        waiting, self.retrying = sorted(self.retrying), set()
+        error = self.cancelled()
+        return [self.record(index, "cancelled", at, error=dict(error)) for index in waiting]
 
     def cancel_unfinished(self, at: float) -> list[JobResult]:
         """After a halt: every job without a result (running, waiting for a retry,
         or never started) is ``cancelled``."""
         if self.done:
             return []
+        self.retrying.clear()
         error = self.cancelled()
         return [
             self.record(index, "cancelled", at, error=dict(error))
@@ -234,3 +317,18 @@ class RunState:
         done = [result for result in self.results if result is not None]
         assert len(done) == len(self.results), "every job ends with a result"
         return done
+
+
+def _needs(jobs: Sequence[Job], limits: dict[str, int]) -> list[Any]:
+    """What each job takes of the run's slots and of the named pools (numbered from
+    1 in ``limits``' order); jobs sharing their limits share one tuple."""
+    pools = {name: number for number, name in enumerate(limits, start=1)}
+    made: dict[tuple[int, int], Any] = {}
+    found = []
+    for job in jobs:
+        key = (job.slots, id(job.limits))
+        needs = made.get(key)
+        if needs is None:
+            needs = made[key] = needs_of(job.slots, job.limits, pools)
+        found.append(needs)
+    return found

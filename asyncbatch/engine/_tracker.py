@@ -9,6 +9,13 @@ and no I/O here: the scheduler asks, this answers, and tests need nothing else.
 A job that depends on a glob job waits for a group (all its expansions): the group
 is one barrier node that ends once every expansion has succeeded, or as soon as one
 did not. A glob of N files depending on a glob of M files is N + M edges, not N * M.
+
+Each success says whether the job ran (or was reused from an earlier run): a job
+one of whose dependencies ran (directly, or a member of a group it waits for) knows
+which (:meth:`DependencyTracker.dependency_ran`), so that ``--resume`` runs it again
+as make rebuilds what depends on a rebuilt target. Decided from the graph and each
+job's own reuse alone: ending the jobs in dependency order, each ``ran=not
+reused``, gives the same answers without running anything.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ class DependencyTracker:
             for dependency in distinct:
                 self._dependents[dependency].append(node)
         self._ended = [False] * nodes
+        self._ran: list[int] = [-1] * nodes
+        """For each node, a job it waits for (or a member of a group) that ran; -1: none."""
 
     @classmethod
     def grouped(
@@ -97,15 +106,16 @@ class DependencyTracker:
         waiting = self._waiting
         return [index for index in range(self._jobs) if waiting[index] == 0]
 
-    def end(self, index: int, *, succeeded: bool) -> Released:
-        """Job ``index`` has its final result; what that releases. Ending a job
-        twice, or one already skipped, releases nothing more."""
+    def end(self, index: int, *, succeeded: bool, ran: bool = True) -> Released:
+        """Job ``index`` has its final result (``ran``: it ran in this run, rather
+        than being reused); what that releases. Ending a job twice, or one already
+        skipped, releases nothing more."""
         released = Released()
         if self._ended[index]:
             return released
         self._ended[index] = True
         if succeeded:
-            self._succeed(index, released.ready)
+            self._succeed(index, released.ready, index if ran else -1)
             released.ready.sort()
         else:
             self._skip_behind(index, released.skipped)
@@ -114,19 +124,30 @@ class DependencyTracker:
     def is_ended(self, index: int) -> bool:
         return self._ended[index]
 
-    def _succeed(self, index: int, ready: list[int]) -> None:
-        """Count ``index`` done for everything waiting on it: a job waiting for
-        nothing more is ready, a barrier waiting for nothing more succeeds."""
-        succeeded = [index]
+    def dependency_ran(self, index: int) -> int | None:
+        """A job that job ``index`` waits for (itself, or as a member of a group)
+        and that ran in this run; None when every one was reused."""
+        ran = self._ran[index]
+        return None if ran < 0 else ran
+
+    def _succeed(self, index: int, ready: list[int], ran: int) -> None:
+        """Count ``index`` done for everything waiting on it (``ran``: the job that
+        ran, -1 if it was reused): a job waiting for nothing more is ready, a
+        barrier waiting for nothing more succeeds, passing on a member that ran."""
+        marks = self._ran
+        succeeded = [(index, ran)]
         while succeeded:
-            for dependent in self._dependents[succeeded.pop()]:
+            node, cause = succeeded.pop()
+            for dependent in self._dependents[node]:
+                if cause >= 0 and marks[dependent] < 0:
+                    marks[dependent] = cause
                 self._waiting[dependent] -= 1
                 if self._waiting[dependent] == 0 and not self._ended[dependent]:
                     if dependent < self._jobs:
                         ready.append(dependent)
                     else:
                         self._ended[dependent] = True
-                        succeeded.append(dependent)
+                        succeeded.append((dependent, marks[dependent]))
 
     def _skip_behind(self, index: int, skipped: list[tuple[int, int]]) -> None:
         """Skip everything that waits on ``index``, breadth first, so that each

@@ -219,6 +219,7 @@ class DaskExecutor:
                 first.failure_may_halt,
                 key,
                 key=key,
+                stop_after_successes=first.successes_to_halt,
             )
         except Exception as exc:  # noqa: BLE001 - the call cannot be sent (pickling)
             _fail_all(attempts, exc)

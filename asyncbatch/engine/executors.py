@@ -57,6 +57,8 @@ class AttemptOwner(Protocol):
 
     def attempt_given_back(self, attempt: Attempt) -> None: ...
 
+    def halting(self) -> bool: ...
+
 
 class Attempt:
     """One attempt of one job, handed to an executor.
@@ -76,6 +78,7 @@ class Attempt:
         "root",
         "slot",
         "state",
+        "successes_to_halt",
         "timeout",
     )
 
@@ -89,6 +92,7 @@ class Attempt:
         root: str | None,
         failure_may_halt: bool,
         slot: int = 1,
+        successes_to_halt: int | None = None,
     ) -> None:
         self._owner = owner
         self.index = index
@@ -97,8 +101,11 @@ class Attempt:
         self.root = root
         self.slot = slot
         self.failure_may_halt = failure_may_halt
-        """A failure may halt the run (``--fail-fast``, ``--max-failures``): work
+        """A failure may halt the run (``--fail-fast``, ``--halt now,fail=N``): work
         batched with this attempt should not start after it fails."""
+        self.successes_to_halt = successes_to_halt
+        """Successes from now on that halt the run (``--halt now,success=N``), if
+        any: work batched with this attempt should not start after that many."""
         self.state = "taken"
 
     def start(self, at: float | None = None) -> None:
@@ -120,6 +127,11 @@ class Attempt:
         self, error: BaseException, at: float | None = None, resources: Resources | None = None
     ) -> None:
         self._end(None, error, at, resources)
+
+    def halting(self) -> bool:
+        """Whether the run is halting: work batched with this attempt should not
+        start (safe to ask from any thread)."""
+        return self._owner.halting()
 
     def give_back(self) -> None:
         if self.state == "taken":
@@ -251,6 +263,8 @@ class LocalExecutor:
             self.tuning,
             first.root,
             stop_on_error=first.failure_may_halt,
+            stop_after_successes=first.successes_to_halt,
+            may_start=lambda: not first.halting(),
             on_started=reporter.started,
             on_done=reporter.done,
         )

@@ -74,8 +74,9 @@ class BatchThread:
     ``run_one`` returns the job's result and what it used, or an ``int``, the size
     of a file too big to read whole (``large``: not started, the batch stops there);
     whatever it raises is the job's error (any ``BaseException``). The thread stops at
-    :meth:`abandon`, after a failure with ``stop_on_error``, and before a job for
-    which ``may_start(position, now)`` is false."""
+    :meth:`abandon`, after a failure with ``stop_on_error``, after
+    ``stop_after_successes`` jobs succeeded, and before a job for which
+    ``may_start(position, now)`` is false."""
 
     def __init__(
         self,
@@ -83,11 +84,13 @@ class BatchThread:
         run_one: RunOne,
         *,
         stop_on_error: bool,
+        stop_after_successes: int | None = None,
         may_start: Callable[[int, float], bool] | None = None,
     ) -> None:
         self._timeouts = timeouts
         self._run_one = run_one
         self._stop_on_error = stop_on_error
+        self._successes_left = stop_after_successes
         self._may_start = may_start
         self._lock = threading.Lock()
         self._abandoned = False
@@ -137,6 +140,10 @@ class BatchThread:
                 self._done.append(Done(position, result, error, started, clock(), used))
             if error is not None and self._stop_on_error:
                 return
+            if error is None and self._successes_left is not None:
+                self._successes_left -= 1
+                if self._successes_left <= 0:
+                    return
 
     def abandon(self) -> None:
         """Start nothing more; a job running now is left to end on its own."""
@@ -180,7 +187,9 @@ class SmallFiles:
     After :meth:`run` (even a cancelled one, which reports the job it was on as
     started), :attr:`end` says how the batch ended.
 
-    With ``stop_on_error``, the thread starts nothing after the first job that fails.
+    With ``stop_on_error``, the thread starts nothing after the first job that fails;
+    with ``stop_after_successes``, nothing after that many succeeded; nothing once
+    ``may_start()`` is false (asked from the thread: the run halted).
     """
 
     def __init__(
@@ -192,6 +201,8 @@ class SmallFiles:
         stop_on_error: bool,
         on_started: Callable[[int, float], None],
         on_done: Callable[[Done], None],
+        stop_after_successes: int | None = None,
+        may_start: Callable[[], bool] | None = None,
     ) -> None:
         self.jobs = jobs
         self._tuning = tuning
@@ -199,7 +210,11 @@ class SmallFiles:
         self._on_started = on_started
         self._on_done = on_done
         self._thread = BatchThread(
-            [job.timeout for job in jobs], self._scan, stop_on_error=stop_on_error
+            [job.timeout for job in jobs],
+            self._scan,
+            stop_on_error=stop_on_error,
+            stop_after_successes=stop_after_successes,
+            may_start=None if may_start is None else lambda position, now: may_start(),
         )
         self._delivered = 0
         self.timed_out: tuple[int, float] | None = None

@@ -24,8 +24,8 @@ again: params built by YAML aliases cost what was written, not what it expands t
 
 Basis = tuple[str, int, int, str, str]
 """What a fingerprint is made of, besides the job's name and action: the resolved
-input, its size and modification time (nanoseconds), a digest of the params, the
-asyncbatch version."""
+input (undecodable bytes as ``\\xNN``: the journal is UTF-8), its size and
+modification time (nanoseconds), a digest of the params, the asyncbatch version."""
 
 
 class Mark(NamedTuple):
@@ -70,7 +70,8 @@ class Fingerprints:
         path = os.fspath(job.path)
         head = json.dumps([job.name, job.action, path, size, mtime, self._version]).encode()
         digest = hashlib.sha256(head + params).hexdigest()
-        basis = (path, size, mtime, self._params_digest(job.raw_params, params), self._version)
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        basis = (shown, size, mtime, self._params_digest(job.raw_params, params), self._version)
         return Mark(digest, basis)
 
     def _params(self, raw: object) -> bytes:

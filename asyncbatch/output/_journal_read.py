@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asyncbatch.model import STATUSES
+from asyncbatch.model import STATUSES, Resources
 
 MAX_LINE_BYTES = 16 << 20
 """Longest journal line read back; a longer one is not trusted (nor held in memory)."""
@@ -171,3 +171,26 @@ def recorded_payload(job: dict[str, Any]) -> tuple[dict[str, Any], float | None,
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ValueError("the attempts are not a count")
     return result, duration, attempts
+
+
+def recorded_resources(job: dict[str, Any]) -> Resources | None:
+    """What a recorded job used, as the line says (None: nothing, as in a line from
+    before jobs recorded it); a value of the wrong type is not known (None)."""
+    found = job.get("resources")
+    if not isinstance(found, dict):
+        return None
+    cpu = found.get("cpu_s")
+    return Resources(
+        float(cpu) if isinstance(cpu, int | float) and _amount(cpu) else None,
+        *(found.get(key) if _amount(found.get(key), whole=True) else None for key in _COUNTS),
+    )
+
+
+_COUNTS = ("max_rss_kb", "read_bytes", "write_bytes")
+
+
+def _amount(value: object, *, whole: bool = False) -> bool:
+    """A count (``whole``) or a number of seconds: not negative, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return False
+    return isinstance(value, int) or not whole

@@ -48,6 +48,7 @@ from asyncbatch.output._journal_read import (
     load_journal,
     parse_line,
     recorded_payload,
+    recorded_resources,
     recorded_success,
 )
 from asyncbatch.output._lock import RunLock, cannot_write, lock_path
@@ -133,10 +134,12 @@ class Journal:
         self._syncer = _Syncer(fd, self._sync, self._fsync_interval)
 
     def reusable(self, job: Job) -> JobResult | None:
-        """The recorded success of ``job`` if its fingerprint still matches.
+        """The recorded success of ``job`` if its fingerprint still matches (with
+        what it used, as recorded).
 
         Called as the job is about to start (after its dependencies), so a file a
-        dependency rewrote is fingerprinted as it now is."""
+        dependency rewrote is fingerprinted as it now is; the fingerprint is kept
+        for the line the job's result makes, reused or not."""
         mark = self._fingerprints.mark(job)
         outputs = job.outputs()
         self._marks[job.name] = (mark, outputs)
@@ -153,6 +156,7 @@ class Journal:
             if outputs and entry.get("outputs") != output_states(outputs):
                 return None  # an output was removed or changed since
             result, duration, attempts = recorded_payload(entry["job"])
+            used = recorded_resources(entry["job"])
         except (OSError, ValueError):
             return None
         return JobResult(
@@ -164,6 +168,7 @@ class Journal:
             duration_ms=duration,
             attempts=attempts,
             reused=True,
+            resources=used,
         )
 
     def record(self, result: JobResult) -> None:

@@ -99,6 +99,8 @@ class ProgressState:
         self.bytes_read = 0
         self._read: deque[tuple[float, int]] = deque()  # (when, bytes read by then)
         self._eta: tuple[float, float] | None = None  # (when, seconds left then)
+        self.held: str | None = None
+        """Why starts are held back (``--load``, ``--memfree``, ``--delay``), if they are."""
 
     def job_started(self, name: str) -> None:
         """An attempt of job ``name`` began."""
@@ -225,6 +227,10 @@ class ProgressListener:
         if self._state is not None:
             self._state.job_waiting(job.name)
 
+    def starts_held(self, reason: str | None) -> None:
+        if self._state is not None:
+            self._state.held = reason
+
     def job_done(self, result: JobResult) -> None:
         if self._state is not None:
             self._state.job_done(result)
@@ -268,7 +274,7 @@ def describe(state: ProgressState) -> list[tuple[str, str]]:
     skipped, cancelled and retried (when any), the rate (jobs, and bytes read where
     known), elapsed and ETA, and the
     job running longest once it has run :data:`LONGEST_SHOWN_AFTER` seconds (a
-    stuck job shows itself)."""
+    stuck job shows itself), and why starts are held back, while they are."""
     parts = [
         (f"{state.done:,}/{state.total:,} done", ""),
         (f"{state.running} running", ""),
@@ -292,6 +298,8 @@ def describe(state: ProgressState) -> list[tuple[str, str]]:
     if longest is not None and longest[1] >= LONGEST_SHOWN_AFTER:
         name, seconds = longest
         parts.append((f"longest: {sanitize(name)} {format_seconds(seconds)}", "yellow"))
+    if state.held is not None:
+        parts.append((f"held: {state.held}", "yellow"))
     return parts
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from asyncbatch.errors import NotAReport
 from asyncbatch.model import STATUSES, JobResult, Summary
+from asyncbatch.output._journal_read import recorded_resources
 from asyncbatch.output.terminal import (
     attempts_note,
     counts_line,
@@ -156,6 +157,7 @@ def _job(entry: object, index: int) -> JobResult:
         attempts=_optional(entry, "attempts", int, 0, where),
         reused=_optional(entry, "reused", bool, False, where),
         started_ms=_number(entry.get("started_ms"), "started_ms", where),
+        resources=recorded_resources(entry),
     )
 
 
