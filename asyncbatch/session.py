@@ -25,22 +25,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from asyncbatch.engine import RunListener
-from asyncbatch.errors import RemoteError, describe_error
 from asyncbatch.interrupts import Interruptions
 from asyncbatch.kernel import DEFAULT_TUNING, Tuning
 from asyncbatch.options import RunOptions
+from asyncbatch.output.display import Stderr, Tracebacks, open_display
 
 if TYPE_CHECKING:
     import anyio
 
-    from asyncbatch.config import BatchConfig, Job, LoadLimits
+    from asyncbatch.config import BatchConfig, LoadLimits
     from asyncbatch.engine import Backoff, Executor, Machine, Recorder
     from asyncbatch.model import JobResult, Report
     from asyncbatch.output.journal import Journal
@@ -96,6 +95,7 @@ async def run_batch(
     stop: anyio.Event | None = None,
     backoff: Backoff | None = None,
     machine: Machine | None = None,
+    history: Mapping[str, float] | None = None,
     **fields: Any,
 ) -> Report:
     """Run every job of ``config`` and return the report (``asyncbatch.run_batch``):
@@ -109,7 +109,9 @@ async def run_batch(
     results, and ``on_job_done`` is called with each result as its job ends;
     ``journal`` records results and offers earlier ones for reuse; ``stop`` halts the
     run once set; ``backoff`` spaces retries; ``machine`` is what ``load`` and
-    ``memfree`` read. See :func:`asyncbatch.engine.run_jobs` for the semantics."""
+    ``memfree`` read; ``history`` the recorded durations ``order="history"`` sorts by
+    (default: read from the journal or report at ``options.output``). See
+    :func:`asyncbatch.engine.run_jobs` for the semantics."""
     from asyncbatch.engine import run_jobs
 
     options = (options or RunOptions()).replace(**fields)
@@ -122,6 +124,8 @@ async def run_batch(
     )
     if on_job_done is not None:
         listeners.append(_Callback(on_job_done))
+    if history is None:
+        history = durations_for(options)
     async with contextlib.AsyncExitStack() as stack:
         if executor is None:
             executor = await open_executor(stack, options, tuning)
@@ -134,7 +138,18 @@ async def run_batch(
             stop=stop,
             backoff=backoff,
             machine=machine,
+            history=history,
         )
+
+
+def durations_for(options: RunOptions) -> dict[str, float] | None:
+    """The recorded durations ``--order history`` sorts by, read before the run's
+    journal replaces the earlier one (None: config order)."""
+    if options.order != "history" or options.output is None:
+        return None
+    from asyncbatch.output.journal import recorded_durations
+
+    return recorded_durations(options.output)
 
 
 @dataclass(slots=True)
@@ -175,7 +190,7 @@ def run_session(
     from asyncbatch.output.destinations import check_outputs
 
     check_outputs(options, config)
-    err = _Stderr(stderr)
+    err = Stderr(stderr)
     say = warn or (lambda message: err.line(f"warning: {message}"))
     session = _Session(config, options, tuning, err, say)
     # The loaded jobs live as long as the run: the cyclic collector need not walk
@@ -195,7 +210,7 @@ class _Session:
         config: BatchConfig,
         options: RunOptions,
         tuning: Tuning,
-        stderr: _Stderr,
+        stderr: Stderr,
         warn: Callable[[str], None],
     ) -> None:
         self._config = config
@@ -227,13 +242,14 @@ class _Session:
 
         config, options, stderr = self._config, self._options, self._stderr
         finals = _FinalWrites(options, self._warn)
+        history = durations_for(options)
         async with contextlib.AsyncExitStack() as stack:
             executor = await open_executor(stack, options, self._tuning)
             stack.callback(finals.write)
             journal = _open_journal(stack, config, options, self._warn)
-            listeners = [_open_display(stack, config, options, stderr)]
+            listeners: list[Any] = [open_display(stack, config, options, stderr, history)]
             if options.debug:
-                listeners.append(_Tracebacks(stderr.line))
+                listeners.append(Tracebacks(stderr.line))
             finals.report = await run_jobs(
                 config,
                 options,
@@ -241,6 +257,7 @@ class _Session:
                 listeners=[each for each in listeners if each is not None],
                 journal=journal,
                 stop=stop,
+                history=history,
             )
         return finals.outcome()
 
@@ -294,45 +311,6 @@ def _close_journal(journal: Journal, warn: Callable[[str], None]) -> None:
         warn(f"cannot finish the journal {journal.path}: {exc.strerror or exc}")
 
 
-def _open_display(
-    stack: contextlib.AsyncExitStack, config: BatchConfig, options: RunOptions, stderr: _Stderr
-) -> RunListener | None:
-    """Live progress and ``-v`` lines on ``stderr``, as the options ask."""
-    from asyncbatch.output.progress import (
-        ProgressListener,
-        ProgressState,
-        live_progress,
-        progress_wanted,
-    )
-
-    lines = stderr.line if options.verbose else None
-    state = None
-    stream = stderr.stream()
-    if progress_wanted(options.progress, quiet=options.quiet, stream=stream, environ=os.environ):
-        state = stack.enter_context(live_progress(ProgressState(len(config.jobs))))
-    if state is None and lines is None:
-        return None
-    return ProgressListener(state, lines)
-
-
-class _Tracebacks(RunListener):
-    """``--debug``: each failed attempt's traceback, as Python prints it, on stderr."""
-
-    def __init__(self, line: Callable[[str], None]) -> None:
-        self._line = line
-
-    def job_attempt_failed(self, job: Job, attempt: int, error: BaseException) -> None:
-        import traceback
-
-        if isinstance(error, RemoteError):
-            text = f"{describe_error(error)['message']}\n(raised in a worker: no traceback)"
-        else:
-            text = "".join(traceback.format_exception(error)).rstrip("\n")
-        self._line(f"traceback of {job.name} (attempt {attempt}):")
-        for line in text.splitlines():  # one at a time: a line is escaped whole
-            self._line(line)
-
-
 class _Callback(RunListener):
     """``on_job_done`` as a listener."""
 
@@ -380,20 +358,3 @@ class _FinalWrites:
         else:
             code = EXIT_FAILED
         return Outcome(self.report, code, list(self._failed))
-
-
-class _Stderr:
-    """Where lines for people go: the stream given, else ``sys.stderr`` looked up at
-    each write (a live display redirects it to print above itself)."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self._stream = stream
-
-    def stream(self) -> TextIO | None:
-        """None when the process started with its stderr closed."""
-        return self._stream if self._stream is not None else sys.stderr
-
-    def line(self, text: str) -> None:
-        from asyncbatch.output.terminal import write_line
-
-        write_line(self.stream(), text)

@@ -32,7 +32,7 @@ def two_runs(tmp_path: Path) -> tuple[Path, Path]:
         command("breaks", "true"),
         command("mends", "exit 3"),
         {"name": "count", "action": "count_lines", "input": "count.txt"},
-        command("slows", "sleep 0.01"),
+        command("slows", "true"),
         command("steady", "true"),
     ]
     invoke(["run", str(config(tmp_path, *first)), "-o", str(tmp_path / "old.json"), "-q"])
@@ -42,7 +42,7 @@ def two_runs(tmp_path: Path) -> tuple[Path, Path]:
         command("breaks", "exit 4"),
         command("mends", "true"),
         {"name": "count", "action": "count_lines", "input": "count.txt"},
-        command("slows", "sleep 0.4"),
+        command("slows", "sleep 0.6"),
         command("steady", "true"),
         command("newcomer", "true"),
         command("flaky", f"test -e {marker} || (touch {marker}; exit 1)", retries=2),

@@ -25,7 +25,7 @@ job's exception, so no ``ExceptionGroup`` reaches the user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -33,6 +33,7 @@ import anyio
 from asyncbatch.engine._hooks import Recorder, RunListener
 from asyncbatch.engine._scheduler import Scheduler
 from asyncbatch.engine._settings import Backoff, Settings
+from asyncbatch.engine._state import history_order
 from asyncbatch.engine._throttle import Machine, Throttle
 from asyncbatch.engine.executors import Executor
 from asyncbatch.files.confine import real_root
@@ -57,6 +58,7 @@ async def run_jobs(
     stop: anyio.Event | None = None,
     backoff: Backoff | None = None,
     machine: Machine | None = None,
+    history: Mapping[str, float] | None = None,
 ) -> Report:
     """Run every job of ``config`` as ``options`` say and return the report (jobs in
     config order). What the run needs is built by its caller (the session, the one
@@ -65,7 +67,9 @@ async def run_jobs(
     and offers earlier successes for reuse (``--resume``: never a job one of whose
     dependencies ran in this run); once ``stop`` is set, the run halts now;
     ``backoff`` spaces retries; ``machine`` is what ``options.load`` and
-    ``options.memfree`` read (default: ``/proc``).
+    ``options.memfree`` read (default: ``/proc``); ``history`` holds the last
+    recorded duration of jobs (milliseconds, by name), by which ``options.order``
+    ``"history"`` starts ready jobs longest first.
 
     ``options.max_concurrency``, ``timeout``, ``retries`` and ``retry_delay``
     override the config's ``max_concurrency`` and ``defaults``; a job's own win over
@@ -105,7 +109,10 @@ async def run_jobs(
         throttle = Throttle(
             delay=options.delay, load=options.load, memfree=options.memfree, machine=machine
         )
-    scheduler = Scheduler(config, settings, executor, journal, listeners, throttle)
+    order = None
+    if options.order == "history" and history:
+        order = history_order(config.jobs, history)
+    scheduler = Scheduler(config, settings, executor, journal, listeners, throttle, order)
     started_at = now()
     await scheduler.run(limit, stop)
     state = scheduler.state

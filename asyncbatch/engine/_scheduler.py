@@ -54,6 +54,7 @@ class Scheduler:
         journal: Recorder | None,
         listeners: Sequence[RunListener],
         throttle: Throttle | None = None,
+        order: Sequence[int] | None = None,
     ) -> None:
         self._jobs = config.jobs
         self._settings = settings
@@ -61,7 +62,7 @@ class Scheduler:
         self._journal = journal
         self._listeners = Listeners(listeners)
         self._throttle = throttle
-        self.state = RunState(config.jobs, config.limits, settings, time.perf_counter())
+        self.state = RunState(config.jobs, config.limits, settings, time.perf_counter(), order)
         self.slots = 1  # workers at most: min(max_concurrency, jobs)
         self._workers = 0  # started and not ended
         self._busy = 0  # workers running an attempt
@@ -174,7 +175,7 @@ class Scheduler:
                     each.fail(exc)
         finally:
             self._busy -= 1
-            self.state.ready.release(attempt.index)
+            self.state.release(attempt.index)
             self._numbers.give_back(numbers)
             for each in (attempt, *more.taken):
                 each.give_back()
@@ -191,7 +192,7 @@ class Scheduler:
                 if self._throttle is not None:
                     self._throttle.started(time.perf_counter())
                 return self._attempt(index, numbers[0]), numbers
-            self.state.ready.release(index)
+            self.state.release(index)
         return None
 
     def workers(self) -> int:

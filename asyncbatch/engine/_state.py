@@ -14,7 +14,7 @@ dependency did not succeed is ``skipped``, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,10 +45,17 @@ AfterFailure = Retry | Literal["failed", "cancelled"]
 class RunState:
     """The state of one run over ``jobs`` (see the module doc), ``limits`` naming
     its pools besides its own ``settings.concurrency`` slots. Times are the
-    caller's clock (``time.perf_counter()`` values); ``began`` is the run's start."""
+    caller's clock (``time.perf_counter()`` values); ``began`` is the run's start.
+    Ready jobs are taken in config order, or in ``order`` (the job indices, first
+    to start first: see :func:`history_order`)."""
 
     def __init__(
-        self, jobs: Sequence[Job], limits: dict[str, int], settings: Settings, began: float
+        self,
+        jobs: Sequence[Job],
+        limits: dict[str, int],
+        settings: Settings,
+        began: float,
+        order: Sequence[int] | None = None,
     ) -> None:
         self.jobs = jobs
         self.settings = settings
@@ -75,7 +82,15 @@ class RunState:
             [job.group for job in jobs],
             [job.depends_on for job in jobs],
         )
-        self.ready = ReadyJobs([settings.concurrency, *limits.values()], _needs(jobs, limits))
+        needs = _needs(jobs, limits)
+        self._order = order
+        self._rank: list[int] | None = None
+        if order is not None:  # the queue holds ranks; a job's rank is its place in order
+            self._rank = [0] * total
+            for rank, index in enumerate(order):
+                self._rank[index] = rank
+            needs = [needs[index] for index in order]
+        self.ready = ReadyJobs([settings.concurrency, *limits.values()], needs)
         self.waiting = 0
         """Jobs ready and not taken."""
         for index in self._tracker.initially_ready():
@@ -89,17 +104,22 @@ class RunState:
 
     def push(self, index: int) -> None:
         """Job ``index`` is ready to run."""
-        self.ready.push(index)
+        self.ready.push(index if self._rank is None else self._rank[index])
         self.waiting += 1
 
     def take(self) -> int | None:
         """The first ready job that can run now, its slots taken."""
         if self.halt_reason is not None:
             return None
-        index = self.ready.take()
-        if index is not None:
-            self.waiting -= 1
-        return index
+        taken = self.ready.take()
+        if taken is None:
+            return None
+        self.waiting -= 1
+        return taken if self._order is None else self._order[taken]
+
+    def release(self, index: int) -> None:
+        """Give back the slots job ``index`` took."""
+        self.ready.release(index if self._rank is None else self._rank[index])
 
     def take_more(self, accept: Callable[[Job], bool], most: int) -> list[int]:
         """Up to ``most`` more ready jobs that take one of the run's slots and no
@@ -107,10 +127,16 @@ class RunState:
         while ``accept`` holds."""
         if self.halt_reason is not None:
             return []
-        jobs = self.jobs
-        taken = self.ready.take_unlimited(
-            lambda i: jobs[i].start_error is None and accept(jobs[i]), most
-        )
+        jobs, order = self.jobs, self._order
+        if order is None:
+            taken = self.ready.take_unlimited(
+                lambda i: jobs[i].start_error is None and accept(jobs[i]), most
+            )
+        else:
+            ranks = self.ready.take_unlimited(
+                lambda r: jobs[order[r]].start_error is None and accept(jobs[order[r]]), most
+            )
+            taken = [order[rank] for rank in ranks]
         self.waiting -= len(taken)
         return taken
 
@@ -317,6 +343,18 @@ class RunState:
         done = [result for result in self.results if result is not None]
         assert len(done) == len(self.results), "every job ends with a result"
         return done
+
+
+def history_order(jobs: Sequence[Job], durations: Mapping[str, float]) -> list[int]:
+    """The job indices longest first by their recorded ``durations`` (milliseconds,
+    by job name), then the jobs with none, in config order: no slow job starts
+    last (``--order history``)."""
+    known = [
+        (-durations[job.name], index) for index, job in enumerate(jobs) if job.name in durations
+    ]
+    known.sort()
+    first = [index for _, index in known]
+    return first + [index for index, job in enumerate(jobs) if job.name not in durations]
 
 
 def _needs(jobs: Sequence[Job], limits: dict[str, int]) -> list[Any]:

@@ -47,6 +47,7 @@ from asyncbatch.output._journal_read import (
     Recorded,
     load_journal,
     parse_line,
+    read_journal,
     recorded_payload,
     recorded_resources,
     recorded_success,
@@ -59,7 +60,14 @@ FSYNC_INTERVAL = 0.5
 
 Warn = Callable[[str], None]
 
-__all__ = ["Journal", "journal_path", "journaled", "lock_path", "output_states"]
+__all__ = [
+    "Journal",
+    "journal_path",
+    "journaled",
+    "lock_path",
+    "output_states",
+    "recorded_durations",
+]
 
 
 def _ignore(message: str) -> None:
@@ -68,6 +76,34 @@ def _ignore(message: str) -> None:
 
 def journal_path(report: Path) -> Path:
     return report.with_name(report.name + ".journal")
+
+
+def recorded_durations(report: Path) -> dict[str, float]:
+    """The last recorded duration (milliseconds) of each job, by name: from the
+    journal beside ``report``, else from the report itself; none from what cannot
+    be read (``--order history`` then keeps config order)."""
+    durations: dict[str, float] = {}
+
+    def collect(entry: Any, start: int, length: int) -> None:
+        job = entry.get("job") if isinstance(entry, dict) else None
+        if not isinstance(job, dict) or not isinstance(name := job.get("name"), str):
+            raise ValueError("not a journal entry")
+        duration = job.get("duration_ms")
+        if isinstance(duration, int | float) and not isinstance(duration, bool):
+            durations[name] = float(duration)
+
+    journal = journal_path(report)
+    if journal.exists():
+        read_journal(journal, collect)
+        return durations
+    from asyncbatch.errors import NotAReport
+    from asyncbatch.output.show import load_report
+
+    try:
+        saved = load_report(report)
+    except NotAReport:
+        return durations
+    return {job.name: job.duration_ms for job in saved.jobs if job.duration_ms is not None}
 
 
 # --- reading an earlier journal ------------------------------------------------------------

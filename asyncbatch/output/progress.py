@@ -14,10 +14,11 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from asyncbatch.output._eta import HistoryEta
 from asyncbatch.output.terminal import error_of, job_line, sanitize
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class ProgressState:
         self.bytes_read = 0
         self._read: deque[tuple[float, int]] = deque()  # (when, bytes read by then)
         self._eta: tuple[float, float] | None = None  # (when, seconds left then)
+        self._history: HistoryEta | None = None
         self.held: str | None = None
         """Why starts are held back (``--load``, ``--memfree``, ``--delay``), if they are."""
 
@@ -114,6 +116,8 @@ class ProgressState:
     def job_done(self, result: JobResult) -> None:
         """A job has its final result."""
         self.done += 1
+        if self._history is not None:
+            self._history.job_done(result)
         self._running.pop(result.name, None)
         if not result.reused and result.status != "skipped":
             self._worked.append((self._clock(), self.done - self.reused - self.skipped))
@@ -162,16 +166,24 @@ class ProgressState:
         """Seconds since the state was made (the run's start)."""
         return max(0.0, self._clock() - self.started_at)
 
+    def expect(self, names: Sequence[str], durations: Mapping[str, float], slots: int) -> None:
+        """From now on the ETA counts the jobs' recorded ``durations`` (see
+        :class:`~asyncbatch.output._eta.HistoryEta`)."""
+        self._history = HistoryEta(names, durations, slots)
+
     def eta(self) -> float | None:
         """Seconds left at the recent pace (:meth:`rate`), smoothed so that it counts
         down steadily instead of jumping with each burst of results: a new estimate
         moves the shown one a little, with a time constant of :data:`ETA_SMOOTHING`
         seconds. None before the first job that did work ends. Results reused by
         ``--resume`` and skipped jobs arrive at once and are left out of the pace,
-        or they would promise an end far too soon."""
+        or they would promise an end far too soon. With recorded durations
+        (:meth:`expect`), from them instead, from the first second."""
         remaining = self.total - self.done
         if remaining <= 0:
             return 0.0
+        if self._history is not None:
+            return self._history.seconds_left(self._running, self._clock())
         rate = self.rate()
         if not rate:
             return None

@@ -13,62 +13,36 @@ Plain data only: nothing here imports the command line's libraries.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from asyncbatch.controls import Halt, check_delay, check_load, parse_size
+from asyncbatch.options._spelling import (
+    BOTH,
+    DASK,
+    DISPLAY,
+    OUTPUTS,
+    RUNNING,
+    Spelling,
+    check_seconds,
+    one_of,
+    option,
+)
 
-RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
-"""The help panels options are shown in."""
-BOTH: tuple[str, ...] = ("run", "each")
-
-
-@dataclass(frozen=True, slots=True)
-class Spelling:
-    """How the command line spells an option (one of a field's spellings).
-
-    ``flags`` as click takes them (``"-j", "--max-concurrency"``, or
-    ``"--progress/--no-progress"``); ``kind`` the type the command line reads (the
-    field's own unless ``value`` maps it: ``--fail-fast`` is ``halt=now,fail=1``);
-    ``check`` refuses a value with a ``ValueError`` whose message is shown as is."""
-
-    flags: tuple[str, ...]
-    help: str
-    panel: str
-    kind: Any
-    metavar: str = ""
-    env: str | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    check: Callable[[Any], None] | None = None
-    value: Callable[[Any], Any] | None = None
-    """The field's value from the command line's (default: the same); a
-    ``ValueError`` it raises is a usage error naming the option, its message shown."""
-    unset: Any = None
-    """What the command line gives when the option is not used."""
-    commands: tuple[str, ...] = BOTH
-    show_default: bool = False
-    completions: Callable[[], Sequence[str]] | None = None
-    """Values shell completion offers."""
-
-    @property
-    def name(self) -> str:
-        """The command line parameter's name: its longest flag, as an identifier."""
-        longest = max(self.flags[0].split("/")[0].split(), key=len)
-        return longest.lstrip("-").replace("-", "_")
-
-    @property
-    def shown(self) -> str:
-        """How messages name it (``-j/--max-concurrency``)."""
-        return "/".join(flag.split("/")[0] for flag in self.flags)
-
-
-def option(default: Any, *spellings: Spelling) -> Any:
-    """A :class:`RunOptions` field with its default and its command line spellings."""
-    return field(default=default, metadata={"spellings": spellings})
+__all__ = [
+    "BOTH",
+    "DASK",
+    "DISPLAY",
+    "OUTPUTS",
+    "RUNNING",
+    "RunOptions",
+    "Spelling",
+    "check_seconds",
+    "option",
+    "spellings",
+]
 
 
 def spellings(name: str) -> tuple[Spelling, ...]:
@@ -80,18 +54,12 @@ def spellings(name: str) -> tuple[Spelling, ...]:
     raise KeyError(name)
 
 
-def check_seconds(value: float | None) -> None:
-    """Seconds as a config takes them: finite and greater than 0 (a config's words)."""
-    if value is None:
-        return
-    if not math.isfinite(value):
-        raise ValueError("Input should be a finite number")
-    if not value > 0:
-        raise ValueError("Input should be greater than 0")
-
-
 def _executors() -> Sequence[str]:
     return ("local", "dask")
+
+
+def _orders() -> Sequence[str]:
+    return ("config", "history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +239,7 @@ class RunOptions:
             str,
             metavar="local|dask",
             env="ASYNCBATCH_EXECUTOR",
-            check=lambda value: _one_of(value, _executors()),
+            check=lambda value: one_of(value, _executors()),
             unset="local",
             show_default=True,
             completions=_executors,
@@ -348,6 +316,24 @@ class RunOptions:
         ),
     )
     """Bytes of available memory (``MemAvailable``) below which no job starts."""
+    order: Literal["config", "history"] = option(
+        "config",
+        Spelling(
+            ("--order",),
+            "Start ready jobs in config order, or longest first by their last recorded "
+            "duration (history: needs -o).",
+            RUNNING,
+            str,
+            metavar="config|history",
+            check=lambda value: one_of(value, _orders()),
+            unset="config",
+            show_default=True,
+            completions=_orders,
+        ),
+    )
+    """Which ready job starts first: the first in config order, or (``"history"``)
+    the one that took longest when it last ran (jobs with no recorded duration after
+    the others, in config order), read from the journal or report at ``output``."""
 
     def problems(self) -> list[str]:
         """Combinations that cannot run, as messages (usage errors, exit 2)."""
@@ -357,6 +343,11 @@ class RunOptions:
         if self.resume and self.output is None:
             found.append(
                 "--resume needs --output: the journal to resume from lives beside the report"
+            )
+        if self.order == "history" and self.output is None:
+            found.append(
+                "--order history needs --output: the durations it orders by are recorded "
+                "beside the report"
             )
         if (
             self.junit is not None
@@ -369,8 +360,3 @@ class RunOptions:
     def replace(self, **fields: Any) -> RunOptions:
         """These options with ``fields`` changed; an unknown name is a TypeError."""
         return dataclasses.replace(self, **fields)
-
-
-def _one_of(value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"expected {' or '.join(repr(each) for each in allowed)}")
