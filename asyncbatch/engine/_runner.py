@@ -36,8 +36,11 @@ from asyncbatch.files.confine import real_root
 from asyncbatch.model import Report, now
 
 if TYPE_CHECKING:
-    from asyncbatch.config import BatchConfig
+    from collections.abc import Callable
+
+    from asyncbatch.config import BatchConfig, Job
     from asyncbatch.options import RunOptions
+    from asyncbatch.registry import Streams
 
 DEFAULT_CONCURRENCY = 4
 
@@ -51,13 +54,16 @@ async def run_jobs(
     journal: Recorder | None = None,
     stop: anyio.Event | None = None,
     backoff: Backoff | None = None,
+    streams: Callable[[Job], Streams] | None = None,
 ) -> Report:
     """Run every job of ``config`` as ``options`` say and return the report (jobs in
     config order). What the run needs is built by its caller (the session, the one
     composition root): ``executor`` runs the attempts; ``listeners`` hear of starts,
     failed attempts, retries and results; ``journal`` records each result durably
     and offers earlier successes for reuse (``--resume``); once ``stop`` is set,
-    the run halts as after ``max_failures`` failures; ``backoff`` spaces retries.
+    the run halts as after ``max_failures`` failures; ``backoff`` spaces retries;
+    ``streams`` makes the :class:`~asyncbatch.registry.Streams` of each attempt of
+    an awaited action (a display that prints what programs print).
 
     ``options.max_concurrency``, ``timeout`` and ``retries`` override the config's
     ``max_concurrency`` and ``defaults``; a job's own ``timeout``/``retries`` win over
@@ -87,7 +93,7 @@ async def run_jobs(
         root=None if confined is None else real_root(confined),
         backoff=backoff or Backoff(),
     )
-    scheduler = Scheduler(config, settings, executor, journal, listeners)
+    scheduler = Scheduler(config, settings, executor, journal, listeners, streams)
     started_at = now()
     await scheduler.run(limit, stop)
     return Report(

@@ -29,14 +29,20 @@ from asyncbatch.engine._hooks import Listeners, Recorder, RunListener
 from asyncbatch.engine._results import checked_result
 from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._state import Retry, RunState
-from asyncbatch.engine.executors import Attempt, Executor, is_cancellation
+from asyncbatch.engine.executors import Attempt, Executor, is_cancellation, job_route
 from asyncbatch.errors import UnknownAction, describe_error
 from asyncbatch.model import JobResult, Resources, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import TaskGroup
 
-    from asyncbatch.config import BatchConfig
+    from asyncbatch.config import BatchConfig, Job
+    from asyncbatch.registry import Streams
+
+    OpenStreams = Callable[[Job], Streams]
+    """Makes the streams of each attempt of an awaited action (the display's)."""
 
 
 class Scheduler:
@@ -49,8 +55,11 @@ class Scheduler:
         executor: Executor,
         journal: Recorder | None,
         listeners: Sequence[RunListener],
+        streams: OpenStreams | None = None,
     ) -> None:
         self._jobs = config.jobs
+        self._streams = streams
+        self._running: dict[int, Attempt] = {}  # started attempts not yet ended
         self._settings = settings
         self._executor = executor
         self._journal = journal
@@ -85,7 +94,15 @@ class Scheduler:
                 group.start_soon(self._halt_when_set, stop)
             self._spawn()
         self._restore_working_directory()
-        self._tell_done(self.state.cancel_unfinished(time.perf_counter()))
+        cancelled = self.state.cancel_unfinished(time.perf_counter())
+        if self._running:  # stopped where they ran: what their programs printed
+            index = {job.name: i for i, job in enumerate(self._jobs)}
+            for result in cancelled:
+                attempt = self._running.get(index[result.name])
+                if attempt is not None and result.error is not None:
+                    result.error = _with_details(result.error, attempt)
+                    result.resources = _left_resources(attempt)
+        self._tell_done(cancelled)
 
     # --- slots -------------------------------------------------------------------------
 
@@ -202,6 +219,9 @@ class Scheduler:
     def _attempt(self, index: int, slot: int) -> Attempt:
         job = self._jobs[index]
         settings = self._settings
+        streams = None
+        if self._streams is not None and job.spec is not None and job_route(job) == "call":
+            streams = self._streams(job)
         return Attempt(
             self,
             index,
@@ -210,6 +230,7 @@ class Scheduler:
             root=settings.root,
             failure_may_halt=settings.max_failures is not None,
             slot=slot,
+            streams=streams,
         )
 
     # --- what attempts report (the AttemptOwner protocol) -----------------------------
@@ -218,6 +239,7 @@ class Scheduler:
         number = self.state.attempt_started(
             attempt.index, at if at is not None else time.perf_counter()
         )
+        self._running[attempt.index] = attempt
         self._listeners.tell("job_started", attempt.job, number)
 
     def attempt_ended(
@@ -232,8 +254,11 @@ class Scheduler:
         if job.spec is None or job.spec.may_chdir:
             self._restore_working_directory()
         index = attempt.index
+        self._running.pop(index, None)
         if error is None:
             result, error = checked_result(result)
+        if error is not None and resources is None:
+            resources = _left_resources(attempt)
         if error is None:
             self._finish(index, "succeeded", result=result, at=at, resources=resources)
             return
@@ -242,12 +267,13 @@ class Scheduler:
         if after == "cancelled":
             # Failed while the run is being halted (cancelled, or about to be):
             # cancelled, so that the report holds at most max_failures failed jobs.
+            why = _with_details(self.state.cancelled(), attempt, error)
             cancelled = self.state.record(
-                index, "cancelled", _now(at), error=self.state.cancelled(), resources=resources
+                index, "cancelled", _now(at), error=why, resources=resources
             )
             self._tell_done([cancelled])
         elif after == "failed":
-            described = self.state.describe(index, error)
+            described = _with_details(self.state.describe(index, error), attempt)
             self._finish(index, "failed", error=described, at=at, resources=resources)
         else:
             assert isinstance(after, Retry)
@@ -321,6 +347,27 @@ class Scheduler:
 
 def _now(at: float | None) -> float:
     return at if at is not None else time.perf_counter()
+
+
+def _with_details(
+    error: dict[str, Any], attempt: Attempt, raised: BaseException | None = None
+) -> dict[str, Any]:
+    """A failed job's error with the ``details`` its attempt left: those its
+    exception carried (``raised``, when the error is another, a cancellation's),
+    else how its program ended (a timeout, a halt, a missing output)."""
+    if "details" in error:
+        return error
+    details = describe_error(raised).get("details") if raised is not None else None
+    streams = attempt.streams
+    if details is None and streams is not None:
+        details = streams.details
+    return error if details is None else {**error, "details": details}
+
+
+def _left_resources(attempt: Attempt) -> Resources | None:
+    """What the program of a stopped attempt used, if it ran one."""
+    streams = attempt.streams
+    return None if streams is None else streams.resources
 
 
 def _working_directory() -> str | None:
