@@ -289,6 +289,69 @@ class RunOptions:
         ),
     )
 
+    keep_order: bool = option(
+        False,
+        Spelling(
+            ("-k", "--keep-order"),
+            "Print each job's output in input order (config order), not as jobs end.",
+            DISPLAY,
+            bool,
+        ),
+    )
+    """Blocks of program output (and ``--action`` lines) in the jobs' order: a finished
+    job's block waits for the jobs before it."""
+    line_buffer: bool = option(
+        False,
+        Spelling(
+            ("--line-buffer",),
+            "Print each line of output as soon as it is whole, not a block per job.",
+            DISPLAY,
+            bool,
+        ),
+    )
+    tag: bool = option(
+        False,
+        Spelling(
+            ("--tag",), "Prefix every line of output with the job's name and a tab.", DISPLAY, bool
+        ),
+    )
+    results: Path | None = option(
+        None,
+        Spelling(
+            ("--results",),
+            "Keep each job's complete stdout and stderr in DIR/<name>/.",
+            OUTPUTS,
+            Path,
+            metavar="DIR",
+        ),
+    )
+    """Each command job's complete streams go to ``DIR/<name>/stdout`` and ``stderr``
+    (named in its result); None: only their ends, in the report."""
+    stdout: Literal["summary", "output", "results"] | None = option(
+        None,
+        Spelling(
+            ("--show-output",),
+            "Print what command jobs print (a block per job) instead of the summary.",
+            DISPLAY,
+            bool,
+            value=lambda given: "output" if given else None,
+            unset=False,
+            commands=("run",),
+        ),
+        Spelling(
+            ("--json",),
+            "Print the JSON summary instead of what the jobs print.",
+            DISPLAY,
+            bool,
+            value=lambda given: "summary" if given else None,
+            unset=False,
+            commands=("each",),
+        ),
+    )
+    """What standard output carries: the JSON summary, what programs print (a block
+    per job), or a JSON line per finished job; None: the command's own (``run``: the
+    summary; ``each``: what its programs print, or its action's lines)."""
+
     def problems(self) -> list[str]:
         """Combinations that cannot run, as messages (usage errors, exit 2)."""
         found = []
@@ -304,6 +367,11 @@ class RunOptions:
             and self.junit.resolve() == self.output.resolve()
         ):
             found.append("--junit and --output must name different files")
+        if self.keep_order and self.line_buffer:
+            found.append(
+                "-k/--keep-order and --line-buffer: give only one of them (lines are "
+                "printed as they come, blocks in order)"
+            )
         return found
 
     def replace(self, **fields: Any) -> RunOptions:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, Job, LoadLimits
     from asyncbatch.engine import Backoff, Executor, Recorder
     from asyncbatch.model import JobResult, Report
+    from asyncbatch.output.blocks import Printer
     from asyncbatch.output.journal import Journal
     from asyncbatch.registry import ActionRegistry
 
@@ -143,6 +144,8 @@ class Outcome:
     exit_code: int
     failed_writes: list[str] = field(default_factory=list)
     """Why a final write failed (the report or JUnit file); each makes exit 2."""
+    stdout_failure: str | None = None
+    """Why what the jobs print could not reach standard output (exit 2)."""
 
 
 def run_session(
@@ -222,14 +225,20 @@ class _Session:
         erased, the journal synced and closed, the report and JUnit file written, and
         the executor closed last (a Dask cluster takes a while to stop)."""
         from asyncbatch.engine import run_jobs
+        from asyncbatch.files.stream import close_worker_processes
+        from asyncbatch.output.blocks import open_printer
+        from asyncbatch.output.display import open_display
 
         config, options, stderr = self._config, self._options, self._stderr
         finals = _FinalWrites(options, self._warn)
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_worker_processes)  # last: see its doc
             executor = await open_executor(stack, options, self._tuning)
             stack.callback(finals.write)
             journal = _open_journal(stack, config, options, self._warn)
-            listeners = [_open_display(stack, config, options, stderr)]
+            finals.printer = printer = open_printer(stack, config, options, self._warn)
+            display = open_display(stack, config, options, stderr.line, stderr.stream())
+            listeners: list[RunListener | None] = [printer, display]
             if options.debug:
                 listeners.append(_Tracebacks(stderr.line))
             finals.report = await run_jobs(
@@ -239,6 +248,7 @@ class _Session:
                 listeners=[each for each in listeners if each is not None],
                 journal=journal,
                 stop=stop,
+                streams=None if printer is None else printer.open,
             )
         return finals.outcome()
 
@@ -292,27 +302,6 @@ def _close_journal(journal: Journal, warn: Callable[[str], None]) -> None:
         warn(f"cannot finish the journal {journal.path}: {exc.strerror or exc}")
 
 
-def _open_display(
-    stack: contextlib.AsyncExitStack, config: BatchConfig, options: RunOptions, stderr: _Stderr
-) -> RunListener | None:
-    """Live progress and ``-v`` lines on ``stderr``, as the options ask."""
-    from asyncbatch.output.progress import (
-        ProgressListener,
-        ProgressState,
-        live_progress,
-        progress_wanted,
-    )
-
-    lines = stderr.line if options.verbose else None
-    state = None
-    stream = stderr.stream()
-    if progress_wanted(options.progress, quiet=options.quiet, stream=stream, environ=os.environ):
-        state = stack.enter_context(live_progress(ProgressState(len(config.jobs))))
-    if state is None and lines is None:
-        return None
-    return ProgressListener(state, lines)
-
-
 class _Tracebacks(RunListener):
     """``--debug``: each failed attempt's traceback, as Python prints it, on stderr."""
 
@@ -349,6 +338,7 @@ class _FinalWrites:
         self._options = options
         self._warn = warn
         self.report: Report | None = None
+        self.printer: Printer | None = None
         self._failed: list[str] = []
 
     def write(self) -> None:
@@ -377,7 +367,8 @@ class _FinalWrites:
             code = EXIT_OK
         else:
             code = EXIT_FAILED
-        return Outcome(self.report, code, list(self._failed))
+        printed = None if self.printer is None else self.printer.failure
+        return Outcome(self.report, code, list(self._failed), printed)
 
 
 class _Stderr:
