@@ -26,12 +26,14 @@ def expand_jobs(
     limits: LoadLimits,
     *,
     name_matches_by_path: bool = False,
+    literal_inputs: bool = False,
 ) -> list[Job]:
     """One Job per config job, or per matching regular file for a glob input
     (named ``job[path]``, or just ``path`` with ``name_matches_by_path``, and shown
     with undecodable bytes as ``\\xNN``); a glob too broad to expand is a problem.
-    Under ``root``, each job (each glob match) whose input resolves outside it gets
-    ``OutsideRoot`` as its start error."""
+    With ``literal_inputs`` no input is a glob (each names a file as it is, shown
+    as a match is). Under ``root``, each job (each glob match) whose input resolves
+    outside it gets ``OutsideRoot`` as its start error."""
     jobs: list[Job] = []
     for index, config_job, spec, params in entries:
         start_error: Exception | None = None
@@ -49,7 +51,7 @@ def expand_jobs(
             "config_dir": base_dir,
         }
         pattern = config_job.input
-        if is_glob(pattern):
+        if not literal_inputs and is_glob(pattern):
             matches = _glob(pattern, base_dir, limits, f"jobs[{index}].input", problems)
             for match in matches:
                 shown = printable(match)
@@ -72,7 +74,7 @@ def expand_jobs(
         jobs.append(
             Job(
                 name=config_job.name,
-                input=pattern,
+                input=printable(pattern) if literal_inputs else pattern,
                 path=path,
                 start_error=start_error or _outside(path, pattern, root),
                 number=len(jobs) + 1,
