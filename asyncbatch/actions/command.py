@@ -22,6 +22,7 @@ streams, and what it used (``os.wait4``) is the job's resources.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -209,11 +210,6 @@ async def command(path: Path, params: CommandParams, job: JobContext) -> Measure
     return await _run(path, params, job, on_file=True)
 
 
-async def command_on_argument(path: Path, params: CommandParams, job: JobContext) -> Measured:
-    """Run a program once per argument (argv, or a shell line); exit code and output tails."""
-    return await _run(path, params, job, on_file=False)
-
-
 async def _run(path: Path, params: CommandParams, job: JobContext, *, on_file: bool) -> Measured:
     from asyncbatch.files.programs import Child, supervised
 
@@ -337,17 +333,41 @@ COMMAND = ActionSpec(
 )
 """The ``command`` action and its capabilities."""
 
-COMMAND_ON_ARGUMENTS = ActionSpec(
-    "command",
-    command_on_argument,
-    CommandParams,
-    binds=True,
-    outputs=command_outputs,
-    plan=command_plan,
-    input="none",
-    unconfined="a program can read and write anything",
-    may_chdir=False,
-    shares_params=True,
+
+def prepared(raw: Mapping[str, Any]) -> CommandParams:
+    """Params made by ``asyncbatch each``, which checks its templates before filling in
+    each input's own values: taken as they are, since those values keep the real
+    bytes of file names (undecodable ones too), which validation would refuse."""
+    return CommandParams.model_construct(**raw)
+
+
+async def command_prepared(path: Path, params: dict[str, Any], job: JobContext) -> Measured:
+    """Run a program once per input (argv, or a shell line); exit code and output tails."""
+    return await _run(path, prepared(params), job, on_file=True)
+
+
+async def command_on_argument(path: Path, params: dict[str, Any], job: JobContext) -> Measured:
+    """Run a program once per argument (argv, or a shell line); exit code and output tails."""
+    return await _run(path, prepared(params), job, on_file=False)
+
+
+def _prepared_plan(path: Path, params: dict[str, Any], job: JobContext) -> dict[str, Any]:
+    return command_plan(path, prepared(params), job)
+
+
+def _prepared_outputs(path: Path, params: dict[str, Any], job: JobContext) -> list[str]:
+    return command_outputs(path, prepared(params), job)
+
+
+COMMAND_PREPARED = dataclasses.replace(
+    COMMAND,
+    func=command_prepared,
+    params=None,
+    plan=_prepared_plan,
+    outputs=_prepared_outputs,
 )
-"""``command`` over inputs that are plain arguments, not files (``each --args``):
+"""``command`` for the jobs ``each`` makes from its inputs (:func:`prepared`)."""
+
+COMMAND_ON_ARGUMENTS = dataclasses.replace(COMMAND_PREPARED, func=command_on_argument, input="none")
+"""The same over inputs that are plain arguments, not files (``each --args``):
 nothing is stat'ed, and ``--resume`` fingerprints the argument and the command."""

@@ -19,20 +19,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from asyncbatch.actions.command import (
-    COMMAND,
     COMMAND_ON_ARGUMENTS,
+    COMMAND_PREPARED,
     program_problem,
     shell_script_index,
 )
 from asyncbatch.placeholders import PLACEHOLDERS, has_placeholder, prefill, template_problem
 from asyncbatch.registry import ActionSpec
 
-__all__ = ["COMMAND", "COMMAND_ON_ARGUMENTS", "Program", "command_spec"]
+__all__ = ["Program", "argument_values", "command_spec"]
 
 
 def command_spec(*, arguments: bool) -> ActionSpec:
-    """The action of ``each``'s command jobs: over files, or over plain arguments."""
-    return COMMAND_ON_ARGUMENTS if arguments else COMMAND
+    """The action of ``each``'s command jobs: over files, or over plain arguments
+    (their params made here, taken as they are: see ``prepared``)."""
+    return COMMAND_ON_ARGUMENTS if arguments else COMMAND_PREPARED
 
 
 class Program:
@@ -90,15 +91,15 @@ class Program:
                 if item == "{inputs}":
                     argv.extend(_escaped(each) for each in group)
                     continue
-                filled = {**values, "inputs": " ".join(shlex.quote(each) for each in group)}
-                if not quoted:
-                    filled.pop("inputs")
-                argv.append(prefill(item, filled, quote=quoted))
+                if quoted:  # the inputs, each quoted, as words of the script
+                    item = prefill(item, {"inputs": _quoted(group)})
+                argv.append(prefill(item, values, quote=quoted))
             if self._appends:
                 argv.extend(_escaped(each) for each in appended)
             params["argv"] = argv
         else:
-            line = prefill(self.line or "", {**values, "inputs": _quoted(group)}, quote=True)
+            line = prefill(self.line or "", {"inputs": _quoted(group)})
+            line = prefill(line, values, quote=True)
             if self._appends:
                 line += " " + _escaped(_quoted(appended))
             params["shell"] = line

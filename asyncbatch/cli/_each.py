@@ -193,10 +193,13 @@ def each(
                 sources, action, params or [], program, shell, codes, args, max_args
             )
         except ConfigError as exc:
+            from asyncbatch.config import InputsError
+
             if options.dry_run:
                 print_json({"valid": False, "errors": exc.problems})
             err_capped([f"error: {problem}" for problem in exc.problems], "problems")
-            err("error: nothing was run")
+            if not isinstance(exc, InputsError):  # a usage error: its line says it all
+                err("error: nothing was run")
             raise typer.Exit(EXIT_USAGE) from None
 
     load_and_run(load, options, "the inputs", ctx.obj)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from asyncbatch.config._each import each_config, parse_params
 from asyncbatch.config._expand import is_glob
-from asyncbatch.config._inputs import LABEL, Entry, Sources, read_entries
+from asyncbatch.config._inputs import LABEL, Entry, InputsError, Sources, read_entries
 from asyncbatch.config._load import (
     DISCOVERED_NAMES,
     find_config,
@@ -46,6 +46,7 @@ __all__ = [
     "ConfigError",
     "Defaults",
     "Entry",
+    "InputsError",
     "Job",
     "JobConfig",
     "LoadLimits",

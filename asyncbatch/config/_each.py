@@ -100,14 +100,14 @@ def each_config(
             {
                 "name": printable(name),
                 "action": action,
-                "input": entry.value,
+                "input": printable(entry.value),
                 "params": dict(made(entry, name)),
             }
             for entry, name in named
         ]
     }
     try:
-        return load_config_data(
+        config = load_config_data(
             raw,
             base_dir=base,
             label=LABEL,
@@ -120,6 +120,9 @@ def each_config(
         shown = [printable(entry.value) for entry, _ in named]
         relocated = (_relocate(problem, shown, params_named) for problem in exc.problems)
         raise ConfigError(list(dict.fromkeys(relocated)), source=LABEL) from None
+    for job, (entry, _) in zip(config.jobs, named, strict=True):
+        job.path = config.base_dir / entry.value  # real bytes; the report shows them escaped
+    return config
 
 
 def _expanded(entries: Sequence[Entry], base: Path, limits: LoadLimits) -> list[tuple[Entry, bool]]:

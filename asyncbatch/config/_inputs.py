@@ -26,6 +26,14 @@ RESERVED = ("input", "inputs", "name", "stem", "suffix", "parent", "config_dir",
 """Placeholders a header field may not be named like."""
 
 
+class InputsError(ConfigError):
+    """The inputs cannot be read as asked (a missing ``-a`` file, sources of unequal
+    length, options that do not go together): a usage error, one line each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__(problems, source=LABEL)
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One input: its text (the file system's string of its bytes), the fields it is
@@ -64,7 +72,7 @@ def read_entries(sources: Sources, stdin: BinaryIO | None = None) -> list[Entry]
     (each may be a glob). Raises :class:`ConfigError`."""
     problems = _usage_problems(sources)
     if problems:
-        raise ConfigError(problems, source=LABEL)
+        raise InputsError(problems)
     if sources.arguments:
         if sources.colsep is None and not sources.csv:
             return [Entry(value, glob=True) for value in sources.arguments]
@@ -72,7 +80,7 @@ def read_entries(sources: Sources, stdin: BinaryIO | None = None) -> list[Entry]
     columns = [_read_source(name, sources, stdin) for name in sources.files or ["-"]]
     if len(columns) == 1 and sources.colsep is None and not sources.csv:
         if sources.header:
-            raise ConfigError(["--header needs --colsep, --csv or several -a"], source=LABEL)
+            raise InputsError(["--header needs --colsep, --csv or several -a"])
         return [Entry(value) for value in columns[0]]
     if len(columns) == 1:
         return _split(columns, sources)
@@ -123,7 +131,7 @@ def _read_bytes(name: str, stdin: BinaryIO | None) -> bytes:
         reason = (
             (exc.strerror or str(exc)).lower().replace("no such file or directory", "no such file")
         )
-        raise ConfigError([f"-a {name!r}: {reason}"], source=LABEL) from None
+        raise InputsError([f"-a {name!r}: {reason}"]) from None
 
 
 def _stdin() -> BinaryIO | None:
@@ -172,9 +180,7 @@ def _combined(columns: list[list[str]], sources: Sources) -> list[Entry]:
         lengths = sorted({len(column) for column in columns})
         if len(lengths) > 1:
             counts = ", ".join(str(len(column)) for column in columns)
-            raise ConfigError(
-                [f"--link: the -a sources have different lengths ({counts})"], source=LABEL
-            )
+            raise InputsError([f"--link: the -a sources have different lengths ({counts})"])
         rows = list(zip(*columns, strict=True))
     else:
         rows = list(itertools.product(*columns))
@@ -199,7 +205,7 @@ def _header(fields: Sequence[str]) -> tuple[str, ...]:
             problems.append(f"--header: the field {name!r} is named twice")
         seen.add(name)
     if problems:
-        raise ConfigError(problems, source=LABEL)
+        raise InputsError(problems)
     return tuple(fields)
 
 
