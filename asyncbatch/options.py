@@ -107,6 +107,17 @@ class RunOptions:
             metavar="N",
             env="ASYNCBATCH_MAX_CONCURRENCY",
             minimum=1,
+            commands=("run",),
+        ),
+        Spelling(
+            ("-j", "--max-concurrency"),
+            "At most N jobs at once (default: 4).",
+            RUNNING,
+            int,
+            metavar="N",
+            env="ASYNCBATCH_MAX_CONCURRENCY",
+            minimum=1,
+            commands=("each",),
         ),
     )
     """At most this many jobs run at once; None: the config's ``max_concurrency``,

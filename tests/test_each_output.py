@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +289,114 @@ def test_result_folder_names_are_safe_and_distinct() -> None:
     assert folders[:3] == ["a.txt", "logs%2Fa.txt", "logs%252Fa.txt"]
     assert all("/" not in folder and not folder.startswith(".") for folder in folders)
     assert all(len(folder) < 200 for folder in folders)
+
+
+# --- bounded memory, temporary files (a process of its own) ------------------------------
+
+MEASURE = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([usage.ru_maxrss, os.waitstatus_to_exitcode(status)], out)
+"""
+"""Run ARGV and write its peak RSS (KiB) and exit code to a file (started by this
+small process, so that the peak is the command's own, not inherited)."""
+
+
+@pytest.mark.slow  # a gibibyte through a pipe and a temporary file
+def test_a_command_printing_a_gibibyte_costs_at_most_64_mib(tmp_path: Path) -> None:
+    printer = (
+        "import sys\nchunk = b'x' * (1 << 20)\nfor _ in range(1024): sys.stdout.buffer.write(chunk)"
+    )
+    measured = tmp_path / "peak.json"
+    command = [
+        sys.executable,
+        "-m",
+        "asyncbatch",
+        "each",
+        "-q",
+        "--args",
+        "x",
+        "--",
+        sys.executable,
+        "-c",
+        printer,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(measured), *command],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    peak_kib, code = json.loads(measured.read_text(encoding="utf-8"))
+    assert (code, done.stderr) == (0, "")
+    assert peak_kib * 1024 <= 64 << 20, f"{peak_kib / 1024:.1f} MiB"
+    assert sorted(os.listdir(tmp_path)) == ["peak.json"], "no temporary file is left"
+
+
+@pytest.mark.slow  # a run interrupted by a signal
+def test_an_interrupted_run_removes_its_temporary_files(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # a prints past the memory bound and waits; b does too and ends: held back by -k.
+    script = 'head -c 300000 /dev/zero; touch "printed-$1"; if [ "$1" = a ]; then exec sleep 60; fi'
+    with open(tmp_path / "out", "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "asyncbatch",
+                "each",
+                "-k",
+                "-q",
+                "--args",
+                "a",
+                "b",
+                "--",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "TMPDIR": str(spool)},
+            stdout=out,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(spooled(proc.pid, spool)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(spooled(proc.pid, spool)) >= 2, "a's block and b's held one"
+            assert os.listdir(spool) == [], "anonymous: no name to leave behind"
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 143, stderr
+    assert os.listdir(spool) == []
+    assert (tmp_path / "out").read_bytes() == b"\0" * 600000  # both blocks, whole, in order
+
+
+def spooled(pid: int, folder: Path) -> list[str]:
+    """The files in ``folder`` process ``pid`` holds open."""
+    found = []
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(folder)):
+                found.append(target)
+    except OSError:
+        pass
+    return found

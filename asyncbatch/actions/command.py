@@ -233,12 +233,13 @@ def _attempt(
     values = job_values(path, job)
     argv = params.command_line(values)
     cwd = os.fspath(job.config_dir)
+    env = params.environment(values)
     try:
-        finished = child.run(argv, cwd, params.environment(values))
+        finished = child.run(argv, cwd, env)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a filled-in value
         if isinstance(exc, OSError) and exc.filename is not None and exc.filename == cwd:
             raise  # the folder it runs in is gone: not the program's fault
-        raise cannot_execute(argv[0], exc) from None
+        raise cannot_execute(argv[0], exc, env) from None
     if finished is None:  # stopped before it started
         raise CommandFailed(reason="stopped before it started")
     details = _details(finished, streams)
@@ -291,13 +292,15 @@ def _failure(finished: Finished, details: dict[str, Any]) -> CommandFailed:
     )
 
 
-def cannot_execute(program: str, exc: OSError | ValueError) -> CommandFailed:
-    """What a program that cannot be started fails with, whatever the reason (not
-    found, not executable, a missing interpreter, a broken binary, too long an
-    argument list, a NUL byte in an argument)."""
+def cannot_execute(
+    program: str, exc: OSError | ValueError, env: Mapping[str, str] | None = None
+) -> CommandFailed:
+    """What a program that cannot be started (with ``env``) fails with, whatever the
+    reason (not found, not executable, a missing interpreter, a broken binary, too
+    long an argument list, a NUL byte in an argument)."""
     if isinstance(exc, ValueError):
         reason = "an argument holds a NUL byte"
-    elif exc.errno == errno.ENOENT and _exists(program):
+    elif exc.errno == errno.ENOENT and _exists(program, env):
         reason = "its interpreter (the #! line) was not found"
     else:
         reason = (exc.strerror or str(exc)).lower()
@@ -305,11 +308,11 @@ def cannot_execute(program: str, exc: OSError | ValueError) -> CommandFailed:
     return CommandFailed(reason=f"cannot execute {program!r}: {reason}")
 
 
-def _exists(program: str) -> bool:
+def _exists(program: str, env: Mapping[str, str] | None) -> bool:
     """Whether the file ``program`` names (on PATH, without a ``/``) exists."""
     from asyncbatch.files.programs import located
 
-    found = program if "/" in program else located(program)
+    found = program if "/" in program else located(program, env)
     return found is not None and os.path.exists(found)
 
 
