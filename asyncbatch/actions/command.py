@@ -341,7 +341,13 @@ def prepared(raw: Mapping[str, Any]) -> CommandParams:
     """Params made by ``asyncbatch each``, which checks its templates before filling in
     each input's own values: taken as they are, since those values keep the real
     bytes of file names (undecodable ones too), which validation would refuse."""
-    return CommandParams.model_construct(**raw)
+    return CommandParams.model_construct(  # every field given: no default is copied
+        argv=raw.get("argv"),
+        shell=raw.get("shell"),
+        env=raw.get("env") or {},
+        ok_exit_codes=raw.get("ok_exit_codes") or [0],
+        outputs=raw.get("outputs") or [],
+    )
 
 
 async def command_prepared(path: Path, params: dict[str, Any], job: JobContext) -> Measured:
@@ -359,7 +365,7 @@ def _prepared_plan(path: Path, params: dict[str, Any], job: JobContext) -> dict[
 
 
 def _prepared_outputs(path: Path, params: dict[str, Any], job: JobContext) -> list[str]:
-    return command_outputs(path, prepared(params), job)
+    return command_outputs(path, prepared(params), job) if params.get("outputs") else []
 
 
 COMMAND_PREPARED = dataclasses.replace(
