@@ -378,6 +378,10 @@ class RunOptions:
             and self.junit.resolve() == self.output.resolve()
         ):
             found.append("--junit and --output must name different files")
+        if self.results is not None and self.executor != "local":
+            found.append(
+                "--results needs the local executor: on a cluster, programs print on the workers"
+            )
         if self.keep_order and self.line_buffer:
             found.append(
                 "-k/--keep-order and --line-buffer: give only one of them (lines are "

@@ -225,9 +225,11 @@ class Printer:
         """What job ``result`` prints: its program's streams, or its JSON line."""
         if self._mode == "results":
             return [(1, [_json_line(result)])]
-        if self._mode != "output" or result.reused or self._line_buffer:
+        if self._mode != "output" or result.reused:
             return []
         if capture is not None and capture.started:
+            if self._line_buffer:  # written as it came
+                return []
             return [(stream, part.chunks()) for stream, part in capture.parts().items()]
         if capture is not None:  # it ran elsewhere (a Dask worker): the ends it kept
             kept = result.result or (result.error or {}).get("details") or {}
