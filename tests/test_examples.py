@@ -40,7 +40,11 @@ def lines_of(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-@pytest.mark.parametrize("config", sorted(RECIPES.glob("*.*")), ids=lambda p: p.name)
+CONFIGS = [path for path in sorted(RECIPES.glob("*.*")) if path.suffix != ".csv"]
+"""The recipes' configs (``levels.csv`` is the input of an ``each`` recipe)."""
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_every_recipe_validates_in_a_dry_run(config: Path, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "asyncbatch", "run", str(config), "--dry-run"],
