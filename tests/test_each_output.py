@@ -371,7 +371,10 @@ def test_an_interrupted_run_removes_its_temporary_files(tmp_path: Path) -> None:
         )
         try:
             deadline = time.monotonic() + 30
-            while len(spooled(proc.pid, spool)) < 2 and time.monotonic() < deadline:
+            printed = [tmp_path / "printed-a", tmp_path / "printed-b"]
+            while time.monotonic() < deadline and not (
+                all(marker.exists() for marker in printed) and len(spooled(proc.pid, spool)) >= 2
+            ):
                 time.sleep(0.05)
             assert len(spooled(proc.pid, spool)) >= 2, "a's block and b's held one"
             assert os.listdir(spool) == [], "anonymous: no name to leave behind"
