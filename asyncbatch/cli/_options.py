@@ -163,6 +163,7 @@ EACH_EXAMPLES = """\
   asyncbatch each *.log --results out -o report.json -- wc -l
   asyncbatch each *.log --action search_pattern -p pattern=ERROR
 
-Without INPUT, the inputs are read from stdin, one per line. Options go before --;
-everything after it is the program and its arguments ({{ and }} are literal braces).
+Without INPUT, the inputs are read from stdin, one per line.
+Options go before --; everything after it is the program and its arguments
+({{ and }} are literal braces).
 """
