@@ -113,26 +113,37 @@ class JobError(AsyncbatchError):
 
     error_type: ClassVar[str] = "ActionError"
 
-    def details(self) -> dict[str, str]:
+    def details(self) -> dict[str, Any]:
         """More for the report's error than its type and message (none by default)."""
         return {}
 
 
 class CommandFailed(JobError):
     """A ``command`` job's program exited with a code it may not, was killed by a
-    signal, or could not be executed. ``stderr`` is the end of what it printed
-    there (the report shows it beside the message); ``exit_code`` the code it
-    exited with (None: it did not exit on its own, or never started)."""
+    signal, or could not be executed. ``exit_code`` (or ``signal``, a name such as
+    ``"SIGKILL"``) says how it ended, None for a program that never ran; ``output``
+    is what the report's ``error.details`` keeps (the exit code or signal, the ends
+    of both streams and their byte counts); ``resources`` what the program used."""
 
     error_type = "CommandFailed"
 
-    def __init__(self, *, reason: str, stderr: str = "", exit_code: int | None = None) -> None:
-        self.stderr = stderr
+    def __init__(
+        self,
+        *,
+        reason: str,
+        exit_code: int | None = None,
+        signal: str | None = None,
+        output: dict[str, Any] | None = None,
+        resources: Any = None,
+    ) -> None:
         self.exit_code = exit_code
+        self.signal = signal
+        self.output = output
+        self.resources = resources
         super().__init__(reason)
 
-    def details(self) -> dict[str, str]:
-        return {"stderr": self.stderr} if self.stderr else {}
+    def details(self) -> dict[str, Any]:
+        return {"details": dict(self.output)} if self.output else {}
 
 
 class MissingOutput(JobError):
@@ -228,8 +239,10 @@ class RemoteError(JobError):
     ``SystemExit`` or ``GeneratorExit`` would act in the awaiting coroutine). The
     report shows that description as is."""
 
-    def __init__(self, *, error: dict[str, str]) -> None:
-        self.error = {str(key): str(value) for key, value in error.items()}
+    def __init__(self, *, error: dict[str, Any]) -> None:
+        self.error = {
+            str(key): value if key == "details" else str(value) for key, value in error.items()
+        }
         super().__init__(self.error["message"])
 
 
@@ -269,7 +282,18 @@ def error_matches(exc: BaseException, types: frozenset[str], exit_codes: frozens
     return describe_error(exc)["type"] in types
 
 
-def describe_error(exc: BaseException) -> dict[str, str]:
+class ProblemAt(ValueError):
+    """A validator's problem located below the value it validates: ``at`` holds the
+    keys and indexes from there (``("argv", 0)``), which the config's located
+    message adds to the value's place (``jobs[1].params.argv[0]: ...``). Not a job's
+    error: raised while a config loads."""
+
+    def __init__(self, message: str, *, at: Sequence[str | int]) -> None:
+        self.at = tuple(at)
+        super().__init__(message)
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
     """Map an exception to the report's ``{"type", "message"}``; never raises.
 
     ``OSError`` messages name the file (as the user wrote it when the action
@@ -285,7 +309,7 @@ def describe_error(exc: BaseException) -> dict[str, str]:
         return {"type": "ActionError", "message": _type_name(exc)}
 
 
-def _describe(exc: BaseException) -> dict[str, str]:
+def _describe(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, RemoteError):
         return dict(exc.error)
     if isinstance(exc, JobError):

@@ -21,6 +21,7 @@ from asyncbatch._version import __version__
 __all__ = [
     "STATUSES",
     "JobResult",
+    "Measured",
     "Report",
     "Resources",
     "Status",
@@ -55,17 +56,42 @@ class Resources:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """An action's result with what its work used: what an awaited action returns
+    when it can say (the ``command`` action: its program's ``os.wait4`` usage). An
+    exception it raises may carry a ``resources`` attribute the same way, for a
+    failed attempt."""
+
+    result: dict[str, Any]
+    resources: Resources
+
+
+def measured(value: Any) -> tuple[Any, Resources]:
+    """An action's return value as ``(result, resources)``: a :class:`Measured`
+    unwrapped, anything else with nothing measured."""
+    if isinstance(value, Measured):
+        return value.result, value.resources
+    return value, Resources()
+
+
+def resources_of(error: BaseException) -> Resources | None:
+    """What a failed attempt used, when its exception says (``error.resources``)."""
+    found = getattr(error, "resources", None)
+    return found if isinstance(found, Resources) else None
+
+
 @dataclass(slots=True)
 class JobResult:
     """What happened to one job; ``error`` is ``{"type", "message"}`` (a failed
-    command's adds ``"stderr"``) or None."""
+    command's adds ``"details"``: its exit code or signal and its output) or None."""
 
     name: str
     action: str
     input: str
     status: Status
     result: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     duration_ms: float | None = None
     attempts: int = 0
     reused: bool = False

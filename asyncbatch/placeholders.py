@@ -75,6 +75,26 @@ def fill(template: str, values: Mapping[str, str], quote: bool = False) -> str:
     return "".join(parts)
 
 
+def prefill(template: str, values: Mapping[str, str], quote: bool = False) -> str:
+    """``template`` with only the placeholders ``values`` names filled in (shell-quoted
+    with ``quote``): the others stay, and the result is a template again (the values'
+    and the literal text's braces doubled). A valid template is assumed."""
+    parts = []
+    for literal, name, _, _ in _parse(template):
+        parts.append(_escaped(literal))
+        if name is None:
+            continue
+        if name in values:
+            parts.append(_escaped(shlex.quote(values[name]) if quote else values[name]))
+        else:
+            parts.append("{" + name + "}")
+    return "".join(parts)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def job_values(path: str | os.PathLike[str], job: JobContext) -> dict[str, str]:
     """The placeholders' values for ``job`` over the input at ``path``."""
     where = Path(os.path.abspath(path))

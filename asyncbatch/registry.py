@@ -39,9 +39,12 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
-ActionFunc: TypeAlias = Callable[..., Awaitable[dict[str, Any]]]
+    from asyncbatch.model import Measured, Resources
+
+ActionFunc: TypeAlias = Callable[..., Awaitable["dict[str, Any] | Measured"]]
 """The core contract: ``(path, params)`` in (``(path, params, job)`` for an action
-that ``binds``), a JSON-able dict out."""
+that ``binds``), a JSON-able dict out (or a :class:`~asyncbatch.model.Measured`
+holding it, with what the work used)."""
 
 F = TypeVar("F", bound=ActionFunc)
 
@@ -52,6 +55,43 @@ InputKind: TypeAlias = Literal["file", "path", "none"]
 with ``NotARegularFile``); ``"path"``, anything that exists, a folder too (a program
 works on it); ``"none"``, not a file at all (a name, a URL: nothing is stat'ed, and
 ``--root`` has nothing to confine)."""
+
+
+class Streams:
+    """What an action that runs a program tells its run while the program runs: the
+    output as it is printed (:meth:`write`), and how the program ended
+    (:meth:`finish`): the ``error.details`` and resources a failed job's report keeps
+    even when the attempt was stopped (a timeout, a halt) before the action could
+    raise. The run gives each attempt of an awaited action one, in its
+    :class:`JobContext`; this one keeps only the end. The command line's display
+    passes one that prints the streams and writes them whole (``--results``)."""
+
+    def __init__(self) -> None:
+        self.details: dict[str, Any] | None = None
+        """How the program ended, as a failed job's ``error.details`` says it."""
+        self.resources: Resources | None = None
+        """What the program used."""
+
+    def start(self) -> None:
+        """A program starts: what it prints from now on is this attempt's."""
+
+    def write(self, stream: int, data: bytes) -> None:
+        """``data``, printed by the program on its stdout (1) or stderr (2)."""
+
+    def finish(self, details: dict[str, Any], resources: Resources | None) -> None:
+        """The program ended (or was stopped) this way, having used ``resources``."""
+        self.details = details
+        self.resources = resources
+
+    def files(self) -> dict[str, str]:
+        """Keys added to the result (and a failure's details) naming where the
+        streams were kept whole (``stdout_file``, ``stderr_file``); none here."""
+        return {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent elsewhere (a Dask worker), it travels as a plain one: what the
+        program prints there reaches the report, not this machine's display."""
+        return (Streams, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +111,9 @@ class JobContext:
     outputs: tuple[str, ...] = ()
     """The files the action declares this job creates, absolute, made ready for it
     (their folders exist): where it writes them."""
+    streams: Streams | None = None
+    """Where a program it runs tells what it prints and how it ended (None where
+    nothing runs: a dry run, the config's checks)."""
 
 
 OutputsFunc: TypeAlias = Callable[[Path, Any, JobContext], Sequence[str]]
@@ -125,7 +168,9 @@ class ActionSpec:
             return dict(raw)
         return self.params.model_validate(raw)
 
-    def call(self, path: Path, params: Any, job: JobContext) -> Awaitable[dict[str, Any]]:
+    def call(
+        self, path: Path, params: Any, job: JobContext
+    ) -> Awaitable[dict[str, Any] | Measured]:
         """The action's coroutine for one job."""
         return self.func(path, params, job) if self.binds else self.func(path, params)
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig, LoadLimits
     from asyncbatch.engine import Backoff, Executor, Machine, Recorder
     from asyncbatch.model import JobResult, Report
+    from asyncbatch.output.blocks import Printer
     from asyncbatch.output.journal import Journal
     from asyncbatch.registry import ActionRegistry
 
@@ -160,6 +161,8 @@ class Outcome:
     exit_code: int
     failed_writes: list[str] = field(default_factory=list)
     """Why a final write failed (the report or JUnit file); each makes exit 2."""
+    stdout_failure: str | None = None
+    """Why what the jobs print could not reach standard output (exit 2)."""
 
 
 def run_session(
@@ -239,15 +242,20 @@ class _Session:
         erased, the journal synced and closed, the report and JUnit file written, and
         the executor closed last (a Dask cluster takes a while to stop)."""
         from asyncbatch.engine import run_jobs
+        from asyncbatch.files.stream import close_worker_processes
+        from asyncbatch.output.blocks import open_printer
 
         config, options, stderr = self._config, self._options, self._stderr
         finals = _FinalWrites(options, self._warn)
         history = durations_for(options)
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(close_worker_processes)  # last: see its doc
             executor = await open_executor(stack, options, self._tuning)
             stack.callback(finals.write)
             journal = _open_journal(stack, config, options, self._warn)
-            listeners: list[Any] = [open_display(stack, config, options, stderr, history)]
+            finals.printer = printer = open_printer(stack, config, options, self._warn)
+            display = open_display(stack, config, options, stderr, history)
+            listeners: list[Any] = [printer, display]
             if options.debug:
                 listeners.append(Tracebacks(stderr.line))
             finals.report = await run_jobs(
@@ -258,6 +266,7 @@ class _Session:
                 journal=journal,
                 stop=stop,
                 history=history,
+                streams=None if printer is None else printer.open,
             )
         return finals.outcome()
 
@@ -329,6 +338,7 @@ class _FinalWrites:
         self._options = options
         self._warn = warn
         self.report: Report | None = None
+        self.printer: Printer | None = None
         self._failed: list[str] = []
 
     def write(self) -> None:
@@ -357,4 +367,5 @@ class _FinalWrites:
             code = EXIT_OK
         else:
             code = EXIT_FAILED
-        return Outcome(self.report, code, list(self._failed))
+        printed = None if self.printer is None else self.printer.failure
+        return Outcome(self.report, code, list(self._failed), printed)

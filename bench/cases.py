@@ -3,6 +3,7 @@ side by side. ``CASES`` names them in the order they run (what ``--only`` accept
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ CASES = (
     "jobs",
     "startup",
     "commands",
+    "each_output",
     "dask",
 )
 """The cases' keys, in the order they run: what ``--only`` accepts. ``dask`` runs
@@ -79,6 +81,8 @@ def build_cases(root: Path, sizes: Sizes, have_parallel: bool, only: frozenset[s
     ]
     if tiny:
         cases.append(commands_case(root, sizes, have_parallel, tiny))
+    if "each_output" in only:
+        cases.append(each_output_case(sizes, have_parallel))
     return [case for case in cases if case.key in only]
 
 
@@ -224,3 +228,31 @@ def commands_case(root: Path, sizes: Sizes, have_parallel: bool, tiny: list[Path
         )
     title = f"{few:,} `true` commands, -j 4 (and {many:,} for memory)"
     return Case("commands", title, commands[len(tiny)].label, commands)
+
+
+GIB_PRINTER = (
+    "import sys\nchunk = b'x' * (1 << 20)\nfor _ in range(1024): sys.stdout.buffer.write(chunk)"
+)
+"""A program that prints 1 GiB on its stdout."""
+EACH_LINES = "asyncbatch each -j 4, output grouped"
+
+
+def each_output_case(sizes: Sizes, have_parallel: bool) -> Case:
+    """``each`` as a drop-in: commands that each print a line, read from stdin and
+    written to stdout (one block per job, the default), against ``xargs -P4 -n1``
+    and GNU ``parallel -j4`` doing the same; and one command printing 1 GiB through
+    asyncbatch, for its peak RSS."""
+    count = sizes.commands[0]
+    lines = f"seq {count} |"
+    commands = [
+        Command(EACH_LINES, f"{lines} {ASYNCBATCH} each -j 4 -q --args -- echo line > /dev/null"),
+        Command("`xargs -P4 -n1 echo`", f"{lines} xargs -P4 -n1 echo line > /dev/null"),
+    ]
+    if have_parallel:
+        commands.append(
+            Command("GNU `parallel -j4 echo`", f"{lines} parallel -j4 echo line > /dev/null")
+        )
+    printer = f"{ASYNCBATCH} each -q --args x -- {sys.executable} -c {shlex.quote(GIB_PRINTER)}"
+    commands.append(Command("asyncbatch each, 1 GiB printed", f"{printer} > /dev/null", True))
+    title = f"{count:,} commands printing a line, -j 4 (and one printing 1 GiB)"
+    return Case("each_output", title, commands[1].label, commands)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from cases import ONE_WC, PYTHON_PASS, SAMPLE_RUN, VERSION, jobs_label
+from cases import EACH_LINES, ONE_WC, PYTHON_PASS, SAMPLE_RUN, VERSION, jobs_label
 from corpora import Sizes
 from measure import Case
 
@@ -210,6 +210,45 @@ def extra_rows(cases: dict[str, Case], sizes: Sizes) -> list[Row]:
         )
     if "commands" in cases:
         rows += _command_rows(cases["commands"], sizes)
+    if "each_output" in cases:
+        rows += _each_rows(cases["each_output"], sizes)
+    return rows
+
+
+def _each_rows(case: Case, sizes: Sizes) -> list[Row]:
+    """``each`` printing a line per job, grouped: within 1.5x of xargs (a ratio of at
+    least 1 / 1.5), at least 3x faster than GNU parallel; 1 GiB printed costs at
+    most 64 MiB."""
+    count = sizes.commands[0]
+    ours = case.median(EACH_LINES)
+    rows = []
+    for command in case.commands[1:]:
+        if command.rss:
+            continue
+        parallel = command.label.startswith("GNU")
+        rows.append(
+            make_row(
+                "each_lines_vs_parallel" if parallel else "each_lines_vs_xargs",
+                f"{count:,} commands printing a line, -j 4, output grouped",
+                ours=ours,
+                unit="s",
+                tool=command.label,
+                tool_value=case.median(command.label),
+                goal=(">=", 3.0 if parallel else round(1 / 1.5, 3)),
+            )
+        )
+    printer = next(command.label for command in case.commands if command.rss)
+    rows.append(
+        make_row(
+            "each_gib_peak_rss",
+            "peak RSS, `each` running one command that prints 1 GiB",
+            ours=case.rss_mb.get(printer),
+            unit="MB",
+            goal=("<=", 67.1),
+            on_ratio=False,
+            note="64 MiB is 67.1 MB",
+        )
+    )
     return rows
 
 

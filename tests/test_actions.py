@@ -58,7 +58,9 @@ async def run_builtin(name: str, path: Path) -> dict[str, Any]:
     from raw values."""
     spec = builtin(name)
     raw = {"pattern": "x"} if name == "search_pattern" else {}
-    return await spec.func(path, spec.validate_params(raw))
+    result = await spec.func(path, spec.validate_params(raw))
+    assert isinstance(result, dict), result
+    return result
 
 
 def write(tmp_path: Path, data: bytes, name: str = "input.txt") -> Path:

@@ -110,8 +110,23 @@ def test_a_module_stays_under_400_lines(path: Path) -> None:
 
 # --- options are declared once ----------------------------------------------------------
 
-EACH_OWN = {"inputs", "action", "params"}
-"""What ``each`` takes besides the run's options: the inputs and what runs on them."""
+EACH_OWN = {
+    "inputs",
+    "action",
+    "params",
+    "shell",
+    "ok_exit",
+    "null",
+    "arg_file",
+    "link",
+    "args",
+    "colsep",
+    "csv",
+    "header",
+    "max_args",
+}
+"""What ``each`` takes besides the run's options: the inputs (where they come from,
+how they are split and grouped) and what runs on them."""
 RUN_OWN = {"config"}
 PLAN_OWN = {"config", "as_json"}
 

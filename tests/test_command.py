@@ -364,7 +364,7 @@ def test_failures_say_which_exit_status_signal_or_missing_program(tmp_path: Path
         {"name": "status", "params": {"shell": "echo warming >&2; echo 'it broke' >&2; exit 3"}},
         {"name": "quiet", "params": {"shell": "exit 4"}},
         {"name": "signal", "params": {"shell": "kill -KILL $$"}},
-        {"name": "nosuch", "params": {"argv": ["nosuch-program-for-asyncbatch"]}},
+        {"name": "nosuch", "params": {"argv": ["./nosuch-program-for-asyncbatch"]}},
         {"name": "denied", "input": "in.txt", "params": {"argv": [str(script)]}},
     )
     jobs = run(config, code=1)
@@ -374,13 +374,22 @@ def test_failures_say_which_exit_status_signal_or_missing_program(tmp_path: Path
     assert jobs["status"]["error"] == {
         "type": "CommandFailed",
         "message": "exit status 3: it broke",
-        "stderr": "warming\nit broke\n",
+        "details": {
+            "exit_code": 3,
+            "stdout": "",
+            "stderr": "warming\nit broke\n",
+            "stdout_bytes": 0,
+            "stderr_bytes": 17,
+        },
     }
     assert jobs["quiet"]["error"]["message"] == "exit status 4"
     assert jobs["signal"]["error"]["message"] == "killed by SIGKILL"
-    assert jobs["nosuch"]["error"]["message"] == (
-        "cannot execute 'nosuch-program-for-asyncbatch': no such file"
-    )
+    assert jobs["signal"]["error"]["details"]["signal"] == "SIGKILL"
+    assert "exit_code" not in jobs["signal"]["error"]["details"]
+    assert jobs["nosuch"]["error"] == {
+        "type": "CommandFailed",
+        "message": "cannot execute './nosuch-program-for-asyncbatch': no such file",
+    }
     assert jobs["denied"]["error"]["message"] == f"cannot execute '{script}': permission denied"
 
 
@@ -534,6 +543,13 @@ def test_output_folders_are_made_first_and_outputs_must_exist_after_success(
     assert jobs["forgets"]["error"] == {
         "type": "MissingOutput",
         "message": "out/never.txt: not created by the command",
+        "details": {
+            "exit_code": 0,
+            "stdout": "",
+            "stderr": "",
+            "stdout_bytes": 0,
+            "stderr_bytes": 0,
+        },
     }
 
 

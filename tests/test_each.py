@@ -46,9 +46,9 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def each(*args: str, code: int = 0) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-    """``asyncbatch each -q -o report.json ARGS``: the summary and the report's jobs
-    by name (in report order)."""
-    result = invoke(["each", "-q", "-o", "report.json", *args])
+    """``asyncbatch each -q --json -o report.json ARGS``: the summary and the report's
+    jobs by name (in report order)."""
+    result = invoke(["each", "-q", "--json", "-o", "report.json", *args])
     assert result.exit_code == code, result.stderr
     jobs = read_json(Path("report.json"))["jobs"]
     return summary(result.stdout), {job["name"]: job for job in jobs}
@@ -117,7 +117,8 @@ def test_the_command_runs_in_the_current_directory(here: Path) -> None:
 
 
 def test_a_failing_command_fails_its_job_and_the_run_exits_1(here: Path) -> None:
-    result = invoke(["each", "a.txt", "b.txt", "--", "sh", "-c", 'test "$0" = a.txt || exit 3'])
+    script = 'test "$0" = a.txt || exit 3'
+    result = invoke(["each", "--json", "a.txt", "b.txt", "--", "sh", "-c", script])
     assert result.exit_code == 1
     assert summary(result.stdout) == {
         "total_jobs": 2,
@@ -129,10 +130,18 @@ def test_a_failing_command_fails_its_job_and_the_run_exits_1(here: Path) -> None
     assert "CommandFailed: exit status 3" in result.stderr
 
 
-def test_a_program_that_cannot_run_fails_its_jobs(here: Path) -> None:
-    _, jobs = each("a.txt", "--", "no-such-program-xyz", code=1)
-    assert jobs["a.txt"]["error"]["type"] == "CommandFailed"
-    assert "cannot execute 'no-such-program-xyz'" in jobs["a.txt"]["error"]["message"]
+def test_a_program_not_on_path_is_a_usage_error_before_anything_runs(here: Path) -> None:
+    stderr = usage_error("a.txt", "b.txt", "--", "no-such-program-xyz")
+    assert stderr.count("error: program 'no-such-program-xyz' not found on PATH") == 1
+    assert "nothing was run" in stderr
+
+
+def test_a_program_named_by_a_path_is_looked_for_when_its_job_starts(here: Path) -> None:
+    _, jobs = each("a.txt", "--", "./no-such-program-xyz", code=1)
+    assert jobs["a.txt"]["error"] == {
+        "type": "CommandFailed",
+        "message": "cannot execute './no-such-program-xyz': no such file",
+    }
 
 
 # --- --action NAME -p KEY=VALUE --------------------------------------------------------
@@ -199,15 +208,19 @@ def test_action_and_param_problems_are_located_on_the_command_line_once(here: Pa
 # --- usage -----------------------------------------------------------------------------
 
 
-def test_at_least_one_input_is_required(here: Path) -> None:
-    assert "Missing argument 'INPUT'" in usage_error("--", "echo")
-    assert "Missing argument 'INPUT'" in usage_error("--action", "count_lines")
+def test_without_input_an_empty_stdin_is_a_run_of_no_jobs(here: Path) -> None:
+    result = invoke(["each", "--json", "--", "echo"], stdin="")
+    assert result.exit_code == 0, result.stderr
+    assert summary(result.stdout)["total_jobs"] == 0
+    result = invoke(["each", "--action", "count_lines"], stdin="\n\n")
+    assert (result.exit_code, result.stdout) == (0, "")
 
 
-def test_exactly_one_of_action_and_a_program_is_required(here: Path) -> None:
-    expected = "error: give exactly one of --action NAME and -- PROGRAM [ARG]..."
+def test_exactly_one_of_action_a_shell_line_and_a_program_is_required(here: Path) -> None:
+    expected = "error: give exactly one of --action NAME, --shell LINE and -- PROGRAM [ARG]..."
     assert expected in usage_error("a.txt")
     assert expected in usage_error("a.txt", "--action", "count_lines", "--", "echo")
+    assert expected in usage_error("a.txt", "--shell", "echo", "--", "echo")
     assert "-- needs a PROGRAM after it" in usage_error("a.txt", "--")
     assert "-p: needs --action" in usage_error("a.txt", "-p", "x=1", "--", "echo")
     assert "INPUT '': an empty path" in usage_error("", "--", "echo")
@@ -216,7 +229,8 @@ def test_exactly_one_of_action_and_a_program_is_required(here: Path) -> None:
 def test_the_usage_line_shows_both_forms(here: Path) -> None:
     result = invoke(["each", "--help"])
     assert result.exit_code == 0
-    assert "INPUT... (--action NAME [-p KEY=VALUE]... |" in " ".join(result.stdout.split())
+    usage = " ".join(result.stdout.split())
+    assert "[INPUT]... (--action NAME [-p KEY=VALUE]... | --shell LINE | -- PROGRAM" in usage
 
 
 def test_run_options_are_checked_as_for_run(here: Path) -> None:
@@ -258,9 +272,13 @@ def test_a_glob_matching_nothing_is_one_failed_job(here: Path) -> None:
     assert jobs["a.txt"]["status"] == "succeeded"
 
 
-def test_an_input_given_twice_or_matched_twice_runs_once(here: Path) -> None:
+def test_a_file_matched_again_runs_once_and_a_repeated_input_is_a_job_of_its_own(
+    here: Path,
+) -> None:
     _, jobs = each("a.txt", "*.txt", "a.txt", "logs/*.log", "logs/?.log", "--", "cat")
-    assert list(jobs) == ["a.txt", "b.txt", "logs/1.log", "logs/2.log"]
+    assert list(jobs) == ["a.txt", "b.txt", "a.txt#2", "logs/1.log", "logs/2.log"]
+    assert jobs["a.txt#2"]["input"] == "a.txt"
+    assert stdout_of(jobs["a.txt#2"]) == "one two\nthree\n"
 
 
 def test_a_missing_input_fails_its_job_only(here: Path) -> None:
@@ -284,8 +302,8 @@ def test_the_loader_names_glob_matches_by_path_only_when_asked(here: Path) -> No
 # --- the report, the plan, JUnit -------------------------------------------------------
 
 
-def test_the_report_and_stdout_are_those_of_run(here: Path) -> None:
-    result = invoke(["each", "-v", "-o", "out.json", "b.txt", "a.txt", "--", "cat"])
+def test_with_json_the_report_and_stdout_are_those_of_run(here: Path) -> None:
+    result = invoke(["each", "-v", "--json", "-o", "out.json", "b.txt", "a.txt", "--", "cat"])
     assert result.exit_code == 0, result.stderr
     assert summary(result.stdout)["succeeded"] == 2  # stdout: the summary, nothing else
     assert "succeeded b.txt" in result.stderr  # -v: a line per job, on stderr
@@ -300,6 +318,8 @@ def test_quiet_prints_nothing_on_stderr_when_all_succeed(here: Path) -> None:
     result = invoke(["each", "-q", "a.txt", "--action", "count_lines"])
     assert result.exit_code == 0
     assert result.stderr == ""
+    result = invoke(["each", "-q", "a.txt", "--", "true"])
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(here: Path) -> None:
@@ -316,7 +336,8 @@ def test_dry_run_prints_the_plan_and_runs_nothing(here: Path) -> None:
 
 
 def test_junit_has_a_testcase_per_input_in_order(here: Path) -> None:
-    args = ["each", "--junit", "j.xml", "b.txt", "a.txt", "--", "sh", "-c", 'test "$0" = a.txt']
+    script = 'test "$0" = a.txt'
+    args = ["each", "--junit", "j.xml", "--json", "b.txt", "a.txt", "--", "sh", "-c", script]
     assert invoke(args).exit_code == 1
     xml = (here / "j.xml").read_text(encoding="utf-8")
     assert xml.index('name="b.txt"') < xml.index('name="a.txt"')
@@ -395,7 +416,7 @@ def test_resume_skips_the_work_already_done(here: Path) -> None:
 
 @pytest.mark.slow
 def test_python_m_asyncbatch_each_expands_a_glob_the_shell_left(here: Path) -> None:
-    completed = run_module(["each", "-o", "r.json", "logs/*.log", "--", "cat"], cwd=here)
+    completed = run_module(["each", "--json", "-o", "r.json", "logs/*.log", "--", "cat"], cwd=here)
     assert completed.returncode == 0, completed.stderr
     assert summary(completed.stdout)["succeeded"] == 2
     jobs = read_json(here / "r.json")["jobs"]

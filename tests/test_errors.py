@@ -31,6 +31,7 @@ from asyncbatch.errors import (
     UnknownAction,
     describe_error,
 )
+from asyncbatch.model import Resources
 
 EXAMPLES: dict[str, AsyncbatchError] = {
     "JobError": JobError("an action's own failure"),
@@ -42,8 +43,15 @@ EXAMPLES: dict[str, AsyncbatchError] = {
     "DependencyFailed": DependencyFailed(dependency="fetch", status="failed"),
     "Cancelled": Cancelled(reason="the run halted after 1 failure (first: 'a')"),
     "Cancelled-default": Cancelled(),
-    "CommandFailed": CommandFailed(reason="exit status 3: boom", stderr="warming up\nboom\n"),
-    "CommandFailed-no-stderr": CommandFailed(reason="killed by SIGKILL"),
+    "CommandFailed": CommandFailed(
+        reason="exit status 3: boom",
+        exit_code=3,
+        output={"exit_code": 3, "stdout": "", "stderr": "warming up\nboom\n"},
+    ),
+    "CommandFailed-signal": CommandFailed(
+        reason="killed by SIGKILL", signal="SIGKILL", output={"signal": "SIGKILL"}
+    ),
+    "CommandFailed-never-ran": CommandFailed(reason="cannot execute './x': no such file"),
     "MissingOutput": MissingOutput(paths=["out/a.gz", "out/b.gz"]),
     "RemoteError": RemoteError(error={"type": "ActionError", "message": "KeyError: 'x'"}),
     "RemoteError-details": RemoteError(
@@ -99,6 +107,20 @@ def test_an_error_unpickles_with_its_type_message_and_attributes(name: str, prot
 def test_describe_error_says_the_same_after_the_round_trip(name: str) -> None:
     error = EXAMPLES[name]
     assert describe_error(roundtrip(error)) == describe_error(error)
+
+
+def test_a_failed_commands_exit_code_details_and_resources_survive_the_round_trip() -> None:
+    used = Resources(cpu_s=0.25, max_rss_kb=2048, read_bytes=0, write_bytes=512)
+    output = {"exit_code": 3, "stdout": "", "stderr": "boom\n"}
+    error = CommandFailed(reason="exit status 3: boom", exit_code=3, output=output, resources=used)
+    copy = roundtrip(error)
+    assert isinstance(copy, CommandFailed)
+    assert (copy.exit_code, copy.signal, copy.resources) == (3, None, used)
+    assert describe_error(copy) == {
+        "type": "CommandFailed",
+        "message": "exit status 3: boom",
+        "details": output,
+    }
 
 
 def test_the_attributes_the_report_and_the_cli_read_survive_the_round_trip() -> None:

@@ -40,7 +40,11 @@ def lines_of(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-@pytest.mark.parametrize("config", sorted(RECIPES.glob("*.*")), ids=lambda p: p.name)
+CONFIGS = [path for path in sorted(RECIPES.glob("*.*")) if path.suffix != ".csv"]
+"""The recipes' configs (``levels.csv`` is the input of an ``each`` recipe)."""
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_every_recipe_validates_in_a_dry_run(config: Path, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "asyncbatch", "run", str(config), "--dry-run"],
@@ -181,3 +185,48 @@ def test_the_docs_show_the_compress_logs_recipe_exactly_as_it_is() -> None:
     section = docs.split("## Compress logs, then checksum the archives\n", 1)[1]
     block = section.split("```json\n", 1)[1].split("```", 1)[0]
     assert json.loads(block) == json.loads((RECIPES / "compress-logs.json").read_text())
+
+
+# --- the each recipes, run as written ------------------------------------------------------
+
+RECIPES_PAGE = RECIPES.parent.parent / "docs" / "recipes.md"
+
+
+def each_recipes() -> list[tuple[str, list[str]]]:
+    """The commands of the recipes page's ``each`` section, each with the output
+    lines shown after it."""
+    text = RECIPES_PAGE.read_text(encoding="utf-8")
+    section = text.split("## Without a config: `each`", 1)[1].split("\n## ", 1)[0]
+    found: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", section, re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                found.append((line[2:], []))
+            else:
+                found[-1][1].append(line)
+    return found
+
+
+@pytest.mark.slow  # a subprocess per command
+def test_the_each_recipes_run_as_written_and_print_what_the_page_shows(tmp_path: Path) -> None:
+    folder = tmp_path / "recipes"
+    shutil.copytree(RECIPES, folder)
+    recipes = each_recipes()
+    assert len(recipes) >= 4
+    for command, shown in recipes:
+        program = command.split()[0]
+        if program != "asyncbatch" and shutil.which(program) is None:
+            continue  # jq, say, not installed here
+        line = re.sub(r"\basyncbatch\b", f"{sys.executable} -m asyncbatch", command, count=1)
+        done = subprocess.run(
+            ["/bin/sh", "-c", line],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        expected = [each.replace("/tmp/recipes", str(folder)) for each in shown]
+        assert done.stdout.splitlines() == expected, command

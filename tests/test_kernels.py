@@ -62,6 +62,13 @@ Outcome: TypeAlias = dict[str, Any] | tuple[str, str] | int
 BUILTIN = {spec.name: spec for spec in builtin_specs()}
 
 
+async def builtin_result(spec: ActionSpec, path: Path, params: Any) -> dict[str, Any]:
+    """A built-in action's function awaited on ``path``: its result (a dict)."""
+    result = await spec.func(path, params)
+    assert isinstance(result, dict), result
+    return result
+
+
 def kernel_of(action: str) -> Kernel:
     kernel = BUILTIN[action].kernel
     assert kernel is not None
@@ -284,7 +291,7 @@ async def routes(
     whole = replace(tuning, chunk_bytes=WHOLE.chunk_bytes, small_file_bytes=WHOLE.small_file_bytes)
     found: dict[str, Outcome] = {}
     if with_action:
-        found["action"] = await caught_async(partial(spec.func, path, validated))
+        found["action"] = await caught_async(partial(builtin_result, spec, path, validated))
     found["scan_small_file"] = caught(partial(scan_small_file, kernel, name, params, whole, None))
     found["SmallFiles"] = await caught_async(partial(in_a_batch, kernel, path, params, whole))
     for chunk in chunks:
@@ -1083,7 +1090,7 @@ async def test_a_fifo_swapped_in_after_stat_is_refused_on_every_route(tmp_path: 
         return result.error["type"], result.error["message"]
 
     calls: dict[str, Callable[[], Awaitable[Scanned | Outcome]]] = {
-        "action": partial(spec.func, path, spec.validate_params({})),
+        "action": partial(builtin_result, spec, path, spec.validate_params({})),
         "stream_file": partial(stream_file, LINES, path, {}, tuning),
         "SmallFiles": partial(in_a_batch, LINES, path, {}, tuning),
         "run_batch": in_a_run,

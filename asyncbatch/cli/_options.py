@@ -14,16 +14,20 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from asyncbatch.cli._out import exit_error
-from asyncbatch.options import RunOptions, Spelling
+from asyncbatch.options import PrintingOptions, RunOptions, Spelling
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def declared(command: str) -> list[tuple[str, Spelling]]:
     """The ``RunOptions`` field and spelling of each option ``command`` takes."""
-    return [
+    fields = dataclasses.fields(RunOptions)
+    printing = {field.name for field in dataclasses.fields(PrintingOptions)}
+    ordered = [f for f in fields if f.name not in printing]
+    ordered += [f for f in fields if f.name in printing]
+    return [  # the printing options (a base class, so first in fields) after the others
         (field.name, spelling)
-        for field in dataclasses.fields(RunOptions)
+        for field in ordered
         for spelling in field.metadata.get("spellings", ())
         if command in spelling.commands
     ]
@@ -152,10 +156,18 @@ RUN_EXAMPLES = (
 EACH_EXAMPLES = """\
 [bold]Examples[/bold]
 
-  asyncbatch each logs/*.log -j 8 -- gzip -k
-  asyncbatch each 'photos/*.jpg' -- convert {{input}} -resize 50% small/{{stem}}.jpg
-  asyncbatch each *.txt --action count_lines -o report.json
-  asyncbatch each 'logs/**/*.log' --action search_pattern -p pattern=ERROR
+  asyncbatch each *.log -- gzip -k
+  asyncbatch each -j 8 'logs/**/*.log' -- wc -l
+  find . -name '*.txt' -print0 | asyncbatch each -0 -- wc -l
+  asyncbatch each *.py --ok-exit 0,1 -- grep -c 'def '
+  asyncbatch each *.txt --shell 'tr a-z A-Z < {input} > {stem}.upper'
+  asyncbatch each *.txt -- awk '{{print $1}}'
+  asyncbatch each -k --args 1 2 3 -- echo job
+  asyncbatch each --csv --header -a jobs.csv -- wc -l {file}
+  asyncbatch each *.log --results out -o report.json -- wc -l
+  asyncbatch each *.log --action search_pattern -p pattern=ERROR
 
-Options go before --; everything after it is the program and its arguments.
+Without INPUT, the inputs are read from stdin, one per line.
+Options go before --; everything after it is the program and its arguments
+({{ and }} are literal braces).
 """

@@ -50,17 +50,19 @@ def exit_error(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-def print_json(value: object) -> None:
+def print_json(value: object, what: str = "the summary") -> bool:
     """``value`` as indented JSON on stdout (see :func:`print_text`)."""
-    print_text(json.dumps(value, indent=2) + "\n", "the summary")
+    return print_text(json.dumps(value, indent=2) + "\n", what)
 
 
-def print_text(text: str, what: str = "the text") -> None:
-    """``text`` on stdout. A closed or full stdout is said on stderr and the exit
-    code stays the command's: the report file says the rest."""
+def print_text(text: str, what: str = "the text") -> bool:
+    """``text`` on stdout; whether it got there. A closed or full stdout is said on
+    stderr (the caller makes it exit 2: a lost summary is never a success; the
+    report file says the rest)."""
     stream = sys.stdout
     if stream is None:  # started with its stdout closed
-        return
+        err(f"error: cannot write {what} to standard output: it is closed")
+        return False
     try:
         stream.write(text if text.endswith("\n") else text + "\n")
         stream.flush()
@@ -68,6 +70,8 @@ def print_text(text: str, what: str = "the text") -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         err(f"error: cannot write {what} to standard output: {reason}")
         _discard(stream)
+        return False
+    return True
 
 
 def err(message: str) -> None:

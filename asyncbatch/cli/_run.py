@@ -51,10 +51,13 @@ def run(
     *,
     options: RunOptions,
 ) -> None:
-    """Run a batch: print the summary as JSON on stdout; exit 0, 1 (a job failed
-    or was cancelled) or 2 (usage or config error; nothing ran)."""
+    """Run a batch: print the summary as JSON on stdout (--show-output: what its
+    command jobs print); exit 0, 1 (a job failed or was cancelled) or 2 (usage or
+    config error; nothing ran)."""
     if options.root is not None and not options.root.is_dir():
         exit_error(f"--root {options.root}: not a directory")
+    if options.stdout != "output" and (options.keep_order or options.line_buffer or options.tag):
+        exit_error("-k/--keep-order, --line-buffer and --tag shape what --show-output prints")
 
     def load() -> BatchConfig:
         source = config if config is not None else discover_config()
@@ -92,23 +95,32 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
     from asyncbatch.session import run_session
 
     err_capped([f"warning: {warning}" for warning in batch.warnings], "warnings")
+    if options.results is not None:
+        from asyncbatch.output.blocks import check_results_folder
+
+        reports = [options.output, options.junit]
+        checked(check_results_folder, options.results, batch.jobs, reports, not options.dry_run)
     if options.dry_run:
         from asyncbatch.output.plan import dry_run_plan
 
         checked(check_outputs, options, batch)  # a dry run checks the outputs too
-        print_json(dry_run_plan(batch))
-        return EXIT_OK
+        return EXIT_OK if print_json(dry_run_plan(batch), "the plan") else EXIT_USAGE
     try:
         outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
         exit_error(str(exc))
     for failure in outcome.failed_writes:
         err(f"error: {failure}")
-    print_json(outcome.report.summary.to_dict())
+    code = outcome.exit_code
+    if outcome.stdout_failure is not None:
+        err(f"error: {outcome.stdout_failure} (the report and --results keep it all)")
+        code = EXIT_USAGE
+    if options.stdout in (None, "summary") and not print_json(outcome.report.summary.to_dict()):
+        code = EXIT_USAGE
     if sys.stderr is not None:
         with contextlib.suppress(OSError, ValueError):  # a closed or full stderr
             print_end_of_run(outcome.report, quiet=options.quiet, stream=sys.stderr)
-    return outcome.exit_code
+    return code
 
 
 def _load(source: str, options: RunOptions) -> BatchConfig:

@@ -7,7 +7,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 - :mod:`._models`: the file's pydantic models, and the loaded :class:`BatchConfig`;
 - :mod:`._load`: :func:`load_config` (a file), :func:`load_config_data` (a parsed
   config) and :func:`select_jobs` (``--only``);
-- :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs);
+- :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs),
+  and :mod:`._inputs`, where those inputs come from (stdin, ``-a`` files, fields);
 - :mod:`._formats` (with :mod:`._toml` and :mod:`._yaml`, imported only for their
   formats), :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
   :mod:`._problems`, :mod:`._weights`: parsing, glob expansion, dependencies,
@@ -17,8 +18,9 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 
 from __future__ import annotations
 
-from asyncbatch.config._each import LABEL, each_config, parse_params
+from asyncbatch.config._each import each_config, parse_params
 from asyncbatch.config._expand import is_glob
+from asyncbatch.config._inputs import LABEL, Entry, InputsError, Sources, read_entries
 from asyncbatch.config._load import (
     DISCOVERED_NAMES,
     find_config,
@@ -46,10 +48,13 @@ __all__ = [
     "BatchFile",
     "ConfigError",
     "Defaults",
+    "Entry",
+    "InputsError",
     "Job",
     "JobConfig",
     "LoadLimits",
     "RetryOn",
+    "Sources",
     "check_slots",
     "concurrency",
     "each_config",
@@ -58,5 +63,6 @@ __all__ = [
     "load_config",
     "load_config_data",
     "parse_params",
+    "read_entries",
     "select_jobs",
 ]

@@ -1,14 +1,18 @@
-"""The config of ``asyncbatch each``: one job per command-line input, built as a
-config file's jobs are (the same loader, globs, params validation), with problems
-located in the command line's terms (``INPUT '...'``, ``-p KEY``, ``--action``, or
-what the caller names the params, ``-- PROGRAM``) instead of ``jobs[0]...``.
+"""The config of ``asyncbatch each``: one job per input (:mod:`._inputs`), built as a
+config file's jobs are (the same loader, params validation), with problems located
+in the command line's terms (``INPUT '...'``, ``-p KEY``, ``--action``, or what the
+caller names the params, ``-- PROGRAM``) instead of ``jobs[0]...``.
 
 It knows no action: the caller says which action each input runs and with which
 params (for ``-- PROGRAM``, the action that runs programs builds them).
 
-Each job is named by its input as given; a glob's matches are named by their paths
-(relative to the current directory for a relative pattern). An input given twice,
-or a file matched by two globs, is one job, the first.
+An INPUT argument that names an existing file is taken as it is, whatever
+characters it holds (the shell may have expanded ``*.txt`` into ``[x].txt``); one
+that does not exist and holds glob characters is expanded as in configs, each match
+named by its path (relative to the current directory for a relative pattern). A
+file a glob matches again is not a second job; any other repeated input is, named
+``NAME#2``, ``NAME#3``... Names show undecodable bytes as ``\\xNN``; paths and
+programs keep the real bytes.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from asyncbatch.config._expand import is_glob
+from asyncbatch.config._globs import GlobTooBroad, glob_files, printable
+from asyncbatch.config._inputs import LABEL, Entry, grouped
 from asyncbatch.config._load import load_config_data
 from asyncbatch.config._models import BatchConfig, LoadLimits
 from asyncbatch.errors import ConfigError
 from asyncbatch.registry import ActionRegistry
 
-LABEL = "asyncbatch each"
-"""What the report's ``config`` says, and what messages name, for lack of a file."""
 _LOCATED = re.compile(r"^jobs\[(\d+)\](?:\.(params|action|input|name)(?=[.:\[]))?")
+
+Params = Mapping[str, Any] | Callable[[Entry, str], Mapping[str, Any]] | None
+"""The params of every job, or made per job from its entry and its name's text."""
 
 
 def parse_params(texts: Sequence[str]) -> dict[str, Any]:
@@ -58,47 +66,107 @@ def _value(text: str) -> Any:
 
 
 def each_config(
-    inputs: Sequence[str],
+    inputs: Sequence[str | Entry],
     *,
     action: str,
     registry: ActionRegistry,
-    params: Mapping[str, Any] | Callable[[str], Mapping[str, Any]] | None = None,
+    params: Params = None,
     params_named: str = "-p",
     base_dir: str | os.PathLike[str] | None = None,
     limits: LoadLimits | None = None,
+    group_size: int | None = None,
 ) -> BatchConfig:
-    """The batch of ``each``: ``action`` on every input, with ``params`` (the same for
-    every input, or made per input from its text). Paths resolve against
-    ``base_dir`` (default: the current directory), which is also where programs
-    run. Raises :class:`ConfigError` listing every problem, each located on the
-    command line, the params as ``params_named`` says (``-p`` for ``-p KEY=VALUE``
-    options); unknown actions are errors (there is no config to skip a job of)."""
-    problems = [f"INPUT {item!r}: an empty path" for item in inputs if not item]
-    if not inputs:
-        problems.append("no INPUT given")
+    """The batch of ``each``: ``action`` on every input (a string is an INPUT
+    argument, which may be a glob), with ``params`` (the same for every job, or
+    made per job). ``group_size`` (``-n``) gives a job that many consecutive
+    inputs. Paths resolve against ``base_dir`` (default: the current directory),
+    which is also where programs run. Raises :class:`ConfigError` listing every
+    problem, each located on the command line, the params as ``params_named`` says
+    (``-p`` for ``-p KEY=VALUE`` options); unknown actions are errors (there is no
+    config to skip a job of)."""
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+    limits = limits or LoadLimits()
+    entries = [Entry(item, glob=True) if isinstance(item, str) else item for item in inputs]
+    problems = [f"INPUT {entry.value!r}: an empty path" for entry in entries if not entry.value]
     if problems:
         raise ConfigError(problems, source=LABEL)
-    unique = list(dict.fromkeys(inputs))
-    made = params if callable(params) else (lambda item: params or {})
+    expanded = _expanded(entries, base, limits)
+    if group_size is not None:
+        expanded = [(entry, False) for entry in grouped([e for e, _ in expanded], group_size)]
+    named = _named(expanded)
+    made = params if callable(params) else (lambda entry, name: params or {})
     raw = {
         "jobs": [
-            {"name": item, "action": action, "input": item, "params": dict(made(item))}
-            for item in unique
+            {
+                "name": printable(name),
+                "action": action,
+                "input": printable(entry.value),
+                "params": dict(made(entry, name)),
+            }
+            for entry, name in named
         ]
     }
     try:
-        return load_config_data(
+        config = load_config_data(
             raw,
-            base_dir=Path.cwd() if base_dir is None else base_dir,
+            base_dir=base,
             label=LABEL,
             registry=registry,
             strict=True,
             limits=limits,
-            name_matches_by_path=True,
+            literal_inputs=True,
         )
     except ConfigError as exc:
-        relocated = (_relocate(problem, unique, params_named) for problem in exc.problems)
+        shown = [printable(entry.value) for entry, _ in named]
+        relocated = (_relocate(problem, shown, params_named) for problem in exc.problems)
         raise ConfigError(list(dict.fromkeys(relocated)), source=LABEL) from None
+    for job, (entry, _) in zip(config.jobs, named, strict=True):
+        job.path = config.base_dir / entry.value  # real bytes; the report shows them escaped
+    return config
+
+
+def _expanded(entries: Sequence[Entry], base: Path, limits: LoadLimits) -> list[tuple[Entry, bool]]:
+    """Each entry, a glob's matches in its place: ``(entry, matched)``."""
+    found: list[tuple[Entry, bool]] = []
+    for entry in entries:
+        value = entry.value
+        if not entry.glob or not is_glob(value) or os.path.lexists(base / value):
+            found.append((entry, False))
+            continue
+        try:
+            matches = glob_files(
+                value,
+                base,
+                max_matches=limits.max_glob_matches,
+                max_entries=limits.max_glob_entries,
+            )
+        except GlobTooBroad as exc:
+            raise ConfigError([f"INPUT {value!r}: {exc}"], source=LABEL) from None
+        if not matches:
+            found.append((entry, False))  # runs, and fails: no such file
+        found.extend((Entry(match), True) for match in matches)
+    return found
+
+
+def _named(entries: Sequence[tuple[Entry, bool]]) -> list[tuple[Entry, str]]:
+    """Each job's name (its real text; printed, undecodable bytes are escaped): the
+    input, ``NAME (+K)`` for a job of several, ``NAME#2`` for a repeat. A glob's
+    match already named is left out."""
+    taken: set[str] = set()
+    named: list[tuple[Entry, str]] = []
+    for entry, matched in entries:
+        base = entry.value
+        if len(entry.group) > 1:
+            base += f" (+{len(entry.group) - 1})"
+        if matched and printable(base) in taken:
+            continue
+        name, count = base, 1
+        while printable(name) in taken:
+            count += 1
+            name = f"{base}#{count}"
+        taken.add(printable(name))
+        named.append((entry, name))
+    return named
 
 
 def _relocate(problem: str, inputs: Sequence[str], params_named: str) -> str:

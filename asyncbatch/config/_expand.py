@@ -27,13 +27,15 @@ def expand_jobs(
     *,
     defaults: Defaults | None = None,
     name_matches_by_path: bool = False,
+    literal_inputs: bool = False,
 ) -> list[Job]:
     """One Job per config job, or per matching regular file for a glob input
     (named ``job[path]``, or just ``path`` with ``name_matches_by_path``, and shown
     with undecodable bytes as ``\\xNN``); a glob too broad to expand is a problem.
-    Under ``root``, each job (each glob match) whose input resolves outside it gets
-    ``OutsideRoot`` as its start error. A job without its own ``slots`` or
-    ``retry_on`` takes those of ``defaults``."""
+    With ``literal_inputs`` no input is a glob (each names a file as it is, shown
+    as a match is). Under ``root``, each job (each glob match) whose input resolves
+    outside it gets ``OutsideRoot`` as its start error. A job without its own
+    ``slots`` or ``retry_on`` takes those of ``defaults``."""
     defaults = defaults or Defaults()
     default_retry_on = None if defaults.retry_on is None else RetryOn.of(defaults.retry_on)
     jobs: list[Job] = []
@@ -58,7 +60,7 @@ def expand_jobs(
             "config_dir": base_dir,
         }
         pattern = config_job.input
-        if is_glob(pattern):
+        if not literal_inputs and is_glob(pattern):
             matches = _glob(pattern, base_dir, limits, f"jobs[{index}].input", problems)
             for match in matches:
                 shown = printable(match)
@@ -81,7 +83,7 @@ def expand_jobs(
         jobs.append(
             Job(
                 name=config_job.name,
-                input=pattern,
+                input=printable(pattern) if literal_inputs else pattern,
                 path=path,
                 start_error=start_error or _outside(path, pattern, root),
                 number=len(jobs) + 1,

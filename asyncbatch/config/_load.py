@@ -88,13 +88,16 @@ def load_config_data(
     root: str | os.PathLike[str] | None = None,
     limits: LoadLimits | None = None,
     name_matches_by_path: bool = False,
+    literal_inputs: bool = False,
 ) -> BatchConfig:
     """:func:`load_config` for a config already parsed (a dict as a config file
     holds), whose paths resolve against ``base_dir``; ``label`` stands for the file
     in messages and in the report. With ``name_matches_by_path``, each match of a
     glob is named by its path as the glob spells it (not ``job[path]``), and a file
     reached twice under the same name (given twice, or matched by two globs) is one
-    job, the first (``asyncbatch each``)."""
+    job, the first. With ``literal_inputs``, no input is a glob: each names a file as
+    it is, whatever characters it holds (``asyncbatch each``, which expands its
+    globs itself)."""
     real = _checked_root(root)
     with without_gc():
         return _build(
@@ -106,6 +109,7 @@ def load_config_data(
             real,
             limits or LoadLimits(),
             name_matches_by_path=name_matches_by_path,
+            literal_inputs=literal_inputs,
         )
 
 
@@ -144,6 +148,7 @@ def _build(
     limits: LoadLimits,
     *,
     name_matches_by_path: bool = False,
+    literal_inputs: bool = False,
 ) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
@@ -172,6 +177,7 @@ def _build(
         limits,
         defaults=defaults,
         name_matches_by_path=name_matches_by_path,
+        literal_inputs=literal_inputs,
     )
     if name_matches_by_path:
         jobs = first_of_each(jobs)

@@ -17,7 +17,7 @@ from asyncbatch.registry import JobContext
 
 if TYPE_CHECKING:
     from asyncbatch.kernel import Route
-    from asyncbatch.registry import ActionSpec
+    from asyncbatch.registry import ActionSpec, Streams
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Retries = Annotated[int, Field(ge=0, le=1000)]
@@ -195,10 +195,10 @@ class Job:
     route: Route | None = None
     """How its work runs, once an executor has asked (``asyncbatch.kernel.route_of``)."""
 
-    def context(self, slot: int | None = None) -> JobContext:
+    def context(self, slot: int | None = None, streams: Streams | None = None) -> JobContext:
         """The job as its action's capabilities see it (``slot``: the slot its
-        attempt runs in)."""
-        return JobContext(self.name, self.number, self.config_dir, slot)
+        attempt runs in; ``streams``: where a program it runs reports)."""
+        return JobContext(self.name, self.number, self.config_dir, slot, streams=streams)
 
     def outputs(self) -> list[str]:
         """The files it declares it creates (absolute paths); none for most actions."""

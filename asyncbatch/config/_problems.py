@@ -18,7 +18,8 @@ def locate_errors(exc: ValidationError, prefix: str, model: type[BaseModel] | No
     """pydantic errors as ``prefix.loc: message`` lines."""
     problems = []
     for error in exc.errors(include_url=False):
-        location = format_location(error["loc"], prefix)
+        deeper = getattr(error.get("ctx", {}).get("error"), "at", ())  # a ProblemAt's place
+        location = format_location((*error["loc"], *deeper), prefix)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"

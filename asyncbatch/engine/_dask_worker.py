@@ -57,8 +57,9 @@ WAKE_EVERY = 1.0
 
 ScanJob = tuple[Kernel, str, Mapping[str, Any]]
 """A small-file job as it travels: kernel, input path, plain params."""
-CallJob = Callable[[], Awaitable[dict[str, Any]]]
-"""A custom action's job as it travels: its async function with its arguments bound."""
+CallJob = Callable[[], Awaitable[Scanned]]
+"""A custom action's job as it travels: its async function with its arguments bound
+(its result and what it used)."""
 BatchJob = ScanJob | CallJob
 """What one job of a batch runs."""
 TimedJob = tuple[BatchJob, float | None]
@@ -142,7 +143,7 @@ class _Batch:
             return scan_small_file(kernel, path, params, self._tuning, self._root)
         import asyncio  # noqa: TID251 - a worker thread has no event loop; it needs one of its own
 
-        async def watched() -> dict[str, Any]:
+        async def watched() -> Scanned:
             loop = asyncio.get_running_loop()
             task = asyncio.ensure_future(job())
             with self._lock:
@@ -155,7 +156,7 @@ class _Batch:
                 with self._lock:
                     self._cancel_running = None
 
-        return asyncio.run(watched()), None
+        return asyncio.run(watched())
 
     def abandon(self) -> None:
         """Start nothing more, stop a running custom action at its next ``await``,

@@ -1,4 +1,5 @@
-"""What counts as a job's result: a JSON object, kept as a plain copy.
+"""What counts as a job's result (a JSON object, kept as a plain copy), and what a
+failed job's error keeps of its attempt (the details of how its program ended).
 
 Checked once, as each attempt ends, so that the journal and the report can always
 encode what they are given.
@@ -7,7 +8,13 @@ encode what they are given.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from asyncbatch.errors import describe_error
+
+if TYPE_CHECKING:
+    from asyncbatch.engine.executors import Attempt
+    from asyncbatch.model import Resources
 
 MAX_RESULT_DEPTH = 128
 """Levels of nesting an action's result may have. Deeper, it fails its job: encoding
@@ -65,3 +72,24 @@ def _flat(result: dict[Any, Any]) -> bool:
         if type(value) is not float or value != value or value in (float("inf"), float("-inf")):
             return False
     return True
+
+
+def with_details(
+    error: dict[str, Any], attempt: Attempt, raised: BaseException | None = None
+) -> dict[str, Any]:
+    """A failed job's error with the ``details`` its attempt left: those its
+    exception carried (``raised``, when the error is another, a cancellation's),
+    else how its program ended (a timeout, a halt, a missing output)."""
+    if "details" in error:
+        return error
+    details = describe_error(raised).get("details") if raised is not None else None
+    streams = attempt.streams
+    if details is None and streams is not None:
+        details = streams.details
+    return error if details is None else {**error, "details": details}
+
+
+def left_resources(attempt: Attempt) -> Resources | None:
+    """What the program of a stopped attempt used, if it ran one."""
+    streams = attempt.streams
+    return None if streams is None else streams.resources

@@ -40,8 +40,11 @@ from asyncbatch.files.confine import real_root
 from asyncbatch.model import Report, now
 
 if TYPE_CHECKING:
-    from asyncbatch.config import BatchConfig
+    from collections.abc import Callable
+
+    from asyncbatch.config import BatchConfig, Job
     from asyncbatch.options import RunOptions
+    from asyncbatch.registry import Streams
 
 DEFAULT_CONCURRENCY = 4
 """Jobs at once when neither ``-j`` nor the config says
@@ -59,6 +62,7 @@ async def run_jobs(
     backoff: Backoff | None = None,
     machine: Machine | None = None,
     history: Mapping[str, float] | None = None,
+    streams: Callable[[Job], Streams] | None = None,
 ) -> Report:
     """Run every job of ``config`` as ``options`` say and return the report (jobs in
     config order). What the run needs is built by its caller (the session, the one
@@ -69,7 +73,9 @@ async def run_jobs(
     ``backoff`` spaces retries; ``machine`` is what ``options.load`` and
     ``options.memfree`` read (default: ``/proc``); ``history`` holds the last
     recorded duration of jobs (milliseconds, by name), by which ``options.order``
-    ``"history"`` starts ready jobs longest first.
+    ``"history"`` starts ready jobs longest first; ``streams`` makes the
+    :class:`~asyncbatch.registry.Streams` of each attempt of an awaited action (a
+    display that prints what programs print).
 
     ``options.max_concurrency``, ``timeout``, ``retries`` and ``retry_delay``
     override the config's ``max_concurrency`` and ``defaults``; a job's own win over
@@ -112,7 +118,16 @@ async def run_jobs(
     order = None
     if options.order == "history" and history:
         order = history_order(config.jobs, history)
-    scheduler = Scheduler(config, settings, executor, journal, listeners, throttle, order)
+    scheduler = Scheduler(
+        config,
+        settings,
+        executor,
+        journal,
+        listeners,
+        throttle=throttle,
+        order=order,
+        streams=streams,
+    )
     started_at = now()
     await scheduler.run(limit, stop)
     state = scheduler.state

@@ -17,8 +17,6 @@ fails to record is dropped, and the jobs go on.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,20 +25,27 @@ import anyio
 import anyio.lowlevel
 
 from asyncbatch.engine._batch import Accept, More
+from asyncbatch.engine._cwd import WorkingDirectory
 from asyncbatch.engine._hooks import Listeners, Recorder, RunListener
 from asyncbatch.engine._limits import SlotNumbers
-from asyncbatch.engine._results import checked_result
+from asyncbatch.engine._results import checked_result, left_resources, with_details
 from asyncbatch.engine._settings import Settings
 from asyncbatch.engine._state import Retry, RunState
 from asyncbatch.engine._throttle import Throttle
-from asyncbatch.engine.executors import Attempt, Executor, is_cancellation
+from asyncbatch.engine.executors import Attempt, Executor, is_cancellation, job_route
 from asyncbatch.errors import UnknownAction, describe_error
 from asyncbatch.model import JobResult, Resources, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import TaskGroup
 
-    from asyncbatch.config import BatchConfig
+    from asyncbatch.config import BatchConfig, Job
+    from asyncbatch.registry import Streams
+
+    OpenStreams = Callable[[Job], Streams]
+    """Makes the streams of each attempt of an awaited action (the display's)."""
 
 
 class Scheduler:
@@ -55,8 +60,11 @@ class Scheduler:
         listeners: Sequence[RunListener],
         throttle: Throttle | None = None,
         order: Sequence[int] | None = None,
+        streams: OpenStreams | None = None,
     ) -> None:
         self._jobs = config.jobs
+        self._streams = streams
+        self._running: dict[int, Attempt] = {}  # started attempts not yet ended
         self._settings = settings
         self._executor = executor
         self._journal = journal
@@ -71,7 +79,7 @@ class Scheduler:
         self._held: str | None = None  # why starts are held back, as listeners were told
         self._timers: dict[int, anyio.CancelScope] = {}  # retry timers, by job
         self._group: TaskGroup | None = None
-        self._cwd = _working_directory()
+        self._cwd = WorkingDirectory()
 
     @property
     def halt_reason(self) -> str | None:
@@ -94,8 +102,16 @@ class Scheduler:
             if stop is not None:
                 group.start_soon(self._halt_when_set, stop)
             self._spawn()
-        self._restore_working_directory()
-        self._tell_done(self.state.cancel_unfinished(time.perf_counter()))
+        self._cwd.restore()
+        cancelled = self.state.cancel_unfinished(time.perf_counter())
+        if self._running:  # stopped where they ran: what their programs printed
+            index = {job.name: i for i, job in enumerate(self._jobs)}
+            for result in cancelled:
+                attempt = self._running.get(index[result.name])
+                if attempt is not None and result.error is not None:
+                    result.error = with_details(result.error, attempt)
+                    result.resources = left_resources(attempt)
+        self._tell_done(cancelled)
 
     # --- slots -------------------------------------------------------------------------
 
@@ -237,6 +253,9 @@ class Scheduler:
         job = self._jobs[index]
         settings = self._settings
         halt = settings.halt
+        streams = None
+        if self._streams is not None and job.spec is not None and job_route(job) == "call":
+            streams = self._streams(job)
         return Attempt(
             self,
             index,
@@ -246,6 +265,7 @@ class Scheduler:
             failure_may_halt=halt is not None and halt.on == "fail",
             slot=slot,
             successes_to_halt=self.state.successes_to_halt(),
+            streams=streams,
         )
 
     # --- what attempts report (the AttemptOwner protocol) -----------------------------
@@ -254,6 +274,7 @@ class Scheduler:
         number = self.state.attempt_started(
             attempt.index, at if at is not None else time.perf_counter()
         )
+        self._running[attempt.index] = attempt
         self._listeners.tell("job_started", attempt.job, number)
 
     def attempt_ended(
@@ -266,10 +287,13 @@ class Scheduler:
     ) -> None:
         job = attempt.job
         if job.spec is None or job.spec.may_chdir:
-            self._restore_working_directory()
+            self._cwd.restore()
         index = attempt.index
+        self._running.pop(index, None)
         if error is None:
             result, error = checked_result(result)
+        if error is not None and resources is None:
+            resources = left_resources(attempt)
         if error is None:
             self._finish(index, "succeeded", result=result, at=at, resources=resources)
             return
@@ -278,11 +302,13 @@ class Scheduler:
         if after == "cancelled":
             # Failed while the run is being halted (cancelled, or about to be):
             # cancelled, so that the report holds at most the halt's count of failures.
-            ended, why = at if at is not None else time.perf_counter(), self.state.cancelled()
-            cancelled = self.state.record(index, "cancelled", ended, error=why, resources=resources)
+            why = with_details(self.state.cancelled(), attempt, error)
+            cancelled = self.state.record(
+                index, "cancelled", _now(at), error=why, resources=resources
+            )
             self._tell_done([cancelled])
         elif after == "failed":
-            described = self.state.describe(index, error)
+            described = with_details(self.state.describe(index, error), attempt)
             self._finish(index, "failed", error=described, at=at, resources=resources)
         else:
             assert isinstance(after, Retry)
@@ -305,14 +331,6 @@ class Scheduler:
         self._timers.pop(index, None)
         if self.state.retry_due(index):
             self._spawn()
-
-    def _restore_working_directory(self) -> None:
-        """An action that changed the working directory does not change it for the
-        rest of the run: relative paths (the report's, say) resolve as they did
-        when the run started."""
-        if self._cwd is not None and _working_directory() != self._cwd:
-            with contextlib.suppress(OSError):
-                os.chdir(self._cwd)
 
     # --- results -----------------------------------------------------------------------
 
@@ -371,8 +389,5 @@ class Scheduler:
             self._group.cancel_scope.cancel()
 
 
-def _working_directory() -> str | None:
-    try:
-        return os.getcwd()
-    except OSError:  # it was removed
-        return None
+def _now(at: float | None) -> float:
+    return at if at is not None else time.perf_counter()

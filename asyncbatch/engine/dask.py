@@ -168,10 +168,8 @@ class DaskExecutor:
             await _cancel_on_cluster(self._client, key, future)
         elif ended.error is not None:
             attempt.fail(ended.error)
-        elif job_route(attempt.job) == "call":
-            attempt.succeed(ended.result)
         else:
-            result, used = ended.result  # a scan says what it used
+            result, used = ended.result  # a scan, an awaited call: what it used too
             attempt.succeed(result, None, used)
 
     def _submit(self, attempt: Attempt, key: str) -> Any:

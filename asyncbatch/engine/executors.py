@@ -34,8 +34,8 @@ from asyncbatch.files.calls import call_action
 from asyncbatch.files.scan import Scanned
 from asyncbatch.files.stream import plain_params, scan_in_process, scan_in_thread, stream_file
 from asyncbatch.kernel import DEFAULT_TUNING, Kernel, Route, Tuning, big_file_route, route_of
-from asyncbatch.model import Resources
-from asyncbatch.registry import JobContext
+from asyncbatch.model import Resources, resources_of
+from asyncbatch.registry import JobContext, Streams
 
 if TYPE_CHECKING:
     from asyncbatch.config import Job
@@ -78,6 +78,7 @@ class Attempt:
         "root",
         "slot",
         "state",
+        "streams",
         "successes_to_halt",
         "timeout",
     )
@@ -93,6 +94,7 @@ class Attempt:
         failure_may_halt: bool,
         slot: int = 1,
         successes_to_halt: int | None = None,
+        streams: Streams | None = None,
     ) -> None:
         self._owner = owner
         self.index = index
@@ -107,6 +109,9 @@ class Attempt:
         """Successes from now on that halt the run (``--halt now,success=N``), if
         any: work batched with this attempt should not start after that many."""
         self.state = "taken"
+        self.streams = streams
+        """Where the attempt's program (if it runs one) tells what it prints and how
+        it ended; made when the action is first given its context."""
 
     def start(self, at: float | None = None) -> None:
         if self.state == "taken":
@@ -115,8 +120,11 @@ class Attempt:
 
     @property
     def context(self) -> JobContext:
-        """The job as its action sees it, in this attempt's slot."""
-        return self.job.context(self.slot)
+        """The job as its action sees it, in this attempt's slot, with the attempt's
+        :attr:`streams`."""
+        if self.streams is None:
+            self.streams = Streams()
+        return self.job.context(self.slot, self.streams)
 
     def succeed(
         self, result: Any, at: float | None = None, resources: Resources | None = None
@@ -190,7 +198,9 @@ async def run_timed(attempt: Attempt, call: Callable[[], Awaitable[dict[str, Any
 
 
 async def run_measured(attempt: Attempt, call: Callable[[], Awaitable[Scanned]]) -> None:
-    """:func:`run_timed` for a call that also says what it used (a scan)."""
+    """:func:`run_timed` for a call that also says what it used (a scan, an awaited
+    action's :class:`~asyncbatch.model.Measured`); an exception may say it too, as
+    its ``resources`` attribute."""
     pid = os.getpid()
     cancelled = anyio.get_cancelled_exc_class()
     attempt.start()
@@ -207,7 +217,7 @@ async def run_measured(attempt: Attempt, call: Callable[[], Awaitable[Scanned]])
     except BaseException as exc:  # every action failure becomes the attempt's error
         if isinstance(exc, cancelled) and is_cancellation(exc):
             raise
-        attempt.fail(exc)
+        attempt.fail(exc, None, resources_of(exc))
         return
     attempt.succeed(result, None, used)
 
@@ -240,7 +250,7 @@ class LocalExecutor:
         job = attempt.job
         route = job_route(job)
         if route == "call":
-            await run_timed(attempt, awaited_call(attempt))
+            await run_measured(attempt, awaited_call(attempt))
         elif route == "process":
             await run_measured(attempt, self._scan(scan_in_process, attempt))
         else:
@@ -303,8 +313,9 @@ def scans(job: Job) -> bool:
     return job_route(job) == "scan"
 
 
-def awaited_call(attempt: Attempt) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """The ``"call"`` route's work for ``attempt``: its action, its outputs guarded."""
+def awaited_call(attempt: Attempt) -> Callable[[], Awaitable[Scanned]]:
+    """The ``"call"`` route's work for ``attempt``: its action, its outputs guarded;
+    its result and what it used."""
     job = attempt.job
     assert job.spec is not None
     return functools.partial(call_action, job.spec, job.path, job.params, attempt.context)

@@ -1,5 +1,7 @@
 """One attempt of an action that is awaited (the ``"call"`` route): its function,
 with the job's context when it binds, and its declared outputs kept by make's rules.
+An action may say what its work used by returning a
+:class:`~asyncbatch.model.Measured`: the call gives ``(result, resources)`` either way.
 
 Whoever awaits it (the local executor, a Dask worker), an action that declares
 outputs gets the same: their folders are made before the attempt; after a success
@@ -25,6 +27,8 @@ import anyio
 
 from asyncbatch.errors import MissingOutput
 from asyncbatch.files._threads import run_blocking
+from asyncbatch.files.scan import Scanned
+from asyncbatch.model import measured
 from asyncbatch.registry import ActionSpec, JobContext
 
 Identity = tuple[int, int, int, int]
@@ -32,11 +36,12 @@ Identity = tuple[int, int, int, int]
 modification time."""
 
 
-async def call_action(spec: ActionSpec, path: Path, params: Any, job: JobContext) -> dict[str, Any]:
-    """The action's result for one attempt; see the module doc."""
+async def call_action(spec: ActionSpec, path: Path, params: Any, job: JobContext) -> Scanned:
+    """The action's result for one attempt and what it used (when it returns a
+    :class:`~asyncbatch.model.Measured`); see the module doc."""
     outputs = spec.declared_outputs(path, params, job)
     if not outputs:
-        return await spec.call(path, params, job)
+        return measured(await spec.call(path, params, job))
     guard = await run_blocking(OutputGuard.prepare, outputs, job.config_dir)
     try:
         result = await spec.call(path, params, dataclasses.replace(job, outputs=tuple(outputs)))
@@ -45,7 +50,7 @@ async def call_action(spec: ActionSpec, path: Path, params: Any, job: JobContext
         with anyio.CancelScope(shield=True):
             await run_blocking(guard.undo)
         raise
-    return result
+    return measured(result)
 
 
 class OutputGuard:

@@ -27,6 +27,8 @@ from typing import Any, TypeVar, TypeVarTuple
 import anyio
 
 from asyncbatch.files._threads import DaemonThreadExecutor, start_blocking_in, wait_done
+from asyncbatch.model import Resources
+from asyncbatch.registry import Streams
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -44,24 +46,28 @@ and while its group is ended."""
 @dataclass(frozen=True, slots=True)
 class Finished:
     """How a program ended: ``exit_code`` (negative: killed by that signal), the last
-    :data:`TAIL_BYTES` of each stream and the exact byte counts."""
+    :data:`TAIL_BYTES` of each stream, the exact byte counts, and what the program
+    and the children it waited for used (``os.wait4``)."""
 
     exit_code: int
     stdout: bytes
     stderr: bytes
     stdout_bytes: int
     stderr_bytes: int
+    resources: Resources | None = None
 
 
 class Child:
     """A program's run, shared between the thread that runs it and the caller who
-    may stop it. Stopping before the spawn means it never runs."""
+    may stop it. Stopping before the spawn means it never runs. ``streams`` hears
+    what the program prints, as it prints it."""
 
-    def __init__(self) -> None:
+    def __init__(self, streams: Streams | None = None) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._stopped = False
         self._done = False
+        self._streams = streams
 
     def terminate(self) -> None:
         """SIGTERM to the whole group (or no start at all, if not started yet)."""
@@ -85,9 +91,11 @@ class Child:
         with self._lock:
             if self._stopped:
                 return None
+            if self._streams is not None:
+                self._streams.start()
             process = subprocess.Popen(
                 list(argv),
-                executable=_located(argv[0], env),
+                executable=located(argv[0], env),
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -104,7 +112,8 @@ class Child:
         """Drain both streams until the program has exited and its group is gone."""
         assert process.stdout is not None
         assert process.stderr is not None
-        tails = {process.stdout.fileno(): _Tail(), process.stderr.fileno(): _Tail()}
+        streams = self._streams
+        tails = {process.stdout.fileno(): _Tail(1), process.stderr.fileno(): _Tail(2)}
         reading = dict(tails)
         poller = select.poll()  # not select(): descriptors past 1024 are fine
         for fd in reading:
@@ -114,6 +123,7 @@ class Child:
             poller.register(pidfd, select.POLLIN)
         exited_at: float | None = None
         killed = False
+        usage = None
         try:
             while True:
                 if exited_at is None and _has_exited(process.pid):
@@ -137,7 +147,10 @@ class Child:
                         continue
                     data = os.read(fd, _READ)
                     if data:
-                        reading[fd].add(data)
+                        tail = reading[fd]
+                        tail.add(data)
+                        if streams is not None:
+                            streams.write(tail.stream, data)
                     else:
                         poller.unregister(fd)
                         del reading[fd]
@@ -149,16 +162,84 @@ class Child:
             with self._lock:
                 self._done = True  # from here on its pid may be another process's
                 _LIVE.discard(self)
-                exit_code = process.wait()
+                usage = _reap(process)
+        if exited_at is not None and not killed:
+            _end_group(process.pid, exited_at)
         out, err = tails.values()
-        return Finished(exit_code, out.data(), err.data(), out.count, err.count)
+        return Finished(_exit_code(process), out.data(), err.data(), out.count, err.count, usage)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> Resources | None:
+    """Wait for ``process`` (already exited, or about to be) and say what it and
+    the children it waited for used. Its return code is set on it, so that the
+    ``subprocess`` module never waits for its pid again."""
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except ChildProcessError:  # reaped already: nothing measured
+        if process.returncode is None:
+            process.returncode = 255
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Resources(
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 6),
+        max_rss_kb=usage.ru_maxrss,
+        read_bytes=usage.ru_inblock * 512,
+        write_bytes=usage.ru_oublock * 512,
+    )
+
+
+def _exit_code(process: subprocess.Popen[bytes]) -> int:
+    code = process.returncode
+    return 255 if code is None else code
+
+
+def _end_group(pgid: int, exited_at: float) -> None:
+    """After the program exited (its group got SIGTERM then) and both its pipes
+    closed: whatever of its group still runs holds no pipe of ours (a grandchild
+    that closed them, or ignores SIGTERM); it gets SIGKILL :data:`GRACE` seconds
+    after the exit unless it is gone by then. Its pid stays its own meanwhile: a
+    pid is not reused while a process group of that number lives."""
+    pause = 0.001
+    while _group_alive(pgid):
+        left = exited_at + GRACE - time.monotonic()
+        if left <= 0:
+            _signal_group(pgid, signal.SIGKILL)
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, _POLL_MS / 1000)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie waiting for its new
+    parent does not: it runs nothing, and cannot be killed)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: take the signal's word
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 _FOUND: dict[tuple[str, str], str] = {}
 """Programs found on a PATH: (name, PATH) -> path."""
 
 
-def _located(program: str, env: Mapping[str, str] | None) -> str | None:
+def located(program: str, env: Mapping[str, str] | None = None) -> str | None:
     """Where ``program`` is on the PATH it will run with, looked up once per run of
     the process: the child then makes one ``execve`` instead of one per PATH entry
     (half the cost of spawning ``true`` here). None leaves the search to the child
@@ -196,13 +277,15 @@ def kill_all() -> None:
 
 
 class _Tail:
-    """The last :data:`TAIL_BYTES` of a stream, and how many bytes it carried."""
+    """The last :data:`TAIL_BYTES` of a stream (``stream``: 1 stdout, 2 stderr), and
+    how many bytes it carried."""
 
-    __slots__ = ("_kept", "count")
+    __slots__ = ("_kept", "count", "stream")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: int) -> None:
         self._kept = bytearray()
         self.count = 0
+        self.stream = stream
 
     def add(self, data: bytes) -> None:
         self.count += len(data)

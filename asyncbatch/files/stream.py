@@ -122,6 +122,42 @@ async def scan_in_process(
     return scanned
 
 
+WORKERS_EXIT = 2.0
+"""Seconds idle worker processes get to exit on their own at the end of a run."""
+
+
+async def close_worker_processes() -> None:
+    """End this event loop's worker processes (:func:`scan_in_process`) while the
+    loop still runs: their standard input is closed, on which they exit, and each is
+    waited for (killed after :data:`WORKERS_EXIT` seconds).
+
+    Left to anyio's own end-of-loop cleanup, each worker is killed twice, by two
+    hooks, and the second kill's ``poll()`` may reap the dead worker before asyncio's
+    waiting thread does, which then prints "Unknown child process pid N, will report
+    returncode 255" on stderr. Workers taken out of anyio's set here are out of
+    reach of both hooks."""
+    import anyio
+    import anyio.to_process
+
+    registry = getattr(anyio.to_process, "_process_pool_workers", None)
+    workers: set[Any] | None = None if registry is None else registry.get(None)
+    if not workers:
+        return
+    idle = getattr(anyio.to_process, "_process_pool_idle_workers", None)
+    queue = None if idle is None else idle.get(None)
+    if queue is not None:
+        queue.clear()
+    closing = list(workers)
+    workers.clear()
+    with anyio.CancelScope(shield=True):
+        for process in closing:
+            with anyio.move_on_after(WORKERS_EXIT) as scope:
+                await process.aclose()  # closes its stdin, then waits for its exit
+            if scope.cancelled_caught and process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
 async def run_kernel(kernel: Kernel, path: Path, params: Any) -> dict[str, Any]:
     """A built-in action's body: its kernel streamed, or in a worker process when it
     must be killable. The executor of a run takes faster routes where it can."""

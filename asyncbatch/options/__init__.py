@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from asyncbatch.controls import Halt, check_delay, check_load, parse_size
+from asyncbatch.options._printing import PrintingOptions
 from asyncbatch.options._spelling import (
     BOTH,
     DASK,
@@ -37,6 +38,7 @@ __all__ = [
     "DISPLAY",
     "OUTPUTS",
     "RUNNING",
+    "PrintingOptions",
     "RunOptions",
     "Spelling",
     "check_seconds",
@@ -63,7 +65,7 @@ def _orders() -> Sequence[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class RunOptions:
+class RunOptions(PrintingOptions):
     """Everything that shapes a run besides its jobs; see the module doc. Each
     default is the run's behaviour without the option."""
 
@@ -77,6 +79,17 @@ class RunOptions:
             metavar="N",
             env="ASYNCBATCH_MAX_CONCURRENCY",
             minimum=1,
+            commands=("run",),
+        ),
+        Spelling(
+            ("-j", "--max-concurrency"),
+            "At most N jobs at once (default: 4).",
+            RUNNING,
+            int,
+            metavar="N",
+            env="ASYNCBATCH_MAX_CONCURRENCY",
+            minimum=1,
+            commands=("each",),
         ),
     )
     """At most this many jobs run at once; None: the config's ``max_concurrency``,
@@ -355,6 +368,15 @@ class RunOptions:
             and self.junit.resolve() == self.output.resolve()
         ):
             found.append("--junit and --output must name different files")
+        if self.results is not None and self.executor != "local":
+            found.append(
+                "--results needs the local executor: on a cluster, programs print on the workers"
+            )
+        if self.keep_order and self.line_buffer:
+            found.append(
+                "-k/--keep-order and --line-buffer: give only one of them (lines are "
+                "printed as they come, blocks in order)"
+            )
         return found
 
     def replace(self, **fields: Any) -> RunOptions:

@@ -25,8 +25,12 @@ def open_display(
     stderr: Stderr,
     history: Mapping[str, float] | None,
 ) -> ProgressListener | None:
-    """Live progress and ``-v`` lines on ``stderr``, as the options ask; with
-    ``history``, the ETA counts the jobs' recorded durations from the first second."""
+    """Live progress and ``-v`` lines on ``stderr``, as the options ask (None:
+    neither); the live display ends with ``stack``. With ``history``, the ETA counts
+    the jobs' recorded durations from the first second. What the jobs print going
+    to a terminal is the display there: no live progress is drawn over it unless
+    asked for."""
+    from asyncbatch.output.blocks import prints_to_terminal
     from asyncbatch.output.progress import (
         ProgressListener,
         ProgressState,
@@ -37,7 +41,8 @@ def open_display(
     lines = stderr.line if options.verbose else None
     state = None
     stream = stderr.stream()
-    if progress_wanted(options.progress, quiet=options.quiet, stream=stream, environ=os.environ):
+    wanted = options.progress if not prints_to_terminal(options) else False
+    if progress_wanted(wanted, quiet=options.quiet, stream=stream, environ=os.environ):
         progress = ProgressState(len(config.jobs))
         if history:
             from asyncbatch.config import concurrency

@@ -94,7 +94,7 @@ def _add_testcase(suite: ET.Element, job: JobResult, classname: str) -> None:
     kind, message = _clean(error["type"]), _clean(error["message"])
     if job.status == "failed":
         failure = ET.SubElement(case, "failure", type=kind or "ActionError", message=message)
-        stderr = error.get("stderr")  # a failed command's last output there
+        stderr = _stderr_of(error)  # a failed command's last output there
         failure.text = _clean(
             f"{message}\naction: {job.action}\ninput: {job.input}\nattempts: {job.attempts}\n"
             + (f"stderr (the end of it):\n{stderr}" if stderr else "")
@@ -141,3 +141,11 @@ def _clean(text: str) -> str:
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _stderr_of(error: dict[str, object]) -> str | None:
+    """The end of a failed command's stderr: in ``details`` (or, in reports of
+    earlier versions, beside the message)."""
+    details = error.get("details")
+    stderr = details.get("stderr") if isinstance(details, dict) else error.get("stderr")
+    return stderr if isinstance(stderr, str) else None
