@@ -88,6 +88,18 @@ def check_seconds(value: float | None) -> None:
         raise ValueError("Input should be greater than 0")
 
 
+def file_path(text: str) -> Path:
+    """A path that must name a file (``-o``, ``--junit``, ``show --html``), read as
+    typed: empty, or naming a folder (``.``, ``/``, ``out/``, ``sub/.``, ``..``) is a
+    ``ValueError`` (a usage error), caught before a folder is taken for a file."""
+    if not text:
+        raise ValueError("an empty path; name a file")
+    last = text.rstrip("/").rpartition("/")[2] if text.rstrip("/") else ""
+    if text.endswith("/") or last in ("", ".", ".."):
+        raise ValueError(f"{text!r} names a folder, not a file")
+    return Path(text)
+
+
 def _executors() -> Sequence[str]:
     return ("local", "dask")
 
@@ -117,8 +129,9 @@ class RunOptions:
             ("-o", "--output"),
             "Write the JSON report (and its journal) there.",
             OUTPUTS,
-            Path,
+            str,
             metavar="PATH",
+            value=file_path,
         ),
     )
     dry_run: bool = option(
@@ -218,7 +231,12 @@ class RunOptions:
     junit: Path | None = option(
         None,
         Spelling(
-            ("--junit",), "Also write a JUnit XML report there.", OUTPUTS, Path, metavar="PATH"
+            ("--junit",),
+            "Also write a JUnit XML report there.",
+            OUTPUTS,
+            str,
+            metavar="PATH",
+            value=file_path,
         ),
     )
     quiet: bool = option(
