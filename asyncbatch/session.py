@@ -157,7 +157,8 @@ def run_session(
     """Run ``config`` with ``options`` from start to final writes; see the module doc.
 
     Raises ``OutputError`` (an output cannot be written, the report is locked
-    by another run) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
+    by another run), ``ConfigError`` (a job declares the report, its journal or
+    lock as an output) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
     reached) before any job starts. ``tuning`` sizes the executor's reads. The live
     progress and ``-v`` lines go to ``stderr`` (default: ``sys.stderr`` as it is at
     each write, so that lines print above the live display); ``warn`` gets warnings

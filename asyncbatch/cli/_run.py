@@ -95,13 +95,19 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
     if options.dry_run:
         from asyncbatch.output.plan import dry_run_plan
 
-        checked(check_outputs, options, batch)  # a dry run checks the outputs too
+        try:
+            checked(check_outputs, options, batch)  # a dry run checks the outputs too
+        except ConfigError as exc:  # a job's output is the report, its journal or lock
+            print_json({"valid": False, "errors": exc.problems})
+            fail_config(exc)
         print_json(dry_run_plan(batch))
         return EXIT_OK
     try:
         outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
         exit_error(str(exc))
+    except ConfigError as exc:  # a job's output is the report, its journal or lock
+        fail_config(exc)
     for failure in outcome.failed_writes:
         err(f"error: {failure}")
     print_json(outcome.report.summary.to_dict())

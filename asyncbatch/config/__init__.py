@@ -8,6 +8,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
 - :mod:`._load`: :func:`load_config` (a file), :func:`load_config_data` (a parsed
   config) and :func:`select_jobs` (``--only``);
 - :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs);
+- :mod:`._outputs`: the outputs jobs declare destroy nothing that is not theirs
+  (:func:`outputs_taken`: nor the run's report, journal or lock);
 - :mod:`._formats` (with :mod:`._toml` and :mod:`._yaml`, imported only for their
   formats), :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
   :mod:`._problems`: parsing, glob expansion, dependencies, many-job shortcuts and
@@ -34,6 +36,7 @@ from asyncbatch.config._models import (
     JobConfig,
     LoadLimits,
 )
+from asyncbatch.config._outputs import outputs_taken
 from asyncbatch.errors import ConfigError
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "is_glob",
     "load_config",
     "load_config_data",
+    "outputs_taken",
     "parse_params",
     "select_jobs",
 ]

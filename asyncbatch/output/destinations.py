@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asyncbatch.errors import OutputError
+from asyncbatch.errors import ConfigError, OutputError
 
 if TYPE_CHECKING:
     from asyncbatch.config import BatchConfig
@@ -30,7 +30,8 @@ def check_outputs(options: RunOptions, config: BatchConfig) -> None:
     work cannot end in "cannot write report". Each must be a regular file or absent
     (never a directory, device, FIFO or socket: ``-o /dev/stdout`` would replace the
     device), and neither may name the config file, an input of the batch, or the
-    report's journal or lock."""
+    report's journal or lock. Raise ``ConfigError`` when a job declares one of these
+    files as an output (a failed attempt would remove it)."""
     if options.output is None and options.junit is None:
         return  # nothing to check
     for destination in (options.output, options.junit):
@@ -45,6 +46,27 @@ def check_outputs(options: RunOptions, config: BatchConfig) -> None:
                 taken=taken,
                 taken_file=functools.partial(_input_at, config=config),
             )
+    _check_job_outputs(options, config)
+
+
+def _check_job_outputs(options: RunOptions, config: BatchConfig) -> None:
+    """Raise ``ConfigError`` naming each job that declares as an output the report,
+    its journal or lock, or the JUnit file: a failed attempt would remove it."""
+    from asyncbatch.config import outputs_taken
+
+    files = {}
+    if options.output is not None:
+        from asyncbatch.output.journal import journal_path, lock_path  # only with -o
+
+        files[options.output] = "the report"
+        files[journal_path(options.output)] = "the report's journal"
+        files[lock_path(options.output)] = "the report's lock"
+    if options.junit is not None:
+        files[options.junit] = "the JUnit report"
+    taken = {os.path.realpath(path): what for path, what in files.items()}
+    problems = outputs_taken(config.jobs, taken, config.base_dir)
+    if problems:
+        raise ConfigError(problems, source=config.source)
 
 
 def _files_of_the_run(options: RunOptions, config: BatchConfig) -> dict[str, str]:
