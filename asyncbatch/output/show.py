@@ -182,7 +182,7 @@ def _optional(entry: dict[str, Any], key: str, kind: type, default: Any, where: 
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _Invalid(f'{where}: "{key}" is not {_KINDS[kind]}')
-    if kind is int and not 0 <= value <= MAX_COUNT:
+    if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
         raise _Invalid(f'{where}: "{key}" is out of range (0 to {_shown(MAX_COUNT)})')
     return value
 
