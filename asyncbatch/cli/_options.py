@@ -145,7 +145,7 @@ RUN_EXAMPLES = (
 
 """
     + "Exit codes: 0 all succeeded, 1 a job failed or was cancelled, 2 usage, config "
-    "or output error, 130/143 interrupted.\n\n"
+    "or output error, 130/143/129 interrupted (SIGINT, SIGTERM, SIGHUP).\n\n"
     "Environment: ASYNCBATCH_MAX_CONCURRENCY, ASYNCBATCH_TIMEOUT, ASYNCBATCH_RETRIES, "
     "ASYNCBATCH_EXECUTOR, ASYNCBATCH_SCHEDULER and ASYNCBATCH_DEBUG stand for their options."
 )
