@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
+SCHEDULER_ENV = "ASYNCBATCH_SCHEDULER"
+"""The scheduler a Dask run uses when ``--scheduler`` is not given. Ambient, like a
+shell profile's setting: it is read only when the executor is Dask, so that setting
+it for the cluster breaks no local run (``--scheduler`` itself without ``--executor
+dask`` is a usage error)."""
 """The help panels options are shown in."""
 BOTH: tuple[str, ...] = ("run", "each")
 
@@ -286,13 +291,16 @@ class RunOptions:
         None,
         Spelling(
             ("--scheduler",),
-            "Dask scheduler (tcp://HOST:PORT; default: a local cluster).",
+            "Dask scheduler (tcp://HOST:PORT; default: $ASYNCBATCH_SCHEDULER with "
+            "--executor dask, else a local cluster).",
             DASK,
             str,
             metavar="ADDRESS",
-            env="ASYNCBATCH_SCHEDULER",
         ),
     )
+    """The Dask scheduler's address; None: ``ASYNCBATCH_SCHEDULER`` when the executor
+    is Dask (:data:`SCHEDULER_ENV`; the variable alone never breaks a local run),
+    else a local cluster."""
     scheduler_timeout: float = option(
         10.0,
         Spelling(

@@ -960,3 +960,35 @@ def test_a_worker_that_closes_ends_the_programs_it_runs(tmp_path: Path, plugins_
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
             _no_program_left(marker)
+
+
+def test_the_scheduler_variable_is_the_scheduler_of_a_dask_run(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """ASYNCBATCH_SCHEDULER with --executor dask and no --scheduler: the run goes to
+    that scheduler; one that is not there is exit 2, saying so."""
+    env = {**os.environ, "ASYNCBATCH_SCHEDULER": scheduler}
+    command = [sys.executable, "-m", "asyncbatch", "run", str(DATA / "batch_config.json")]
+    done = subprocess.run(
+        [*command, "--executor", "dask", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    gone = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "ASYNCBATCH_SCHEDULER": gone}
+    done = subprocess.run(
+        [*command, "--executor", "dask", "--scheduler-timeout", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"cannot reach the Dask scheduler {gone}" in done.stderr
