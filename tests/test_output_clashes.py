@@ -306,3 +306,18 @@ def test_placeholders_split_paths_as_pathlib_does(
     assert values["input"] == os.fspath(where)
     assert (values["stem"], values["suffix"]) == (where.stem, where.suffix)
     assert values["parent"] == os.fspath(where.parent)
+
+
+def test_outputs_differing_in_case_are_two_files_where_case_counts(tmp_path: Path) -> None:
+    """Paths are compared as the file system has them: here case counts, so
+    ``out/X.txt`` and ``out/x.txt`` are two outputs (where it does not, macOS say, they
+    are one: the folder found under its other-case name tells)."""
+    (tmp_path / "out").mkdir()
+    jobs = [
+        command("upper", ".", "echo A > out/X.txt", ["out/X.txt"]),
+        command("lower", ".", "echo a > out/x.txt", ["out/x.txt"]),
+    ]
+    config = write_json(tmp_path / "batch.json", {"jobs": jobs})
+    result = invoke(["run", str(config), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / "X.txt").read_text(encoding="utf-8") == "A\n"

@@ -54,6 +54,7 @@ def outputs_taken(jobs: Sequence[Job], taken: Mapping[str, str], base_dir: Path)
     maps real paths (the report, its journal and lock) to what they are. Known only
     to the run (``-o``), so checked there, ``--dry-run`` included."""
     checker = _Checker(jobs, None, {}, base_dir)
+    taken = {checker.real(path): what for path, what in taken.items()}
     problems = []
     for job in jobs:
         if job.spec is None or job.spec.outputs is None:
@@ -61,8 +62,8 @@ def outputs_taken(jobs: Sequence[Job], taken: Mapping[str, str], base_dir: Path)
         for output in checker.outputs_of(job):
             real = checker.real(output)
             what = taken.get(real)
-            if what is None and real != os.path.realpath(real):  # the name is a link
-                what = taken.get(os.path.realpath(real))
+            if what is None and os.path.islink(output):  # another name of the file
+                what = taken.get(checker.real(os.path.realpath(output)))
             if what is not None:
                 shown = checker.shown(output)
                 problems.append(
@@ -83,8 +84,8 @@ class _Checker:
         self._jobs = jobs
         self._position = position
         self._base = os.fspath(base_dir)
-        self._folders: dict[str, str] = {}
-        self._config = None if config_file is None else os.path.realpath(config_file)
+        self._folders: dict[str, tuple[str, bool]] = {}
+        self._config = None if config_file is None else self.real(os.path.abspath(config_file))
         self._config_identity = None if config_file is None else _identity(config_file)
         self._by_path: dict[str, Job] = {}
         self._by_identity: dict[tuple[int, int], Job] = {}
@@ -174,14 +175,19 @@ class _Checker:
         return found | {job.name}
 
     def real(self, path: str) -> str:
-        """``path`` with its folder's links and ``..`` resolved (folders cached)."""
+        """``path`` with its folder's links and ``..`` resolved, and its name in one
+        case where the file system ignores case (folders cached)."""
         folder, name = os.path.split(path)
         if name in ("", ".", ".."):
             folder, name = path, ""
-        real = self._folders.get(folder)
-        if real is None:
-            real = self._folders[folder] = os.path.realpath(folder)
-        return os.path.join(real, name) if name else real
+        found = self._folders.get(folder)
+        if found is None:
+            real = os.path.realpath(folder)
+            found = self._folders[folder] = (real, _ignores_case(real))
+        real, caseless = found
+        if not name:
+            return real
+        return os.path.join(real, name.casefold() if caseless else name)
 
     def _where(self, job: Job) -> str:
         index = self._position.get(job.group)
@@ -192,6 +198,27 @@ class _Checker:
         """An output as the config's folder sees it (absolute when outside it)."""
         relative = os.path.relpath(output, self._base)
         return output if relative.startswith("..") else relative
+
+
+def _ignores_case(folder: str) -> bool:
+    """Whether the file system of ``folder`` (or of its nearest existing parent)
+    ignores case (macOS, Windows shares): that folder found again under its name in
+    the other case. Then ``build/X.o`` and ``build/x.o`` are one file."""
+    while not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    while True:
+        parent, name = os.path.split(folder)
+        if name.swapcase() != name:
+            try:
+                return os.path.samefile(folder, os.path.join(parent, name.swapcase()))
+            except OSError:  # no such name: case counts
+                return False
+        if parent == folder:
+            return False  # no letter on the way to the root to tell by
+        folder = parent
 
 
 def _stat(path: str) -> os.stat_result | None:
