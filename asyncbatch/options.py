@@ -99,6 +99,8 @@ def file_path(text: str) -> Path:
     ``ValueError`` (a usage error), caught before a folder is taken for a file."""
     if not text:
         raise ValueError("an empty path; name a file")
+    if "\x00" in text:
+        raise ValueError("a path cannot hold a NUL byte")
     last = text.rstrip("/").rpartition("/")[2] if text.rstrip("/") else ""
     if text.endswith("/") or last in ("", ".", ".."):
         raise ValueError(f"{text!r} names a folder, not a file")

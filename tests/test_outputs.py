@@ -251,3 +251,12 @@ def test_the_api_refuses_a_report_path_that_names_a_folder(batch: Path, target: 
 
     with pytest.raises(OutputError, match="names a folder, not a file"):
         check_outputs(RunOptions(output=Path(target)), load_config(batch))
+
+
+def test_an_output_path_with_a_nul_byte_is_one_line_and_exit_2(batch: Path) -> None:
+    """Only in process (a command line cannot carry one): a usage error, not a
+    ValueError from the file system."""
+    for flag in ("-o", "--junit"):
+        result = invoke(["run", str(batch), f"{flag}=re\x00port.json"])
+        assert result.exit_code == 2
+        assert "cannot hold a NUL byte" in result.stderr
