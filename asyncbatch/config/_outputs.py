@@ -103,8 +103,12 @@ class _Checker:
             outputs = job.spec.outputs(job.path, job.params, job.context())
         except Exception:  # noqa: BLE001 - a plugin's outputs function failed
             return []
-        folder = os.fspath(job.config_dir)
-        return list(dict.fromkeys(os.path.join(folder, each) for each in outputs))
+        if not outputs:
+            return []
+        folder = os.fspath(job.config_dir) + os.sep
+        return list(
+            dict.fromkeys(each if each[:1] == os.sep else folder + each for each in outputs)
+        )
 
     def check(self, job: Job) -> None:
         for output in self.outputs_of(job):
@@ -177,7 +181,8 @@ class _Checker:
     def real(self, path: str) -> str:
         """``path`` with its folder's links and ``..`` resolved, and its name in one
         case where the file system ignores case (folders cached)."""
-        folder, name = os.path.split(path)
+        cut = path.rfind(os.sep)
+        folder, name = (path[:cut] or os.sep, path[cut + 1 :]) if cut >= 0 else ("", path)
         if name in ("", ".", ".."):
             folder, name = path, ""
         found = self._folders.get(folder)
@@ -187,7 +192,7 @@ class _Checker:
         real, caseless = found
         if not name:
             return real
-        return os.path.join(real, name.casefold() if caseless else name)
+        return f"{real.rstrip(os.sep)}{os.sep}{name.casefold() if caseless else name}"
 
     def _where(self, job: Job) -> str:
         index = self._position.get(job.group)
