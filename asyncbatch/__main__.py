@@ -1,7 +1,7 @@
 """``python -m asyncbatch`` and the ``asyncbatch`` command: signal handling first,
 then the command line.
 
-The handler for SIGINT and SIGTERM is installed before anything heavy is imported,
+The handler for SIGINT, SIGTERM and SIGHUP is installed before anything heavy is imported,
 so that no moment of a run is left to Python's defaults (a ``KeyboardInterrupt``
 traceback, a SIGTERM that kills before the report is written); see
 :mod:`asyncbatch.interrupts`.

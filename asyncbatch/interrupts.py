@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM from the first line of ``asyncbatch run`` to its last.
+"""SIGINT, SIGTERM and SIGHUP from the first line of ``asyncbatch run`` to its last.
 
 One handler for the whole command, so that no moment is left to Python's defaults (a
 ``KeyboardInterrupt`` traceback, or a SIGTERM that kills before the report is
@@ -6,7 +6,9 @@ written): while the config loads, a signal stops the loading (nothing ran, nothi
 written); while the run goes on, it stops the run cleanly (running jobs cancelled,
 every unfinished job ``cancelled``, the report still written); after that, while the
 report is written and the summary printed, it is only remembered. Whenever it came,
-the command exits 130 (SIGINT) or 143 (SIGTERM). A second SIGINT means "now": the
+the command exits 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP: the terminal closed, an
+ssh session dropped; handled as SIGTERM, so that the report is still written and no
+program is left running). A second SIGINT means "now": the
 process exits at once with 130, after the callbacks registered with
 :meth:`Interruptions.before_exit_now` (the session registers the killing of running
 programs); every finished job is already in the journal.
@@ -29,7 +31,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+"""The signals that stop a run, and the exit code each asks for (128 + its number)."""
 
 
 class Interrupted(BaseException):
@@ -53,7 +56,7 @@ class Interruptions:
 
     @property
     def exit_code(self) -> int | None:
-        """130 or 143 once a signal came, else None."""
+        """130, 143 or 129 once a signal came, else None."""
         return None if self.received is None else EXIT_CODES[self.received]
 
     def __enter__(self) -> Interruptions:
@@ -82,8 +85,8 @@ class Interruptions:
         self._before_exit_now.append(callback)
 
     def settled(self) -> None:
-        """The exit code is decided: from now to the process's end, SIGINT and
-        SIGTERM are ignored (restoring the defaults on the way out would let one
+        """The exit code is decided: from now to the process's end, SIGINT,
+        SIGTERM and SIGHUP are ignored (restoring the defaults on the way out would let one
         kill the process between the summary and its exit code; blocking them would
         not do either, since another thread may take a process-wide signal)."""
         if not self._previous:

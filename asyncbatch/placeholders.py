@@ -96,14 +96,19 @@ def _escaped(text: str) -> str:
 
 
 def job_values(path: str | os.PathLike[str], job: JobContext) -> dict[str, str]:
-    """The placeholders' values for ``job`` over the input at ``path``."""
-    where = Path(os.path.abspath(path))
+    """The placeholders' values for ``job`` over the input at ``path``: ``stem`` and
+    ``suffix`` as ``pathlib`` splits the file name (``.bashrc`` has no suffix). String
+    operations, not ``Path`` objects: a config's load asks every job for its outputs."""
+    where = os.path.abspath(path)
+    name = os.path.basename(where)
+    dot = name.rfind(".")
+    split = 0 < dot < len(name) - 1
     return {
-        "input": os.fspath(where),
+        "input": where,
         "name": job.name,
-        "stem": where.stem,
-        "suffix": where.suffix,
-        "parent": os.fspath(where.parent),
+        "stem": name[:dot] if split else name,
+        "suffix": name[dot:] if split else "",
+        "parent": os.path.dirname(where),
         "config_dir": os.fspath(job.config_dir),
         "#": str(job.number),
         "%": UNKNOWN_SLOT if job.slot is None else str(job.slot),

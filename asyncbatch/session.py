@@ -13,9 +13,10 @@ exit stack.
   opened around the run and closed after it, and every way out (success, failure, a
   signal) passes the same final writes; it returns the report with its exit code.
 
-Signals (:mod:`asyncbatch.interrupts`): the first SIGINT or SIGTERM stops the run
-cleanly (running jobs are cancelled, every unfinished job is ``cancelled``, the report
-is still written) and the exit code is 130 or 143; a second SIGINT means "now": the
+Signals (:mod:`asyncbatch.interrupts`): the first SIGINT, SIGTERM or SIGHUP stops the
+run cleanly (running jobs are cancelled, every unfinished job is ``cancelled``, the
+report is still written) and the exit code is 130, 143 or 129; a second SIGINT means
+"now": the
 running programs are killed and the process exits at once with 130, every finished
 job already in the journal.
 """
@@ -177,7 +178,8 @@ def run_session(
     """Run ``config`` with ``options`` from start to final writes; see the module doc.
 
     Raises ``OutputError`` (an output cannot be written, the report is locked
-    by another run) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
+    by another run), ``ConfigError`` (a job declares the report, its journal or
+    lock as an output) or ``ExecutorUnavailable`` (the Dask scheduler cannot be
     reached) before any job starts. ``tuning`` sizes the executor's reads. The live
     progress and ``-v`` lines go to ``stderr`` (default: ``sys.stderr`` as it is at
     each write, so that lines print above the live display); ``warn`` gets warnings

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from asyncbatch.actions import _optional as optional
@@ -255,3 +255,140 @@ def test_a_run_without_numpy_and_hyperscan_reports_the_same(tmp_path: Path) -> N
     big = data + b"no final newline"
     assert accelerated[0][1] == {"lines": lines_of(big)}
     assert accelerated[2][1] == {"words": words_of(big)}
+
+
+# --- every line searched alone, whatever the pattern's flags ------------------------------
+
+LINE_ATOMS = [
+    "a", "b", "ab", "!", r"\w", r"\W", r"\s", r"\S", ".", "[^x]", r"\n", r"\b", r"\B",
+    "^", "$", r"\A", r"\Z", "é", "\ufffd",
+]  # fmt: skip
+"""Pattern pieces: letters, classes that can take a newline, and zero-width anchors."""
+LINE_WRAPPERS = [
+    "(?-m:{})", "(?m:{})", "(?s:{})", "(?i:{})", "(?s-m:{})", "(?=x{})", "(?!{})",
+    "(?<=a){}", "(?<!b){}", "(?>{})", "(?:{})++", "(?:{})*+", "(?:{})?+", "(?:{})*",
+    "(?:{})+?", "({})?", "{}|a", "a|{}", "(?:{}){{2}}", "({})\\1", "(?:(a)|b)(?(1){}|b)",
+]  # fmt: skip
+"""Constructs around a piece: scoped flags, lookarounds, atomic groups, possessive and
+lazy repeats, alternations, backreferences and conditionals."""
+LINE_PIECES = [
+    b"a",
+    b"a",
+    b"b",
+    b"!",
+    b" ",
+    b"x",
+    b"\n",
+    b"\n",
+    b"\n",
+    "é".encode(),
+    b"\xff",
+    b"\xe2",
+]
+"""Lines of few characters: many lines per block, so that a block holds several."""
+
+
+def _line_pattern() -> st.SearchStrategy[str]:
+    """One to three pieces, each bare or inside one or two constructs."""
+    atoms = st.lists(st.sampled_from(LINE_ATOMS), min_size=1, max_size=2).map("".join)
+    wrapper = st.sampled_from(LINE_WRAPPERS)
+    once = st.tuples(wrapper, atoms).map(lambda pair: pair[0].format(pair[1]))
+    twice = st.tuples(wrapper, once).map(lambda pair: pair[0].format(pair[1]))
+    return st.lists(st.one_of(atoms, once, twice), min_size=1, max_size=3).map("".join)
+
+
+def searched_line_by_line(data: bytes, pattern: str, ignore_case: bool) -> dict[str, int]:
+    """The definition, literally: each line of the bytes decoded and searched alone."""
+    regex = re.compile(pattern, re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    matches = matching = 0
+    for line in lines:
+        found = sum(1 for _ in regex.finditer(line.decode("utf-8", "replace")))
+        matches += found
+        matching += found > 0
+    return {"matches": matches, "matching_lines": matching}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(pattern="(?-m:^a)", data=b"a\na\na\n", ignore_case=False, chunk=1 << 20)
+@example(pattern="(?-m:a$)", data=b"a\na\na", ignore_case=False, chunk=2)
+@example(pattern=r"(?>a\s*)\b", data=b"a\n!\n", ignore_case=False, chunk=1 << 20)
+@example(pattern=r"a(?=\n)", data=b"a\na\n", ignore_case=True, chunk=1)
+@example(pattern=r"(?s:a.)", data=b"a\nab\n", ignore_case=False, chunk=5)
+@example(pattern=r"\Aa|b\Z", data=b"ba\nab\n", ignore_case=False, chunk=1 << 20)
+@given(
+    pattern=_line_pattern(),
+    data=st.lists(st.sampled_from(LINE_PIECES), max_size=40).map(b"".join),
+    ignore_case=st.booleans(),
+    chunk=st.sampled_from([1, 5, 64, 1 << 20, 1 << 20]),
+)
+def test_every_line_is_searched_alone_whatever_the_patterns_flags(
+    pattern: str, data: bytes, ignore_case: bool, chunk: int
+) -> None:
+    """Scoped flags (``(?-m:^a)`` counted by block, not by line), ``\\A``, ``\\Z``,
+    lookarounds, ``(?s)`` with ``.``, atomic groups and possessive repeats: the
+    optimised scan and the plain one (``optimise=False``) count what each line
+    searched alone counts, across chunk boundaries."""
+    from asyncbatch.actions._params import check_pattern
+
+    try:
+        check_pattern(pattern)
+    except ValueError:
+        assume(False)  # does not compile, or can match the empty string: a config error
+    want = searched_line_by_line(data, pattern, ignore_case)
+    params = {"pattern": pattern, "ignore_case": ignore_case}
+    for optimise in (True, False):
+        for accelerate in (True, False):
+            search = PatternSearch(
+                "x", len(data), params, Tuning(accelerate=accelerate), optimise=optimise
+            )
+            assert fed(search, data, chunk) == want, (optimise, accelerate)
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pattern=_line_pattern(),
+    data=st.lists(st.sampled_from(LINE_PIECES), max_size=40).map(b"".join),
+    ignore_case=st.booleans(),
+    chunk=st.sampled_from([1, 5, 64, 1 << 20, 1 << 20]),
+)
+def test_every_line_is_searched_alone_in_depth(
+    pattern: str, data: bytes, ignore_case: bool, chunk: int
+) -> None:
+    """The same, over many more patterns (a random search finds ``(?-m:^a)`` in a
+    few thousand)."""
+    inner = test_every_line_is_searched_alone_whatever_the_patterns_flags.hypothesis.inner_test  # type: ignore[attr-defined]
+    inner(pattern=pattern, data=data, ignore_case=ignore_case, chunk=chunk)
+
+
+@pytest.mark.parametrize(
+    "lines", [1, 4, pytest.param(200_000, marks=pytest.mark.slow)], ids=lambda n: f"{n}-lines"
+)
+@pytest.mark.parametrize("optimise", [True, False])
+@pytest.mark.parametrize(
+    "pattern", ["(?-m:^a)", "(?-m:a$)", "(?-m:^)a", "a(?-m:$)", r"\Aa", r"a\Z", "(?s-m:^a)"]
+)
+def test_scoped_flags_and_string_anchors_count_each_line(
+    pattern: str, optimise: bool, lines: int
+) -> None:
+    """Files of 1, 4 and 200,000 lines ``a``: 1, 4 and 200,000 matches (they were 1,
+    2 and 2: one per block)."""
+    data = b"a\n" * lines
+    for chunk in (3, 1 << 20) if lines < 10 else (4099, 1 << 20):
+        search = PatternSearch("x", len(data), {"pattern": pattern}, Tuning(), optimise=optimise)
+        assert fed(search, data, chunk) == {"matches": lines, "matching_lines": lines}
+
+
+def test_an_atomic_group_that_takes_a_newline_in_a_block_counts_as_in_the_line() -> None:
+    """``(?>a\\s*)\\b`` over ``a`` then ``!``: alone, the line ``a`` matches; in a block
+    the group takes the newline, the boundary before ``!`` fails, and no match spans a
+    newline to tell."""
+    data = b"a\n!\n" * 3
+    for optimise in (True, False):
+        search = PatternSearch(
+            "x", len(data), {"pattern": r"(?>a\s*)\b"}, Tuning(), optimise=optimise
+        )
+        assert fed(search, data, 1 << 20) == {"matches": 3, "matching_lines": 3}

@@ -491,3 +491,18 @@ def test_version_does_not_import_the_runtime_stack(tmp_path: Path) -> None:
     }
     assert "asyncbatch" in imported, "the importtime output was parsed"
     assert imported.isdisjoint({"asyncio", "anyio", "aiofiles", "pydantic"})
+
+
+def test_the_scheduler_variable_alone_does_not_break_a_local_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ASYNCBATCH_SCHEDULER, set for the cluster in a shell profile, made every local
+    run exit 2 (--scheduler needs --executor dask): a local run now ignores it."""
+    monkeypatch.setenv("ASYNCBATCH_SCHEDULER", "tcp://127.0.0.1:1")
+    result = invoke(["run", str(SAMPLE), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert summary(result.stdout)["succeeded"] == 4
+    given = invoke(["run", str(SAMPLE), "-q", "--scheduler", "tcp://127.0.0.1:1"])
+    assert given.exit_code == 2
+    assert given.stderr == "error: --scheduler needs --executor dask\n"
+    assert "ASYNCBATCH_SCHEDULER" in invoke(["run", "--help"]).stdout

@@ -488,8 +488,13 @@ def test_fail_fast_ends_a_running_commands_group(tmp_path: Path, reaper: list[in
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("signals", "code"),
-    [([signal.SIGINT], 130), ([signal.SIGTERM], 143), ([signal.SIGINT, signal.SIGINT], 130)],
-    ids=["sigint", "sigterm", "second-sigint"],
+    [
+        ([signal.SIGINT], 130),
+        ([signal.SIGTERM], 143),
+        ([signal.SIGHUP], 129),
+        ([signal.SIGINT, signal.SIGINT], 130),
+    ],
+    ids=["sigint", "sigterm", "sighup", "second-sigint"],
 )
 def test_a_signal_to_the_run_ends_every_commands_group(
     tmp_path: Path, reaper: list[int], signals: list[signal.Signals], code: int

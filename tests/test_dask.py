@@ -830,3 +830,211 @@ def test_remote_jobs_report_what_the_workers_measured(
         "read_bytes": None,
         "write_bytes": None,
     }
+
+
+# --- nothing left running ----------------------------------------------------------------
+
+STUBBORN = "trap '' TERM HUP INT; touch {started}; exec sleep {seconds}"
+"""A program that ignores SIGTERM (and the terminal's signals): only SIGKILL ends it."""
+
+
+def _stop_jobs(folder: Path, marker: str, *, failing: bool) -> Path:
+    """A config of two programs that run until stopped, each named in ``ps`` by
+    ``marker`` (``sleep 1<marker>``, ``sleep 2<marker>``), one of which ignores
+    SIGTERM; with ``failing``, the one that ignores SIGTERM and a job that fails
+    once it has started (two tasks: as many as the clusters' threads)."""
+    jobs: list[dict[str, Any]] = [
+        {
+            "name": "plain",
+            "action": "command",
+            "input": ".",
+            "params": {"shell": f"touch {folder / 'started-1'}; exec sleep 1{marker}"},
+        },
+        {
+            "name": "stubborn",
+            "action": "command",
+            "input": ".",
+            "params": {
+                "shell": STUBBORN.format(started=folder / "started-2", seconds=f"2{marker}")
+            },
+        },
+    ]
+    if failing:
+        wait = f"while [ ! -e {folder / 'started-2'} ]"
+        del jobs[0]
+        jobs.append(
+            {
+                "name": "fails",
+                "action": "command",
+                "input": ".",
+                "params": {"shell": f"{wait}; do sleep 0.05; done; exit 3"},
+            }
+        )
+    config = folder / "batch.json"
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    return config
+
+
+def _marked(marker: str) -> list[int]:
+    """Pids of the processes whose command line holds ``marker`` (``pgrep -f``)."""
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _new_marker() -> str:
+    return f"{os.getpid()}{time.monotonic_ns() % 10**9:09d}"
+
+
+def _no_program_left(marker: str) -> None:
+    """Nothing runs with ``marker`` in its command line (a second later at most: the
+    kernel may still be reaping); whatever does is killed, and the test fails."""
+    deadline = time.monotonic() + 1.0
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _marked(marker)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "programs outlived their jobs (orphans under init)"
+
+
+@pytest.mark.parametrize("where", ["local cluster", "scheduler"])
+def test_fail_fast_leaves_no_command_program_running(
+    where: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """--fail-fast cancels the running command jobs: their process groups get SIGTERM,
+    then SIGKILL on the worker, before the run ends (it used to leave them running,
+    orphans under init, once the cluster closed)."""
+    marker = _new_marker()
+    config = _stop_jobs(tmp_path, marker, failing=True)
+    extra = ["--executor", "dask"]
+    if where == "scheduler":
+        extra += ["--scheduler", request.getfixturevalue("scheduler")]
+    try:
+        done = _run(
+            [str(config), "-o", str(tmp_path / "r.json"), "-j", "2", "--fail-fast", *extra],
+            tmp_path,
+        )
+        assert done.returncode == 1, done.stderr
+        statuses = {job["name"]: job["status"] for job in _jobs(tmp_path / "r.json")}
+        assert statuses == {"stubborn": "cancelled", "fails": "failed"}
+    finally:
+        _no_program_left(marker)
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group", "code"),
+    [
+        (signal.SIGINT, True, 130),  # Ctrl-C in a terminal: the whole process group
+        (signal.SIGTERM, False, 143),
+        (signal.SIGHUP, True, 129),  # a closed terminal: the whole process group
+    ],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_a_signal_leaves_no_command_program_running_on_a_local_cluster(
+    tmp_path: Path, signum: signal.Signals, to_group: bool, code: int
+) -> None:
+    """The local cluster's workers are in the run's process group: they leave Ctrl-C
+    and SIGHUP to the run, which cancels its attempts (their programs' groups ended
+    on the workers), writes the report and exits with the signal's code."""
+    marker = _new_marker()
+    config = _stop_jobs(tmp_path, marker, failing=False)
+    report = tmp_path / "r.json"
+    command = [sys.executable, "-m", "asyncbatch", "run", str(config), "-o", str(report)]
+    process = subprocess.Popen(
+        [*command, "-q", "--executor", "dask"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not all((tmp_path / f"started-{n}").exists() for n in (1, 2)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        if to_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+        assert process.returncode == code, stderr
+        assert "Traceback" not in stderr
+        assert [job["status"] for job in _jobs(report)] == ["cancelled", "cancelled"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        _no_program_left(marker)
+
+
+def test_a_worker_that_closes_ends_the_programs_it_runs(tmp_path: Path, plugins_dir: Path) -> None:
+    """A worker stopped while a command runs (its cluster shut down under the run)
+    ends the program's group first, SIGKILL for what ignores SIGTERM: nothing else
+    would, the group being a session of its own."""
+    marker = _new_marker()
+    started = tmp_path / "started"
+    shell = STUBBORN.format(started=started, seconds=f"3{marker}")
+    job = {"name": "stubborn", "action": "command", "input": ".", "params": {"shell": shell}}
+    config = tmp_path / "batch.json"
+    config.write_text(json.dumps({"jobs": [job]}), encoding="utf-8")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with _cluster(logs, plugins_dir, 1, 1) as address:
+        command = [sys.executable, "-m", "asyncbatch", "run", str(config), "-q"]
+        run = subprocess.Popen(
+            [*command, "--executor", "dask", "--scheduler", address],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while not started.exists():
+                assert run.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            (worker,) = _marked(f"dask worker {address}")
+            os.kill(worker, signal.SIGTERM)  # the worker closes as it should
+            deadline = time.monotonic() + 2 + 3  # SIGKILL 2 s after SIGTERM
+            while _marked(marker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+            _no_program_left(marker)
+
+
+def test_the_scheduler_variable_is_the_scheduler_of_a_dask_run(
+    scheduler: str, tmp_path: Path
+) -> None:
+    """ASYNCBATCH_SCHEDULER with --executor dask and no --scheduler: the run goes to
+    that scheduler; one that is not there is exit 2, saying so."""
+    env = {**os.environ, "ASYNCBATCH_SCHEDULER": scheduler}
+    command = [sys.executable, "-m", "asyncbatch", "run", str(DATA / "batch_config.json")]
+    done = subprocess.run(
+        [*command, "--executor", "dask", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    gone = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "ASYNCBATCH_SCHEDULER": gone}
+    done = subprocess.run(
+        [*command, "--executor", "dask", "--scheduler-timeout", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"cannot reach the Dask scheduler {gone}" in done.stderr

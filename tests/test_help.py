@@ -57,6 +57,43 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     assert "--show-completion" in text
 
 
+@pytest.mark.parametrize(
+    ("shell", "installed"),
+    [
+        ("zsh", ".zfunc/_asyncbatch"),
+        ("fish", ".config/fish/completions/asyncbatch.fish"),
+        ("bash", ".bash_completions/asyncbatch.sh"),
+    ],
+)
+def test_install_completion_installs_the_shell_named(
+    tmp_path: Path, shell: str, installed: str
+) -> None:
+    """``--install-completion zsh`` installed bash completion (the shell running the
+    command), whatever shell was named."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    done = run_module(["--install-completion", shell], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{shell} completion installed" in done.stdout
+    assert (home / installed).is_file()
+    others = {".zfunc", ".config", ".bash_completions"} - {installed.split("/")[0]}
+    assert not any((home / other).exists() for other in others)
+
+
+def test_show_completion_shows_the_shell_named_and_refuses_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    shown = run_module(["--show-completion=zsh"], cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("#compdef asyncbatch")
+    unknown = run_module(["--install-completion", "tcsh"], cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "unknown shell 'tcsh'" in unknown.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def sample(tmp_path: Path) -> Path:
     for name in "abcd":
         (tmp_path / f"{name}.txt").write_text("x\n", encoding="utf-8")

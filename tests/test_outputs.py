@@ -212,3 +212,53 @@ def test_a_closed_or_full_standard_stream_costs_a_line_not_the_run(
     out = batch.parent / "out.txt"
     if out.exists():
         assert summary(out.read_text(encoding="utf-8"))["succeeded"] == 2
+
+
+# --- outputs that name a folder, or nothing ---------------------------------------------------
+
+FOLDERISH = [".", "/", "", "./", "sub/.", "sub/", "..", "sub/.."]
+
+
+@pytest.mark.parametrize("target", FOLDERISH)
+@pytest.mark.parametrize("flag", ["-o", "--junit"])
+@pytest.mark.parametrize("command", ["run", "dry-run", "each"])
+def test_an_output_naming_a_folder_or_nothing_is_one_line_and_exit_2(
+    batch: Path, target: str, flag: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-o .`` was a traceback (``PosixPath('.') has an empty name``) and ``-o sub/.``
+    wrote a file ``sub``: each is one line naming the option, nothing run or written."""
+    folder = batch.parent
+    monkeypatch.chdir(folder)
+    args = {
+        "run": ["run", str(batch)],
+        "dry-run": ["run", str(batch), "--dry-run"],
+        "each": ["each", "data.txt", "--action", "count_lines"],
+    }[command]
+    before = sorted(path.name for path in folder.iterdir())
+    result = invoke([*args, flag, target])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    shown = "-o/--output" if flag == "-o" else "--junit"
+    assert result.stderr.startswith(f"error: {shown}: "), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sorted(path.name for path in folder.iterdir()) == before  # no 'sub', no journal
+
+
+@pytest.mark.parametrize("target", [".", "/", "..", "sub/.."])
+def test_the_api_refuses_a_report_path_that_names_a_folder(batch: Path, target: str) -> None:
+    from asyncbatch import load_config
+    from asyncbatch.errors import OutputError
+    from asyncbatch.options import RunOptions
+    from asyncbatch.output.destinations import check_outputs
+
+    with pytest.raises(OutputError, match="names a folder, not a file"):
+        check_outputs(RunOptions(output=Path(target)), load_config(batch))
+
+
+def test_an_output_path_with_a_nul_byte_is_one_line_and_exit_2(batch: Path) -> None:
+    """Only in process (a command line cannot carry one): a usage error, not a
+    ValueError from the file system."""
+    for flag in ("-o", "--junit"):
+        result = invoke(["run", str(batch), f"{flag}=re\x00port.json"])
+        assert result.exit_code == 2
+        assert "cannot hold a NUL byte" in result.stderr

@@ -249,6 +249,61 @@ def test_a_file_that_is_not_a_report_is_refused_saying_why(
     assert str(caught.value) == f"{path}: not an asyncbatch report ({reason})"
 
 
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"duration_ms": int("9" * 400)}, 'jobs[0]: "duration_ms" is out of range (0 to 1e12 ms)'),
+        ({"duration_ms": 1e308}, 'jobs[0]: "duration_ms" is out of range (0 to 1e12 ms)'),
+        ({"duration_ms": -5}, 'jobs[0]: "duration_ms" is out of range (0 to 1e12 ms)'),
+        ({"started_ms": 1e300}, 'jobs[0]: "started_ms" is out of range (0 to 1e12 ms)'),
+        ({"attempts": int("9" * 400)}, 'jobs[0]: "attempts" is out of range (0 to 1e12)'),
+        ({"attempts": -1}, 'jobs[0]: "attempts" is out of range (0 to 1e12)'),
+    ],
+    ids=lambda value: str(value)[:30],
+)
+def test_a_report_with_a_time_or_count_of_no_sane_size_is_refused_by_show(
+    tmp_path: Path, entry: dict[str, Any], reason: str
+) -> None:
+    """A journal line can carry any number into a report: show says which, exit 2,
+    no OverflowError, no 300-digit duration."""
+    counts = {**REPORT["summary"], "total_jobs": 1, "succeeded": 1}
+    path = tmp_path / "report.json"
+    path.write_text(
+        json.dumps({"summary": counts, "jobs": [{**GOOD_JOB, **entry}]}), encoding="utf-8"
+    )
+    for args in ([], ["--failed"], ["--html", str(tmp_path / "page.html")]):
+        result = invoke(["show", str(path), *args])
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == f"error: {path}: not an asyncbatch report ({reason})\n"
+    assert not (tmp_path / "page.html").exists()
+
+
+def test_a_summary_count_of_400_digits_is_refused_by_show(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    counts = {**REPORT["summary"], "failed": int("9" * 400)}
+    path.write_text(json.dumps({"summary": counts, "jobs": []}), encoding="utf-8")
+    result = invoke(["show", str(path)])
+    assert result.exit_code == 2
+    assert '"summary": "failed" is out of range (at most 1e12)' in result.stderr
+
+
+def test_long_but_sane_durations_print_in_hours_and_days(tmp_path: Path) -> None:
+    """A three-day job reads as days, in the text and on the page's axis."""
+    days = 3 * 86_400_000.0
+    jobs = [succeeded("long", 0.0, days), succeeded("hours", 10.0, 5 * 3_600_000.0)]
+    path = synthetic(tmp_path / "r.json", jobs, seconds=days / 1000)
+    text, code = show(path)
+    assert code == 0
+    assert "3.0 d  long" in text
+    assert "5.0 h  hours" in text
+    page = tmp_path / "page.html"
+    assert show(path, html=page)[1] == 0
+    axis = page.read_text(encoding="utf-8").split('class="axis">')[1].split("</div>")[0]
+    assert "nan" not in axis
+    assert "3.0 d" in axis
+
+
 def test_a_report_missing_optional_fields_is_read_with_defaults(tmp_path: Path) -> None:
     counts = {**REPORT["summary"], "total_jobs": 1, "succeeded": 1}
     path = write_json(tmp_path / "old.json", {"summary": counts, "jobs": [GOOD_JOB]})
@@ -474,6 +529,64 @@ def test_show_refuses_a_page_destination_that_would_destroy_something(
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: cannot write {destination}: "), result.stderr
     assert real_report.read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["journal", "lock", "config", "input", "link to input"])
+def test_show_never_writes_its_page_over_what_the_report_names(
+    real_report: Path, tmp_path: Path, where: str
+) -> None:
+    """The journal, the lock, the config and the inputs named in the report: a page
+    written there would lose the next --resume its journal, or destroy a file."""
+    (tmp_path / "report.json.lock").touch()
+    (tmp_path / "link.txt").symlink_to(tmp_path / "a.txt")
+    destination, reason = {
+        "journal": (tmp_path / "report.json.journal", "is the report's journal"),
+        "lock": (tmp_path / "report.json.lock", "is the report's lock"),
+        "config": (tmp_path / "batch.json", "is the report's config"),
+        "input": (tmp_path / "a.txt", "is an input named in the report (job 'ok')"),
+        "link to input": (tmp_path / "link.txt", "is an input named in the report (job 'ok')"),
+    }[where]
+    before = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    result = invoke(["show", str(real_report), "--html", str(destination)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert (
+        result.stderr == f"error: cannot write {destination}: {reason}; it would be overwritten\n"
+    )
+    assert {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
+def test_show_finds_the_config_and_inputs_named_relative_to_where_the_run_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run from the config's folder names it ``batch.json`` and its input ``a.txt``:
+    show, from the same folder, refuses both as the page."""
+    (tmp_path / "a.txt").write_text("one\n", encoding="utf-8")
+    write_json(
+        tmp_path / "batch.json",
+        {"jobs": [{"name": "n", "action": "count_lines", "input": "a.txt"}]},
+    )
+    monkeypatch.chdir(tmp_path)
+    assert invoke(["run", "batch.json", "-o", "out/report.json"]).exit_code == 2  # no folder
+    (tmp_path / "out").mkdir()
+    assert invoke(["run", "batch.json", "-o", "out/report.json", "-q"]).exit_code == 0
+    for target in ("batch.json", "a.txt"):
+        result = invoke(["show", "out/report.json", "--html", target])
+        assert result.exit_code == 2, result.stderr
+        assert "it would be overwritten" in result.stderr
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "one\n"
+
+
+@pytest.mark.parametrize("target", [".", "/", "", "./", "sub/.", "sub/", ".."])
+def test_show_html_naming_a_folder_or_nothing_is_one_line_and_exit_2(
+    real_report: Path, tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["show", str(real_report), "--html", target])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --html: ")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "sub").exists()
 
 
 def test_show_does_not_write_the_page_of_a_file_that_is_not_a_report(tmp_path: Path) -> None:

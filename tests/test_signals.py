@@ -1,8 +1,10 @@
-"""SIGINT and SIGTERM at every moment of ``asyncbatch run``: while the config loads,
-while jobs run, after the last job ended, while the report is written and the summary
-printed. Each ends in exit 130 or 143, never a traceback; once the jobs are known, in
-a whole report and the summary. Real processes, real signals; the moments a test
-cannot aim at are reached by signalling at many delays."""
+"""SIGINT, SIGTERM and SIGHUP at every moment of ``asyncbatch run``: while the config
+loads, while jobs run, after the last job ended, while the report is written and the
+summary printed. Each ends in exit 130, 143 or 129, never a traceback; once the jobs
+are known, in a whole report and the summary. A terminal that closes under a run (its
+SIGHUP, then every write to it failing) is one more way to be stopped. Real processes,
+real signals; the moments a test cannot aim at are reached by signalling at many
+delays."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="POSIX signals and /proc are needed"
 )
 
-CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 SELF_SIGNAL = """\
 import os, signal
@@ -90,7 +92,7 @@ def assert_whole(report: dict[str, Any], printed: dict[str, int], total: int) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_while_the_config_loads_runs_nothing_and_exits_with_its_code(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
@@ -111,7 +113,7 @@ def test_a_signal_while_the_config_loads_runs_nothing_and_exits_with_its_code(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_as_the_last_job_ends_still_writes_the_whole_report(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
@@ -254,3 +256,73 @@ def test_once_the_exit_code_is_decided_a_signal_to_any_thread_kills_nothing() ->
         [sys.executable, "-c", SETTLED], capture_output=True, text=True, timeout=30, check=False
     )
     assert (done.returncode, done.stdout) == (0, "still here\n"), done.stderr
+
+
+IN_A_TERMINAL = """\
+import fcntl, os, subprocess, sys, termios, time
+
+def controlling_terminal():
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+master, slave = os.openpty()
+run = subprocess.Popen(
+    [sys.executable, "-m", "asyncbatch", *sys.argv[2:]],
+    stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_terminal,
+)
+os.close(slave)
+while not os.path.exists(sys.argv[1]):  # the jobs have started
+    time.sleep(0.02)
+time.sleep(0.3)
+os.close(master)  # the terminal closes, as a window or an ssh session does
+print(run.wait(timeout=60))
+"""
+"""Runs asyncbatch with a pseudo-terminal as its controlling terminal (progress on
+it), waits for a file its jobs make, then closes the terminal; prints the exit code."""
+
+
+@pytest.mark.slow
+def test_a_terminal_that_closes_stops_the_run_like_sigterm_and_exits_129(tmp_path: Path) -> None:
+    """The kernel's SIGHUP, then EIO on every write to the terminal (the progress
+    display's last one included): the running program's group is ended, the report
+    written with the unfinished jobs cancelled, exit 129. It was no report, exit 1 (an
+    EIO traceback), and the programs ran on."""
+    marker = f"{os.getpid()}{time.monotonic_ns() % 10**9}"
+    started = tmp_path / "started"
+    shell = f"trap '' TERM HUP; touch {started}; exec sleep 1{marker}"
+    jobs = [
+        {"name": "stubborn", "action": "command", "input": ".", "params": {"shell": shell}},
+        {
+            "name": "plain",
+            "action": "command",
+            "input": ".",
+            "params": {"argv": ["sleep", f"2{marker}"]},
+        },
+    ]
+    config = write_json(tmp_path / "batch.json", {"jobs": jobs})
+    script = tmp_path / "terminal.py"
+    script.write_text(IN_A_TERMINAL, encoding="utf-8")
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, str(script), str(started), "run", str(config), "-o", str(report)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        assert done.stdout.strip() == "129", done.stderr
+        written = read_json(report)
+        assert [job["status"] for job in written["jobs"]] == ["cancelled", "cancelled"]
+        assert written["summary"]["cancelled"] == 2
+        assert _running(marker) == []
+    finally:
+        for pid in _running(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(marker: str) -> list[int]:
+    """Pids of the processes whose command line holds ``marker`` (``pgrep -f``)."""
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]

@@ -244,15 +244,20 @@ def _start_stuck_search(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
 
 @pytest.mark.slow
 @needs_proc
-def test_ctrl_c_to_the_process_group_stops_the_run_and_its_workers(tmp_path: Path) -> None:
-    """Ctrl-C in a terminal reaches the worker too; it ignores it, and the parent,
-    which decides what to cancel, kills it."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_ctrl_c_to_the_process_group_stops_the_run_and_its_workers(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    """Ctrl-C in a terminal (or the SIGHUP of a terminal that closes) reaches the
+    worker too; it ignores it, and the parent, which decides what to cancel, kills
+    it."""
     proc, worker = _start_stuck_search(tmp_path)
-    os.killpg(proc.pid, signal.SIGINT)
+    assert _ignores(worker, signum)
+    os.killpg(proc.pid, signum)
     started = time.monotonic()
     _finish_cli(proc)
     assert time.monotonic() - started < HANG_BOUND
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert _statuses(tmp_path / "report.json") == {"stuck": ("cancelled", "Cancelled")}
     assert worker not in _workers()
 

@@ -21,6 +21,12 @@ counts:
   Kelvin sign for ``k``, the long s for ``s``, the dotless and dotted I for
   ``i``); a folded literal with other non-ASCII letters is not used.
 
+- **Line-bound**: matches found in a block of lines in one pass are those each line
+  searched alone would give, as long as none spans a newline (which the scan checks);
+  a pattern with a construct that sees past a line's ends without matching a newline
+  (``\\A``, ``\\Z``, ``^`` or ``$`` under ``(?-m:...)``, lookarounds, atomic groups,
+  possessive repeats) is searched line by line (:func:`sees_past_line`).
+
 Anything this module does not recognise is simply not optimised. Standard library
 only: it runs in the search workers.
 """
@@ -66,6 +72,11 @@ class Plan:
     countable: bool = False
     """``exact``, and no literal overlaps itself (as ``aa`` does in ``aaa``): its
     matches are the occurrences an engine reports, one per (literal, end)."""
+    per_line: bool = True
+    """Each line must be searched alone: the pattern has a construct whose matches in
+    a block of lines may differ from those in each line alone (see
+    :func:`sees_past_line`). False: a block is searched in one pass, and only a
+    match that spans a newline sends it line by line."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,6 +87,7 @@ def plan_for(pattern: str, flags: int) -> Plan:
         tree = _parser.parse(pattern, flags)
     except re.error:  # pragma: no cover - compiled above, so it parses
         return Plan(text_regex, None, (), ())
+    per_line = sees_past_line(tree.data)
     folded = bool(tree.state.flags & re.IGNORECASE)
     byte_regex = None
     if not folded and _byte_safe(tree.data) and pattern.isascii():
@@ -102,7 +114,54 @@ def plan_for(pattern: str, flags: int) -> Plan:
         else:
             exact = False
     countable = exact and not any(_overlaps_itself(literal) for literal in literals)
-    return Plan(text_regex, byte_regex, literals, prefilter, exact, countable)
+    return Plan(text_regex, byte_regex, literals, prefilter, exact, countable, per_line)
+
+
+_AT_STRING = frozenset({C.AT_BEGINNING_STRING, C.AT_END_STRING})
+_AT_LINE_UNLESS_MULTILINE = frozenset({C.AT_BEGINNING, C.AT_END})
+_CONSUMING = frozenset({C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN, C.GROUPREF})
+
+
+def sees_past_line(items: Any, multiline: bool = True) -> bool:
+    r"""Whether the parsed sequence ``items`` (searched with ``re.MULTILINE``, as
+    search_pattern does) may match differently in a block of lines than in each
+    line alone, without any match spanning a newline:
+
+    - ``\A`` and ``\Z`` (a line's start and end, alone; the block's in a block);
+    - ``^`` and ``$`` where a scoped flag turns ``MULTILINE`` off (``(?-m:^a)``);
+    - lookarounds, which see the text past a line's ends without matching it;
+    - atomic groups and possessive repeats, which may take a newline in a block, and
+      then fail where, in the line alone, they would have stopped at its end and
+      matched (``(?>a\s*)\b`` over ``a`` then ``!``);
+    - anything this function does not know.
+
+    ``(?s)`` with ``.``, ``\s`` or a negated class can only match differently by
+    matching a newline: such a match spans lines, and the block is then searched
+    line by line anyway."""
+    for op, av in items:
+        if op in _CONSUMING:
+            continue
+        if op is C.AT:
+            if av in _AT_STRING or (av in _AT_LINE_UNLESS_MULTILINE and not multiline):
+                return True
+        elif op is C.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            inner = (multiline or bool(add_flags & re.MULTILINE)) and not (del_flags & re.MULTILINE)
+            if sees_past_line(sub, inner):
+                return True
+        elif op is C.BRANCH:
+            if any(sees_past_line(branch, multiline) for branch in av[1]):
+                return True
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
+            if sees_past_line(av[2], multiline):
+                return True
+        elif op is C.GROUPREF_EXISTS:
+            _group, yes, no = av
+            if sees_past_line(yes, multiline) or (no is not None and sees_past_line(no, multiline)):
+                return True
+        else:  # ASSERT, ASSERT_NOT, ATOMIC_GROUP, POSSESSIVE_REPEAT and the unforeseen
+            return True
+    return False
 
 
 def is_byte_safe(pattern: str, flags: int = 0) -> bool:

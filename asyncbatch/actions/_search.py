@@ -28,10 +28,6 @@ from asyncbatch.actions._prefilter import LineFinder
 from asyncbatch.errors import LineTooLong
 from asyncbatch.kernel import Tuning
 
-_LINE_UNSAFE = ("(?=", "(?!", "(?<=", "(?<!", "\\A", "\\Z")
-"""Pattern constructs that see past a line's ends (or anchor at the string's), so
-their matches in a block of lines may differ from those in each line alone."""
-
 
 def is_bounded(params: Mapping[str, Any]) -> bool:
     """Whether the search for these params runs in linear time: a pattern that is
@@ -63,9 +59,8 @@ class PatternSearch:
         flags = re.IGNORECASE if params.get("ignore_case") else 0
         plan = regexplan.plan_for(pattern, flags)
         if not optimise:
-            plan = regexplan.Plan(plan.text_regex, None, (), ())
-        per_line = any(construct in pattern for construct in _LINE_UNSAFE)
-        self._counter = _BlockCounter(plan, per_line, tuning.accelerate)
+            plan = regexplan.Plan(plan.text_regex, None, (), (), per_line=plan.per_line)
+        self._counter = _BlockCounter(plan, plan.per_line, tuning.accelerate)
         self._path = path
         self._limit = tuning.max_line_bytes
         self._pending: list[bytes] = []  # the current partial line, in pieces: joined once

@@ -196,6 +196,8 @@ def program_problem(program: str, env: Mapping[str, str] | None = None) -> str |
 
 def command_outputs(path: Path, params: CommandParams, job: JobContext) -> list[str]:
     """The ``outputs`` capability: the ``outputs`` param filled in for the job."""
+    if not params.outputs:
+        return []  # most commands: nothing to fill in (a config's load asks every job)
     values = job_values(path, job)
     return [fill(item, values) for item in params.outputs]
 

@@ -50,6 +50,11 @@ def _no_type(ctx: Any) -> None:
     return None
 
 
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+"""The shells ``--install-completion`` and ``--show-completion`` know."""
+_COMPLETION_FLAGS = {"--install-completion": "install", "--show-completion": "show"}
+
+
 class _Group(_Plain, TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -57,10 +62,47 @@ class _Group(_Plain, TyperGroup):
         # name for a typo); the lazy one answers every name and builds on demand.
         self.commands = _LazyCommands(self.commands)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """``--install-completion SHELL`` (and ``--show-completion SHELL``) for the shell
+        named: Typer's flags only detect the shell that runs the command, so ``zsh``
+        after them was ignored and bash completion installed."""
+        if args:
+            flag, equals, value = args[0].partition("=")
+            if flag in _COMPLETION_FLAGS:
+                following = args[1] if len(args) > 1 and not args[1].startswith("-") else None
+                shell = value if equals else following
+                if shell is not None:
+                    _complete(ctx, _COMPLETION_FLAGS[flag], shell)
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if param.name in ("install_completion", "show_completion"):
+                verb = "Install" if param.name == "install_completion" else "Show"
+                param.help = (
+                    f"{verb} completion for the current shell, or for the SHELL named after "
+                    f"it ({', '.join(SHELLS)})."
+                )
+        return params
+
     def list_commands(self, ctx: Any) -> list[str]:
         """In the order people need them, whatever order their modules load in."""
         rank = {name: place for place, name in enumerate(COMMAND_ORDER)}
         return sorted(self.commands, key=lambda name: (rank.get(name, len(rank)), name))
+
+
+def _complete(ctx: Any, what: str, shell: str) -> None:
+    """Install or show the completion of ``shell``, then exit (Typer's own callbacks,
+    given the shell); an unknown shell is a usage error."""
+    from typer import completion
+
+    if shell not in SHELLS:
+        typer.echo(f"error: unknown shell {shell!r} (known: {', '.join(SHELLS)})", err=True)
+        raise SystemExit(2)
+    callback = completion.install_callback if what == "install" else completion.show_callback
+    with ctx:  # Typer looks the command's name up in the current context
+        callback(ctx, None, shell)  # type: ignore[arg-type]
 
 
 class _LazyCommands(MutableMapping[str, Any]):

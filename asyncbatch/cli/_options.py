@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -14,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from asyncbatch.cli._out import exit_error
-from asyncbatch.options import PrintingOptions, RunOptions, Spelling
+from asyncbatch.options import SCHEDULER_ENV, PrintingOptions, RunOptions, Spelling
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,6 +91,8 @@ def _options(spelled: list[tuple[str, Spelling]], given: dict[str, Any]) -> RunO
     options = RunOptions(**values)
     for problem in options.problems():
         exit_error(problem)
+    if options.executor == "dask" and options.scheduler is None:
+        options = options.replace(scheduler=os.environ.get(SCHEDULER_ENV) or None)
     if options.executor == "dask":
         import importlib.util
 
@@ -149,9 +152,10 @@ RUN_EXAMPLES = (
 
 """
     + "Exit codes: 0 all succeeded, 1 a job failed or was cancelled, 2 usage, config "
-    "or output error, 130/143 interrupted.\n\n"
+    "or output error, 130/143/129 interrupted (SIGINT, SIGTERM, SIGHUP).\n\n"
     "Environment: ASYNCBATCH_MAX_CONCURRENCY, ASYNCBATCH_TIMEOUT, ASYNCBATCH_RETRIES, "
-    "ASYNCBATCH_EXECUTOR, ASYNCBATCH_SCHEDULER and ASYNCBATCH_DEBUG stand for their options."
+    "ASYNCBATCH_EXECUTOR and ASYNCBATCH_DEBUG stand for their options; "
+    "ASYNCBATCH_SCHEDULER for --scheduler with --executor dask (ignored otherwise)."
 )
 EACH_EXAMPLES = """\
 [bold]Examples[/bold]

@@ -46,7 +46,7 @@ def show(
         ),
     ] = False,
     html: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--html",
             metavar="FILE",
@@ -65,7 +65,7 @@ def show(
         if html is not None:
             from asyncbatch.output.page import write_page
 
-            write_page(saved, html)
+            write_page(saved, _file_path("--html", html))
     except (NotAReport, OutputError) as exc:
         exit_error(str(exc))
     if as_json:
@@ -73,6 +73,16 @@ def show(
     else:
         text = shown.failed_text(saved) if failed else shown.summary_text(saved)
     print_text(text)
+
+
+def _file_path(option: str, text: str) -> Path:
+    """``text`` as a path that names a file (not a folder, not empty), or exit 2."""
+    from asyncbatch.options import file_path
+
+    try:
+        return file_path(text)
+    except ValueError as exc:
+        exit_error(f"{option}: {exc}")
 
 
 @commands.command("actions", cls=Command)

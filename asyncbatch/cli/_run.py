@@ -103,12 +103,18 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
     if options.dry_run:
         from asyncbatch.output.plan import dry_run_plan
 
-        checked(check_outputs, options, batch)  # a dry run checks the outputs too
+        try:
+            checked(check_outputs, options, batch)  # a dry run checks the outputs too
+        except ConfigError as exc:  # a job's output is the report, its journal or lock
+            print_json({"valid": False, "errors": exc.problems})
+            fail_config(exc)
         return EXIT_OK if print_json(dry_run_plan(batch), "the plan") else EXIT_USAGE
     try:
         outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
         exit_error(str(exc))
+    except ConfigError as exc:  # a job's output is the report, its journal or lock
+        fail_config(exc)
     for failure in outcome.failed_writes:
         err(f"error: {failure}")
     code = outcome.exit_code

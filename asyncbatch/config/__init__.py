@@ -9,6 +9,8 @@ opens an input: globs list directories, which is all ``--dry-run`` may do.
   config) and :func:`select_jobs` (``--only``);
 - :mod:`._each`: the config of ``asyncbatch each`` (jobs from command-line inputs),
   and :mod:`._inputs`, where those inputs come from (stdin, ``-a`` files, fields);
+- :mod:`._outputs`: the outputs jobs declare destroy nothing that is not theirs
+  (:func:`outputs_taken`: nor the run's report, journal or lock);
 - :mod:`._formats` (with :mod:`._toml` and :mod:`._yaml`, imported only for their
   formats), :mod:`._globs`, :mod:`._expand`, :mod:`._graph`, :mod:`._bulk`,
   :mod:`._problems`, :mod:`._weights`: parsing, glob expansion, dependencies,
@@ -37,6 +39,7 @@ from asyncbatch.config._models import (
     LoadLimits,
     RetryOn,
 )
+from asyncbatch.config._outputs import outputs_taken
 from asyncbatch.config._weights import DEFAULT_CONCURRENCY, check_slots, concurrency
 from asyncbatch.errors import ConfigError
 
@@ -62,6 +65,7 @@ __all__ = [
     "is_glob",
     "load_config",
     "load_config_data",
+    "outputs_taken",
     "parse_params",
     "read_entries",
     "select_jobs",

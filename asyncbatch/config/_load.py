@@ -22,6 +22,7 @@ from asyncbatch.config._expand import check_expanded_names, expand_jobs, first_o
 from asyncbatch.config._formats import parse_config, read_config_stream, read_config_text
 from asyncbatch.config._graph import resolve_dependencies, with_dependencies
 from asyncbatch.config._models import BatchConfig, BatchFile, JobConfig, LoadLimits
+from asyncbatch.config._outputs import check_job_outputs
 from asyncbatch.config._problems import did_you_mean, locate_errors
 from asyncbatch.config._weights import check_limits, weighted
 from asyncbatch.errors import ConfigError
@@ -74,8 +75,9 @@ def load_config(
         text = read_config_text(path, label, limits.max_config_bytes)
         raw = parse_config(text, path.suffix.lower(), label, limits.max_yaml_alias_values)
         base_dir = path.absolute().parent
+    config_file = None if label == "-" else label
     with without_gc():  # tens of thousands of objects, no cycles: skip the collector
-        return _build(raw, label, base_dir, registry, strict, real, limits)
+        return _build(raw, label, base_dir, registry, strict, real, limits, config_file=config_file)
 
 
 def load_config_data(
@@ -149,6 +151,7 @@ def _build(
     *,
     name_matches_by_path: bool = False,
     literal_inputs: bool = False,
+    config_file: str | None = None,
 ) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be an object with a 'jobs' list"], source=label)
@@ -183,6 +186,8 @@ def _build(
         jobs = first_of_each(jobs)
     problems.extend(check_expanded_names(jobs))
     problems.extend(resolve_dependencies(entries, jobs, invalid_names))
+    position = {config_job.name: index for index, config_job, _, _ in entries}
+    problems.extend(check_job_outputs(jobs, config_file, position, base_dir))
     if problems or header is None:
         raise ConfigError(problems, source=label)
     warnings.extend(registry.plugin_warnings)

@@ -14,12 +14,15 @@ custom actions each in an event loop of its own, as a task of their own would),
 while the task's own thread keeps each job's timeout from the moment that job
 starts: a job still running at its deadline is abandoned (a custom action is
 cancelled at its next ``await``; the thread is told to stop after it) and the jobs
-after it are never started. The outcome comes back in one message with each
-job's start and end, counted from the task's start, so that the client reports
-per-job durations. A batch stops taking new jobs once it has run for
-:data:`BATCH_SECONDS`, after a failure when a failure may halt the run, after the
-successes that would halt it, and before a file too big to read whole; the jobs it
-did not start go back to the client's queue.
+after it are never started. A custom action cancelled that way (a timeout, or the
+client's cancel) is given :data:`STOP_SECONDS` to finish its cancellation before the
+task returns: a command ends its program's group (SIGTERM, then SIGKILL) first.
+The outcome comes back in one message with each job's start and end, counted from
+the task's start, so that the client reports per-job durations. A batch stops taking
+new jobs once it has run for :data:`BATCH_SECONDS`, after a failure when a failure may
+halt the run, after the successes that would halt it, and before a file too big
+to read whole; the jobs it did not start go
+back to the client's queue.
 
 Our errors pickle and come back as raised; any other exception is described here
 with :func:`asyncbatch.errors.describe_error` and comes back as a
@@ -38,6 +41,7 @@ from typing import Any, TypeVar
 
 from asyncbatch.errors import AsyncbatchError, Cancelled, RemoteError, describe_error
 from asyncbatch.files.batch import BatchEnd, BatchThread, Done
+from asyncbatch.files.programs import GRACE
 from asyncbatch.files.scan import Scanned, Stopped, scan_file, scan_small_file
 from asyncbatch.kernel import Kernel, Tuning
 from asyncbatch.model import Resources
@@ -54,6 +58,12 @@ BATCH_SECONDS = 1.0
 of its jobs back to the queue instead of holding them (and its worker thread)."""
 WAKE_EVERY = 1.0
 """Longest sleep of a batch's task thread while a job without a timeout runs."""
+STOP_SECONDS = 2 * GRACE + 1.0
+"""How long a batch waits for a cancelled custom action to end (a command's program:
+SIGTERM, then SIGKILL :data:`~asyncbatch.files.programs.GRACE` seconds later)."""
+STOP_WAIT = STOP_SECONDS + 2 * CANCEL_POLL
+"""How long the client waits for a cancelled attempt's running task to end: the task
+sees the cancel within :data:`CANCEL_POLL`, then stops as above."""
 
 ScanJob = tuple[Kernel, str, Mapping[str, Any]]
 """A small-file job as it travels: kernel, input path, plain params."""
@@ -94,6 +104,7 @@ def run_batch_on_worker(
     threading.Thread(target=batch.work, name="asyncbatch-dask-batch", daemon=True).start()
     with _watch_cancel(key, batch.abandon):
         batch.wait()
+    batch.settle(STOP_SECONDS)
     return batch.outcome()
 
 
@@ -124,6 +135,8 @@ class _Batch:
         )
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._idle = threading.Event()  # no custom action running
+        self._idle.set()
         self._cancel_running: Callable[[], object] | None = None
         self._timed_out: tuple[int, float] | None = None
 
@@ -156,7 +169,11 @@ class _Batch:
                 with self._lock:
                     self._cancel_running = None
 
-        return asyncio.run(watched())
+        self._idle.clear()
+        try:
+            return asyncio.run(watched())
+        finally:
+            self._idle.set()
 
     def abandon(self) -> None:
         """Start nothing more, stop a running custom action at its next ``await``,
@@ -180,6 +197,13 @@ class _Batch:
                 self._timed_out = late
                 self._cancel()
                 return
+
+    def settle(self, seconds: float) -> None:
+        """After a cancel or a timeout, wait (at most ``seconds``) for the custom
+        action still running to end its cancellation: a command's program is then
+        gone when the task returns."""
+        if self._thread.abandoned or self._timed_out is not None:
+            self._idle.wait(seconds)
 
     def outcome(self) -> BatchOutcome:
         """What the batch did, times from the task's start; a thread left behind (a

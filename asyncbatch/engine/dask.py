@@ -23,13 +23,14 @@ topic, and the client then starts the attempt and its timeout. A task that ends
 before its start is heard of (it could not be loaded on the worker, its worker
 died) ends the attempt as it is.
 
-Cancelling an attempt (a timeout, fail-fast, a signal) cancels its Dask future (a
-queued task never starts) and sets a ``distributed.Event`` named after the task's
-key. Dask cannot interrupt a running task, so the worker watches that event while
-the task runs: a kernel stops at its next chunk, a batch starts no further job, a
-custom action's asyncio task is cancelled (a regex search's worker process is
-killed), freeing the worker thread. Blocking code in a custom action cannot be
-interrupted this way.
+Cancelling an attempt (a timeout, fail-fast, a signal) sets a ``distributed.Event``
+named after the task's key and cancels its Dask future (a queued task never starts).
+Dask cannot interrupt a running task, so the worker watches that event while the
+task runs: a kernel stops at its next chunk, a batch starts no further job, a custom
+action's asyncio task is cancelled (a regex search's worker process is killed, a
+command's group gets SIGTERM, then SIGKILL 2 s later), freeing the worker thread.
+The attempt waits for that (:data:`STOP_WAIT`): no program outlives it, even if the
+cluster closes next (see ``_dask_plugin``). Blocking code cannot be interrupted so.
 
 ``distributed`` is an optional extra (``pip install 'asyncbatch[dask]'``), imported
 only when a Dask executor is opened.
@@ -52,6 +53,7 @@ from asyncbatch.engine._batch import BatchReporter
 from asyncbatch.engine._dask_worker import (
     BATCH_SECONDS,
     STARTED_TOPIC,
+    STOP_WAIT,
     BatchJob,
     BatchOutcome,
     TimedJob,
@@ -161,11 +163,11 @@ class DaskExecutor:
                 timed_out = not ended.event.is_set()
                 group.cancel_scope.cancel()  # stop awaiting the future
         except anyio.get_cancelled_exc_class():
-            await _cancel_on_cluster(self._client, key, future)
+            await _cancel_on_cluster(self._client, key, future, running=started.is_set())
             raise
         if timed_out:
             attempt.fail(Timeout(seconds=attempt.timeout or 0))
-            await _cancel_on_cluster(self._client, key, future)
+            await _cancel_on_cluster(self._client, key, future, running=True)
         elif ended.error is not None:
             attempt.fail(ended.error)
         else:
@@ -233,7 +235,7 @@ class DaskExecutor:
                     first.start(heard)
                 await ended.event.wait()
         except anyio.get_cancelled_exc_class():
-            await _cancel_on_cluster(self._client, key, future)
+            await _cancel_on_cluster(self._client, key, future, running=started.is_set())
             raise
         if ended.error is not None:
             _fail_all(attempts, ended.error)
@@ -299,18 +301,20 @@ class _Ended:
         self.event.set()
 
 
-async def _cancel_on_cluster(client: Any, key: str, future: Any) -> None:
-    """Stop the attempt's task: a queued task never starts; a running one sees the
-    attempt's event and stops at its next checkpoint. The run waits for neither."""
+async def _cancel_on_cluster(client: Any, key: str, future: Any, *, running: bool) -> None:
+    """Stop the attempt's task: a queued task never starts; a ``running`` one sees the
+    event, stops at its next checkpoint and ends its program, waited for (see the
+    module doc)."""
     import distributed
 
-    with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_WAIT):
-        await distributed.Event(key, client=client).set()  # type: ignore[no-untyped-call]
-        await future.cancel()
-
-
-async def _close(resource: Any) -> None:
-    await resource.close()
+    with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(CANCEL_WAIT):
+            await distributed.Event(key, client=client).set()  # type: ignore[no-untyped-call]
+        if running:
+            with anyio.move_on_after(STOP_WAIT), contextlib.suppress(Exception):
+                await future  # ended by the event (an error), or done meanwhile
+        with anyio.move_on_after(CANCEL_WAIT):
+            await future.cancel()
 
 
 @contextlib.asynccontextmanager
@@ -337,6 +341,9 @@ async def open_dask_executor(
         if scheduler is None:
             import dask
 
+            from asyncbatch.engine._dask_plugin import start_resource_tracker
+
+            start_resource_tracker()
             try:
                 # No dashboard, so no statistical profiler either: it samples every
                 # worker's threads every 10 ms for nobody.
@@ -350,10 +357,13 @@ async def open_dask_executor(
                     )
             except Exception as exc:
                 raise ExecutorUnavailable(f"cannot start a local Dask cluster: {exc}") from exc
-            stack.push_async_callback(_close, cluster)
             target = cluster
+            stack.push_async_callback(target.close)
         client = await _connect(distributed, target, scheduler, connect_timeout=connect_timeout)
-        stack.push_async_callback(_close, client)
+        stack.push_async_callback(client.close)
+        from asyncbatch.engine._dask_plugin import install_plugin
+
+        await install_plugin(client, own_cluster=scheduler is None)
         yield DaskExecutor(client, tuning)
 
 

@@ -276,6 +276,22 @@ def kill_all() -> None:
         return
 
 
+def end_all(grace: float = GRACE) -> None:
+    """End every running program's group as a cancelled job's is: SIGTERM, then
+    SIGKILL to those still running ``grace`` seconds later; return once none runs
+    (or ``grace`` more seconds have passed). For a process about to go away with
+    programs still running (a Dask worker that closes)."""
+    for number, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        children = list(_LIVE)
+        if not children:
+            return
+        for child in children:
+            child._signal(number)
+        deadline = time.monotonic() + wait
+        while _LIVE and time.monotonic() < deadline:
+            time.sleep(_POLL_MS / 1000)
+
+
 class _Tail:
     """The last :data:`TAIL_BYTES` of a stream (``stream``: 1 stdout, 2 stderr), and
     how many bytes it carried."""

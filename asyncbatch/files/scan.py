@@ -178,9 +178,11 @@ def scan_file_in_worker(
 
 @functools.cache
 def become_worker(parent: int | None = None) -> None:
-    """Once per worker process: die with the parent, and ignore SIGINT and SIGTERM.
+    """Once per worker process: die with the parent, and ignore SIGINT, SIGTERM and
+    SIGHUP.
 
-    Ctrl-C in a terminal (or ``timeout``'s SIGTERM) reaches the whole process group;
+    Ctrl-C in a terminal (or ``timeout``'s SIGTERM, or the SIGHUP of a terminal that
+    closes) reaches the whole process group;
     the parent decides what to cancel and kills the workers it no longer needs. A
     worker must not act on its own: its KeyboardInterrupt would travel back pickled
     and be raised in the parent's job, crashing the run instead of cancelling it,
@@ -195,8 +197,8 @@ def become_worker(parent: int | None = None) -> None:
         pr_set_pdeathsig = 1
         with contextlib.suppress(AttributeError, OSError):  # no prctl: no safety net
             ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     if parent is not None and os.getppid() != parent:  # orphaned before the request
         os._exit(1)
 

@@ -13,7 +13,6 @@ Plain data only: nothing here imports the command line's libraries.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +25,14 @@ from asyncbatch.options._spelling import (
     DISPLAY,
     OUTPUTS,
     RUNNING,
+    SCHEDULER_ENV,
     Spelling,
     check_seconds,
+    executor_names,
+    file_path,
     one_of,
     option,
+    order_names,
 )
 
 __all__ = [
@@ -38,10 +41,12 @@ __all__ = [
     "DISPLAY",
     "OUTPUTS",
     "RUNNING",
+    "SCHEDULER_ENV",
     "PrintingOptions",
     "RunOptions",
     "Spelling",
     "check_seconds",
+    "file_path",
     "option",
     "spellings",
 ]
@@ -54,14 +59,6 @@ def spellings(name: str) -> tuple[Spelling, ...]:
             found: tuple[Spelling, ...] = each.metadata.get("spellings", ())
             return found
     raise KeyError(name)
-
-
-def _executors() -> Sequence[str]:
-    return ("local", "dask")
-
-
-def _orders() -> Sequence[str]:
-    return ("config", "history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +97,10 @@ class RunOptions(PrintingOptions):
             ("-o", "--output"),
             "Write the JSON report (and its journal) there.",
             OUTPUTS,
-            Path,
+            str,
             metavar="PATH",
             commands=(*BOTH, "plan"),
+            value=file_path,
         ),
     )
     dry_run: bool = option(
@@ -212,7 +210,12 @@ class RunOptions(PrintingOptions):
     junit: Path | None = option(
         None,
         Spelling(
-            ("--junit",), "Also write a JUnit XML report there.", OUTPUTS, Path, metavar="PATH"
+            ("--junit",),
+            "Also write a JUnit XML report there.",
+            OUTPUTS,
+            str,
+            metavar="PATH",
+            value=file_path,
         ),
     )
     quiet: bool = option(
@@ -252,23 +255,26 @@ class RunOptions(PrintingOptions):
             str,
             metavar="local|dask",
             env="ASYNCBATCH_EXECUTOR",
-            check=lambda value: one_of(value, _executors()),
+            check=lambda value: one_of(value, executor_names()),
             unset="local",
             show_default=True,
-            completions=_executors,
+            completions=executor_names,
         ),
     )
     scheduler: str | None = option(
         None,
         Spelling(
             ("--scheduler",),
-            "Dask scheduler (tcp://HOST:PORT; default: a local cluster).",
+            "Dask scheduler (tcp://HOST:PORT; default: $ASYNCBATCH_SCHEDULER with "
+            "--executor dask, else a local cluster).",
             DASK,
             str,
             metavar="ADDRESS",
-            env="ASYNCBATCH_SCHEDULER",
         ),
     )
+    """The Dask scheduler's address; None: ``ASYNCBATCH_SCHEDULER`` when the executor
+    is Dask (:data:`SCHEDULER_ENV`; the variable alone never breaks a local run),
+    else a local cluster."""
     scheduler_timeout: float = option(
         10.0,
         Spelling(
@@ -338,10 +344,10 @@ class RunOptions(PrintingOptions):
             RUNNING,
             str,
             metavar="config|history",
-            check=lambda value: one_of(value, _orders()),
+            check=lambda value: one_of(value, order_names()),
             unset="config",
             show_default=True,
-            completions=_orders,
+            completions=order_names,
         ),
     )
     """Which ready job starts first: the first in config order, or (``"history"``)

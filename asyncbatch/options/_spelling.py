@@ -7,11 +7,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 RUNNING, OUTPUTS, DISPLAY, DASK = "Running", "Outputs", "Display", "Dask"
 """The help panels options are shown in."""
 BOTH: tuple[str, ...] = ("run", "each")
+SCHEDULER_ENV = "ASYNCBATCH_SCHEDULER"
+"""The scheduler a Dask run uses when ``--scheduler`` is not given. Ambient, like a
+shell profile's setting: it is read only when the executor is Dask, so that setting
+it for the cluster breaks no local run (``--scheduler`` itself without ``--executor
+dask`` is a usage error)."""
+
+
+def executor_names() -> Sequence[str]:
+    """What ``--executor`` takes (and shell completion offers)."""
+    return ("local", "dask")
+
+
+def order_names() -> Sequence[str]:
+    """What ``--order`` takes (and shell completion offers)."""
+    return ("config", "history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +88,17 @@ def check_seconds(value: float | None) -> None:
 def one_of(value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"expected {' or '.join(repr(each) for each in allowed)}")
+
+
+def file_path(text: str) -> Path:
+    """A path that must name a file (``-o``, ``--junit``, ``show --html``), read as
+    typed: empty, or naming a folder (``.``, ``/``, ``out/``, ``sub/.``, ``..``) is a
+    ``ValueError`` (a usage error), caught before a folder is taken for a file."""
+    if not text:
+        raise ValueError("an empty path; name a file")
+    if "\x00" in text:
+        raise ValueError("a path cannot hold a NUL byte")
+    last = text.rstrip("/").rpartition("/")[2] if text.rstrip("/") else ""
+    if text.endswith("/") or last in ("", ".", ".."):
+        raise ValueError(f"{text!r} names a folder, not a file")
+    return Path(text)

@@ -20,7 +20,7 @@ from pathlib import Path
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult, Summary
 from asyncbatch.output._page_assets import SCRIPT, STYLE
-from asyncbatch.output.destinations import check_destination
+from asyncbatch.output.destinations import check_page
 from asyncbatch.output.report import write_atomically
 from asyncbatch.output.show import (
     ERROR_TYPES_SHOWN,
@@ -51,9 +51,9 @@ another's end can take its slot."""
 def write_page(report: SavedReport, destination: Path) -> None:
     """Write :func:`html_page` to ``destination`` atomically, after the checks of a
     run's outputs (a regular file or nothing, outside ``/dev`` and ``/proc``), and
-    never over the report shown."""
-    taken = {os.path.realpath(report.path): "the report shown"}
-    check_destination(destination, what="pages", taken=taken)
+    never over the report shown, its journal or lock, its config or its inputs
+    (:func:`~asyncbatch.output.destinations.check_page`)."""
+    check_page(destination, report)
     page = html_page(report)
     try:
         write_atomically(destination, page)

@@ -10,6 +10,7 @@ display adds about 1% to a run. rich is imported only when the display starts, s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -344,7 +345,8 @@ def live_progress(state: ProgressState) -> Iterator[ProgressState]:
     try:
         yield state
     finally:
-        live.stop()
+        with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP): EIO
+            live.stop()
 
 
 class _ProgressLine:

@@ -3,8 +3,8 @@ every failed job, or the summary object as JSON (the HTML page is :mod:`.page`).
 
 :func:`load_report` reads and checks the JSON that ``run -o`` writes: a file that
 is not such a report (not JSON, not an object, no ``jobs`` list, a field of the
-wrong type, more than :data:`MAX_REPORT_BYTES`) raises :class:`NotAReport`, whose
-message names the file and says why.
+wrong type or out of range, more than :data:`MAX_REPORT_BYTES`) raises
+:class:`NotAReport`, whose message names the file and says why.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ FAILURES_SHOWN = 5
 SLOWEST_SHOWN = 5
 MESSAGE_WIDTH = 200
 """Messages in the summary are cut to this many characters (``--failed`` keeps them whole)."""
+MAX_MS = 1e12
+"""Longest time a report may hold (about 31 years, in milliseconds): a longer one, or
+a negative one, is no time a run measured (a report edited, or a corrupt journal
+line carried into it) and the report is refused."""
+MAX_COUNT = 10**12
+"""Largest count (jobs, attempts, concurrency) a report may hold."""
 
 
 @dataclass(slots=True)
@@ -118,6 +124,8 @@ def _parse(path: str, value: object) -> SavedReport:
         count = summary.get(key)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise _Invalid(f'"summary" has no count "{key}"')
+        if count > MAX_COUNT:
+            raise _Invalid(f'"summary": "{key}" is out of range (at most {_shown(MAX_COUNT)})')
         counts[key] = count
     return SavedReport(
         path=path,
@@ -176,6 +184,8 @@ def _optional(entry: dict[str, Any], key: str, kind: type, default: Any, where: 
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _Invalid(f'{where}: "{key}" is not {_KINDS[kind]}')
+    if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+        raise _Invalid(f'{where}: "{key}" is out of range (0 to {_shown(MAX_COUNT)})')
     return value
 
 
@@ -183,12 +193,22 @@ _KINDS: dict[type, str] = {str: "a string", int: "an integer", bool: "true or fa
 
 
 def _number(value: object, key: str, where: str) -> float | None:
-    """A finite number or None (null, absent, NaN, infinite)."""
+    """Milliseconds from 0 to :data:`MAX_MS`, or None (null, absent, NaN, infinite);
+    any other number is out of range (an integer of 400 digits included)."""
     if value is None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _Invalid(f'{where}: "{key}" is not a number')
-    return float(value) if math.isfinite(value) else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not 0 <= value <= MAX_MS:
+        raise _Invalid(f'{where}: "{key}" is out of range (0 to {_shown(MAX_MS)} ms)')
+    return float(value)
+
+
+def _shown(bound: float) -> str:
+    """``1e12``."""
+    return f"{bound:.0e}".replace("+", "")
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -278,14 +298,19 @@ def slowest_jobs(jobs: Iterable[JobResult], count: int = SLOWEST_SHOWN) -> list[
 
 
 def format_ms(milliseconds: float | None) -> str:
-    """``0.4 ms``, ``120.4 ms``, ``2.31 s``, ``12.5 min``; empty when unknown."""
+    """``0.4 ms``, ``120.4 ms``, ``2.31 s``, ``12.5 min``, ``5.2 h``, ``3.0 d``; empty
+    when unknown."""
     if milliseconds is None:
         return ""
     if milliseconds < 1000:
         return f"{milliseconds:.1f} ms"
     if milliseconds < 60_000:
         return f"{milliseconds / 1000:.2f} s"
-    return f"{milliseconds / 60_000:.1f} min"
+    if milliseconds < 3_600_000:
+        return f"{milliseconds / 60_000:.1f} min"
+    if milliseconds < 172_800_000:
+        return f"{milliseconds / 3_600_000:.1f} h"
+    return f"{milliseconds / 86_400_000:,.1f} d"
 
 
 def jobs_phrase(count: int) -> str:
