@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -98,6 +99,7 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
         checked(check_outputs, options, batch)  # a dry run checks the outputs too
         print_json(dry_run_plan(batch))
         return EXIT_OK
+    began = time.monotonic()  # a Dask cluster's start and stop are part of the run too
     try:
         outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
@@ -107,7 +109,10 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
     print_json(outcome.report.summary.to_dict())
     if sys.stderr is not None:
         with contextlib.suppress(OSError, ValueError):  # a closed or full stderr
-            print_end_of_run(outcome.report, quiet=options.quiet, stream=sys.stderr)
+            took_ms = (time.monotonic() - began) * 1000 if options.executor != "local" else None
+            print_end_of_run(
+                outcome.report, quiet=options.quiet, stream=sys.stderr, took_ms=took_ms
+            )
     return outcome.exit_code
 
 
