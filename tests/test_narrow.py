@@ -1,21 +1,25 @@
 """What people read on terminals of 50, 80 and 120 columns: the live progress (a
 fixed-size rich console draws it), the end-of-run table of failures (a
-pseudo-terminal of that size), names cut in the middle so that the file name stays."""
+pseudo-terminal of that size), names cut in the middle so that the file name stays,
+and the ``-v`` lines of results reused by ``--resume``."""
 
 from __future__ import annotations
 
 import io
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from rich.console import Console
+from support import invoke, write_json
 from test_progress import DISPLAY_VARIABLES, Clock, read_terminal
 
 from asyncbatch.model import JobResult, Report
 from asyncbatch.output._cells import shorten
 from asyncbatch.output._live import ProgressLine
 from asyncbatch.output.progress import ProgressState, fit_parts, status_parts
-from asyncbatch.output.terminal import print_end_of_run
+from asyncbatch.output.terminal import job_line, print_end_of_run
 
 FOLDER = "data/incoming/2026/batch-0042/customer-records/normalised"
 """A long folder every input of a glob shares: what a table cut on the right shows."""
@@ -205,3 +209,38 @@ def test_the_end_of_run_says_the_whole_time_and_the_jobs_time_apart_when_they_di
     stream = io.StringIO()
     print_end_of_run(a_report([command_failed(1)]), quiet=False, stream=stream, took_ms=9_100)
     assert stream.getvalue().splitlines()[0].endswith(" in 9.10 s")
+
+
+# --- -v after --resume --------------------------------------------------------------------------
+
+
+def test_a_reused_result_is_marked_in_its_verbose_line_without_the_old_time() -> None:
+    reused = JobResult(
+        name="lines",
+        action="count_lines",
+        input="a.txt",
+        status="succeeded",
+        result={"lines": 3},
+        duration_ms=1234.5,
+        attempts=1,
+        reused=True,
+    )
+    assert job_line(reused) == 'succeeded lines (reused): {"lines": 3}'
+
+
+def test_verbose_after_resume_marks_the_reused_jobs_and_times_the_others(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text("one\ntwo\n", encoding="utf-8")
+    jobs = [{"name": name, "action": "count_lines", "input": f"{name}.txt"} for name in ("a", "b")]
+    config = write_json(tmp_path / "batch.json", {"jobs": jobs})
+    report = tmp_path / "report.json"
+    assert invoke(["run", str(config), "-o", str(report)]).exit_code == 0
+    (tmp_path / "b.txt").write_text("changed\n", encoding="utf-8")
+    result = invoke(["run", str(config), "-o", str(report), "--resume", "-v"])
+    assert result.exit_code == 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("succeeded")]
+    assert 'succeeded a (reused): {"lines": 2}' in lines
+    (fresh,) = [line for line in lines if line.startswith("succeeded b ")]
+    assert fresh.startswith("succeeded b in ")
+    assert fresh.endswith(' ms: {"lines": 1}')
+    assert os.path.exists(report)

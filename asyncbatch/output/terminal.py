@@ -73,8 +73,13 @@ def write_line(stream: TextIO | None, message: str) -> None:
 
 
 def job_line(result: JobResult) -> str:
-    """The ``-v`` line of a finished job: status, name, time, result or error."""
-    took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
+    """The ``-v`` line of a finished job: status, name, time, result or error; a
+    result reused from an earlier run (``--resume``) is marked ``reused`` instead of
+    a time, which was that run's."""
+    if result.reused:
+        took = " (reused)"
+    else:
+        took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
     detail = (
         json.dumps(result.result)
         if result.error is None
