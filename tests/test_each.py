@@ -200,8 +200,8 @@ def test_action_and_param_problems_are_located_on_the_command_line_once(here: Pa
 
 
 def test_at_least_one_input_is_required(here: Path) -> None:
-    assert "Missing argument 'INPUT'" in usage_error("--", "echo")
-    assert "Missing argument 'INPUT'" in usage_error("--action", "count_lines")
+    assert "error: missing argument INPUT" in usage_error("--", "echo")
+    assert "error: missing argument INPUT" in usage_error("--action", "count_lines")
 
 
 def test_exactly_one_of_action_and_a_program_is_required(here: Path) -> None:
