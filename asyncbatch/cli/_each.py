@@ -39,6 +39,16 @@ class _EachCommand(Command):
         return ["[OPTIONS] INPUT... (--action NAME [-p KEY=VALUE]... | -- PROGRAM [ARG]...)"]
 
 
+def _action_names(incomplete: str) -> list[str]:
+    """What shell completion offers after --action: the actions' names (built-ins and
+    installed plugins)."""
+    from asyncbatch.session import default_registry
+
+    registry = default_registry()
+    registry.load_plugins()
+    return sorted(spec.name for spec in registry if spec.name.startswith(incomplete))
+
+
 @commands.command(
     cls=_EachCommand,
     epilog=EACH_EXAMPLES,
@@ -63,6 +73,7 @@ def each(
             metavar="NAME",
             help="Run this built-in or plugin action on each input (instead of -- PROGRAM).",
             show_default=False,
+            autocompletion=_action_names,
         ),
     ] = None,
     params: Annotated[
