@@ -1,9 +1,11 @@
 """Every usage error of every command, Typer's own included, is one ``error:`` line
 on stderr naming what was wrong, and exit 2: never a boxed excerpt of the help.
-The environment variable behind a value is named only when the value came from it."""
+The environment variable behind a value is named only when the value came from it.
+A warning about the config (an unknown action) is located as its errors are."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -158,4 +160,23 @@ def test_the_installed_command_says_usage_errors_in_one_line(tmp_path: Path) -> 
     assert (done.returncode, done.stderr) == (
         2,
         "error: missing argument REPORT; see 'asyncbatch show --help'\n",
+    )
+
+
+def test_the_unknown_action_warning_names_the_config_file_as_errors_do(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one\n", encoding="utf-8")
+    config = tmp_path / "batch.json"
+    jobs = [{"name": "lines", "action": "count_line", "input": "a.txt"}]
+    config.write_text(json.dumps({"jobs": jobs}), encoding="utf-8")
+    result = invoke(["run", str(config)])
+    assert result.exit_code == 0, "a skipped job does not fail the run"
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {config}: jobs[0].action: unknown action 'count_line' (did you mean "
+        "'count_lines'?); job 'lines' is skipped (--strict makes it an error)"
+    )
+    strict = invoke(["run", str(config), "--strict"])
+    assert strict.exit_code == 2
+    assert strict.stderr.splitlines()[0] == (
+        f"error: {config}: jobs[0].action: unknown action 'count_line' (did you mean "
+        "'count_lines'?)"
     )
