@@ -211,13 +211,12 @@ def results_json(jobs: Iterable[JobResult]) -> str:
 
 def result_summary(result: dict[str, Any] | None, width: int = 60) -> str:
     """A result in one short line (the page's result column): ``lines: 1,200``,
-    ``algorithm: sha256, digest: 9f86d0…``; a command's streams left out."""
+    ``algorithm: sha256, digest: 9f86d0…``; a text of several lines as its last one
+    (a command's output), empty values left out, cut at ``width`` characters."""
     if not result:
         return ""
     parts = [
-        f"{key}: {_for_people(value)}"
-        for key, value in result.items()
-        if key not in ("stdout", "stderr")
+        f"{key}: {_for_people(value)}" for key, value in result.items() if value not in ("", None)
     ]
     text = ", ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "\u2026"
