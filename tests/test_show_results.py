@@ -217,8 +217,8 @@ def test_a_report_without_results_says_so(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--failed", "--results"], "error: --failed and --results: give only one of them"),
-        (["--tsv"], "error: --tsv: goes with --results, instead of --json"),
-        (["--results", "--tsv", "--json"], "error: --tsv: goes with --results, instead of --json"),
+        (["--tsv"], "error: --tsv needs --results"),
+        (["--results", "--tsv", "--json"], "error: --tsv and --json: give only one of them"),
     ],
 )
 def test_views_that_do_not_go_together_are_a_usage_error(

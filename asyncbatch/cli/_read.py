@@ -80,8 +80,10 @@ def show(
 
     if failed and results:
         exit_error("--failed and --results: give only one of them")
-    if as_tsv and (as_json or not results):
-        exit_error("--tsv: goes with --results, instead of --json")
+    if as_tsv and not results:
+        exit_error("--tsv needs --results")
+    if as_tsv and as_json:
+        exit_error("--tsv and --json: give only one of them")
     try:
         saved = shown.load_report(report)
         if html is not None:
