@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,8 @@ def _meta(report: SavedReport) -> str:
     return ", ".join(parts)
 
 
-def _started(report: SavedReport) -> Any:
-    from datetime import UTC, datetime
-
+def _started(report: SavedReport) -> datetime | None:
+    """When the run started, if the report says it as asyncbatch writes it."""
     try:
         return datetime.strptime(report.started_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
