@@ -97,8 +97,9 @@ def test_a_row_opens_on_the_whole_result_the_error_and_the_output(tmp_path: Path
     assert failed["stdout"] == "compiling"
     assert json.loads(failed["error"])["details"]["exit_code"] == 1
     assert "result" not in failed
+    assert "stderr" not in json.loads(failed["error"])["details"], "shown apart, once"
     done = rows["link"][14]
-    assert json.loads(done["result"])["stdout"] == "step 1\nbuilt link\n"
+    assert json.loads(done["result"]) == {"exit_code": 0}
     assert done["stdout"] == "step 1\nbuilt link"
 
 

@@ -318,16 +318,31 @@ def _job_row(job: JobResult, index: int) -> list[Any]:
 
 
 def _details(job: JobResult) -> dict[str, str] | None:
+    """What a click on the job's row opens: its whole result and error, as JSON, and
+    the ends of its output streams (apart: not repeated inside the JSON)."""
     found = {}
     if job.result:
-        found["result"] = json.dumps(job.result, indent=2, ensure_ascii=False, default=str)
+        found["result"] = json.dumps(
+            _without_streams(job.result), indent=2, ensure_ascii=False, default=str
+        )
     if job.error:
-        found["error"] = json.dumps(job.error, indent=2, ensure_ascii=False, default=str)
+        found["error"] = json.dumps(
+            _without_streams(job.error), indent=2, ensure_ascii=False, default=str
+        )
     for stream in ("stdout", "stderr"):
         tail = stream_tail(job, stream)
         if tail:
             found[stream] = "\n".join(tail_lines(tail))
     return {key: sanitize_lines(text) for key, text in found.items()} or None
+
+
+def _without_streams(value: dict[str, Any]) -> dict[str, Any]:
+    """A result or an error without the output streams' text (shown on their own),
+    in ``details`` too; their byte counts stay."""
+    kept = {key: item for key, item in value.items() if key not in ("stdout", "stderr")}
+    if isinstance(kept.get("details"), dict):
+        kept["details"] = _without_streams(kept["details"])
+    return kept
 
 
 def sanitize_lines(text: str) -> str:
