@@ -9,6 +9,7 @@ checked by counting running actions and by events that would deadlock (caught by
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -19,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +372,34 @@ def file_statistics() -> list[ActionSpec]:
     from asyncbatch.actions import builtin_specs
 
     return [spec for spec in builtin_specs() if spec.kernel is not None]
+
+
+@contextlib.asynccontextmanager
+async def worker_processes_for_the_loop() -> AsyncIterator[None]:
+    """The running event loop's pool of worker processes (``anyio.to_process``: the
+    scans of ``search_pattern`` and the isolated kernels), set up and owned here: its
+    workers live until the block ends, then they are killed and waited for.
+
+    anyio ends a loop's workers when the task it takes for the loop's root ends, and
+    under pytest's anyio plugin that is the task of the test that starts the first
+    worker, not the loop: in a loop kept for a whole module, the next test would find
+    the pool's workers killed but still in it, and take a dead one (the stray
+    BrokenWorkerProcess of a loaded machine) or start new ones. A pool that already
+    exists is never tied to a task."""
+    from collections import deque
+
+    from anyio import to_process
+    from anyio.abc import Process
+
+    workers: set[Process] = set()
+    to_process._process_pool_workers.set(workers)
+    to_process._process_pool_idle_workers.set(deque())
+    try:
+        yield
+    finally:
+        for process in list(workers):
+            if process.returncode is None:
+                process.kill()
+        with anyio.CancelScope(shield=True):
+            for process in list(workers):
+                await process.aclose()

@@ -461,14 +461,12 @@ def small(tmp_path: Path) -> Path:
 
 
 def usage_error(result: Result, option: str) -> str:
-    """Exit 2, nothing on stdout, the option named on stderr: the message."""
+    """Exit 2, nothing on stdout, one ``error:`` line on stderr naming the option
+    (the form every usage error takes): the message."""
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
-    found = re.search(
-        rf"Invalid value for [^:]*'{option}'(?: \(env var: '\w+'\))?: (.*?)\s*$", flat
-    )
+    (line,) = result.stderr.splitlines()
+    found = re.fullmatch(rf"error: (?:-\w/)?{option}: (.*)", line)
     assert found, result.stderr
     return found.group(1)
 

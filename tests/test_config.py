@@ -875,9 +875,11 @@ def test_only_keeps_depends_on_as_written(globs_on_globs: BatchConfig) -> None:
 
 
 def test_an_unknown_action_is_a_warning_and_a_skipped_job(write_config: WriteConfig) -> None:
-    config = load_config(write_config({"jobs": [job("a", action="count_line")]}))
+    path = write_config({"jobs": [job("a", action="count_line")]})
+    config = load_config(path)
     assert config.warnings == [
-        "jobs[0] (a): unknown action 'count_line' (did you mean 'count_lines'?); the job is skipped"
+        f"{path}: jobs[0].action: unknown action 'count_line' (did you mean 'count_lines'?); "
+        "job 'a' is skipped (--strict makes it an error)"
     ]
     (only,) = config.jobs
     assert only.spec is None

@@ -160,11 +160,11 @@ def test_a_reading_is_used_for_a_while_before_the_machine_is_read_again(tmp_path
 
 
 def test_progress_shows_why_starts_are_held_back_while_they_are() -> None:
-    from asyncbatch.output.progress import ProgressListener, ProgressState, describe
+    from asyncbatch.output.progress import ProgressListener, ProgressState, notes
 
     state = ProgressState(10, clock=lambda: 0.0)
     listener = ProgressListener(state, None)
     listener.starts_held("--load 4 (6 runnable)")
-    assert ("held: --load 4 (6 runnable)", "yellow") in describe(state)
+    assert ("held: --load 4 (6 runnable)", "yellow") in notes(state)
     listener.starts_held(None)
-    assert not any(text.startswith("held") for text, _ in describe(state))
+    assert not any(text.startswith("held") for text, _ in notes(state))

@@ -9,6 +9,7 @@ import gc
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -427,6 +428,22 @@ def test_a_scheduler_needs_the_dask_executor(tmp_path: Path) -> None:
 def test_without_a_scheduler_a_local_cluster_runs_the_jobs(tmp_path: Path) -> None:
     jobs = _compare(DATA / "batch_config.json", tmp_path, "--executor", "dask")
     assert [job["status"] for job in jobs] == ["succeeded"] * 4
+
+
+def test_the_end_of_a_run_on_a_local_cluster_says_the_whole_time_not_the_jobs_alone(
+    tmp_path: Path,
+) -> None:
+    """Starting and stopping the cluster takes seconds; the jobs a fraction of one."""
+    began = time.monotonic()
+    done = _run([str(DATA / "batch_config.json"), "--executor", "dask"], tmp_path)
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("4 succeeded")]
+    found = re.fullmatch(r".* in ([\d.]+) s \(running the jobs: ([\d.]+) s\)", line)
+    assert found, line
+    whole, jobs = float(found.group(1)), float(found.group(2))
+    assert jobs < whole <= took
+    assert whole > took / 2, "the cluster's start and stop are counted"
 
 
 def _worker_busy(address: str) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from support import SAMPLE, add_module, invoke, run_module
 
-from asyncbatch.model import JobResult, Report
+from asyncbatch.model import JobResult, Report, Resources
 from asyncbatch.output.junit import RESULT_LIMIT, junit_xml, write_junit
 
 SAMPLE_JOBS = ["app-lines", "notes-words", "app-errors", "notes-sha256"]
@@ -538,3 +538,35 @@ def test_a_run_stopped_by_sigint_still_writes_junit_with_cancelled_jobs_as_error
     }
     assert suite.findtext("system-err", "").startswith("stopped:")
     assert_ant_schema_layout(suite)
+
+
+def test_the_cpu_time_jobs_used_is_a_property_and_a_note_on_each_line() -> None:
+    """Neither JUnit schema lets a testcase carry it: the suite's properties and
+    system-out do."""
+    report = make_report(
+        job("first", result={"lines": 12}, resources=Resources(cpu_s=0.25, max_rss_kb=10)),
+        job(
+            "bad",
+            "failed",
+            error=error("CommandFailed", "exit status 1"),
+            resources=Resources(cpu_s=1.5),
+        ),
+        job("unmeasured", result={"lines": 1}),
+        job("old", result={"lines": 2}, reused=True, resources=Resources(cpu_s=100.0)),
+        job("never", "skipped", error=error("DependencyFailed", "dependency 'bad' failed")),
+    )
+    suite = parse(junit_xml(report))
+    assert_ant_schema_layout(suite)
+    properties = {prop.attrib["name"]: prop.attrib["value"] for prop in suite.iter("property")}
+    assert properties["cpu_s"] == "1.75", "the jobs that ran in this run"
+    assert suite.findtext("system-out") == (
+        'first: {"lines": 12} [cpu 0.25 s]\n'
+        "bad: failed [cpu 1.5 s]\n"
+        'unmeasured: {"lines": 1}\n'
+        'old: {"lines": 2} [cpu 100 s]\n'
+    )
+
+
+def test_a_report_without_resources_has_no_cpu_property() -> None:
+    suite = parse(junit_xml(make_report(job("first", result={"lines": 12}))))
+    assert "cpu_s" not in {prop.attrib["name"] for prop in suite.iter("property")}

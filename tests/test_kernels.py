@@ -33,7 +33,7 @@ from typing import Any, TypeAlias, get_args
 
 import anyio
 import pytest
-from support import by_name, load
+from support import by_name, load, worker_processes_for_the_loop
 
 from asyncbatch import run_batch
 from asyncbatch.actions import _regexplan as regexplan
@@ -185,15 +185,40 @@ def tool_output(*argv: str, env: dict[str, str] | None = None) -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 async def one_event_loop_for_the_module(anyio_backend: str) -> AsyncIterator[None]:
-    """One event loop for all the tests here: the worker processes (the loop's
-    process pool) then start once, not once per test (~150 ms each)."""
-    yield  # noqa: PT022 - while suspended here, anyio's plugin keeps the loop running
+    """One event loop for all the tests here, and its worker processes with it: they
+    start once, not once per test (~0.3 s each); see worker_processes_for_the_loop."""
+    async with worker_processes_for_the_loop():
+        yield  # while suspended here, anyio's plugin keeps the loop running
 
 
 def write(tmp_path: Path, data: bytes, name: str = "input.txt") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
+
+
+_FIRST_WORKER: list[int] = []
+"""The pid of the worker process the module's first test scanned in."""
+
+
+async def test_a_worker_process_outlives_the_first_test_that_starts_one(tmp_path: Path) -> None:
+    """First in the module: its worker process must serve the next test too."""
+    path = write(tmp_path, b"x\n")
+    result, _ = await scan_in_process(Kernel(Where, isolated=True), path, {}, Tuning())
+    _FIRST_WORKER.append(result["pid"])
+
+
+async def test_the_next_test_is_served_by_the_same_live_worker_process(tmp_path: Path) -> None:
+    """anyio ends a loop's worker processes when the task it takes for the loop's root
+    ends; under pytest's plugin that is the first test's own task, not the module's
+    loop, and its workers would be killed but left in the pool: the next test would
+    take a dead one (BrokenWorkerProcess, when the kill's exit has not reached the
+    loop yet: under load) or start another."""
+    if not _FIRST_WORKER:
+        pytest.skip("runs after the test that starts the worker")
+    path = write(tmp_path, b"y\n")
+    result, _ = await scan_in_process(Kernel(Where, isolated=True), path, {}, Tuning())
+    assert result["pid"] == _FIRST_WORKER[0]
 
 
 def cut_sizes(data: bytes) -> list[bytes]:

@@ -42,13 +42,13 @@ from support import (
 from asyncbatch.config import Job
 from asyncbatch.engine import Backoff, RunListener
 from asyncbatch.model import JobResult, Report, Resources, Status
+from asyncbatch.output.display import progress_wanted, running_under_ci
 from asyncbatch.output.progress import (
     ProgressListener,
     ProgressState,
     describe,
     format_seconds,
-    progress_wanted,
-    running_under_ci,
+    notes,
 )
 from asyncbatch.output.terminal import (
     group_jobs,
@@ -408,11 +408,12 @@ def test_the_terminal_shows_skips_by_reason_then_the_failure_table_last(failing:
         skipped
         == "  SKIPPED   1 job  DependencyFailed: dependency 'evil\\x1b[2Jjob' failed  (after)"
     )
-    assert header.split() == ["status", "job", "error", "message"]
-    assert failed.split()[:3] == ["FAILED", "evil\\x1b[2Jjob", "FileNotFoundError"]
-    for column in ("job", "error", "message"):
+    assert header.split() == ["FAILED", "message", "error"]
+    assert failed.split()[:2] == ["evil\\x1b[2Jjob", "gone\\x1b]0;pwned\\x07.txt:"]
+    assert failed.split()[-1] == "FileNotFoundError"
+    for column in ("message", "error"):
         start = header.index(column)
-        assert failed[start - 1] == " "
+        assert failed[start - 2 : start] == "  "
         assert failed[start] != " "
 
 
@@ -645,9 +646,17 @@ def test_the_end_of_run_on_a_terminal_cuts_groups_and_puts_the_table_of_failures
     assert lines[0].startswith("0 succeeded, 31 failed, 3,000 skipped")
     assert lines[1].startswith("  SKIPPED   3,000 jobs  DependencyFailed: dependency 'build'")
     assert lines[1].endswith("\u2026")
-    assert lines[2].split() == ["status", "job", "error", "attempts", "message"]
-    assert lines[3].split()[:4] == ["FAILED", "flaky", "FileNotFoundError", "4"]
-    assert lines[4].split()[:3] == ["FAILED", "m0", "FileNotFoundError"]
+    assert lines[2].split() == ["FAILED", "message", "attempts", "error"]
+    assert lines[3].split() == [
+        "flaky",
+        "flaky.txt:",
+        "no",
+        "such",
+        "file",
+        "4",
+        "FileNotFoundError",
+    ]
+    assert lines[4].split() == ["m0", "m0.txt:", "no", "such", "file", "FileNotFoundError"]
     assert len(lines) == 3 + 20 + 1
     assert lines[-1] == "  ... and 11 more failed"
 
@@ -833,9 +842,9 @@ def test_the_status_line_names_retries_and_the_job_running_longest() -> None:
     state.job_waiting("quick")  # its attempt failed: a retry waits
     texts = [text for text, _ in describe(state)]
     assert "1 retried" in texts
-    assert not any(text.startswith("longest") for text in texts), "only after 5 s"
+    assert notes(state) == [], "only after 5 s"
     clock.now += 6
-    assert describe(state)[-1] == ("longest: stuck 0:07", "yellow")
+    assert notes(state) == [("running longest: stuck 0:07", "yellow")]
 
 
 def test_the_eta_is_zero_when_every_job_is_done() -> None:

@@ -118,7 +118,8 @@ def test_summary_text_shows_counts_failures_by_type_skips_by_reason_and_the_slow
         in lines
     )
     assert "  SKIPPED   1 job   UnknownAction: unknown action 'no_such_action'  (unknown)" in lines
-    slowest = lines[lines.index("Slowest:") + 1 :]
+    after = lines[lines.index("Slowest:") + 1 :]
+    slowest = after[: after.index("")] if "" in after else after
     assert 1 <= len(slowest) <= 5
     assert all(re.fullmatch(r"  +[\d.]+ (ms|s|min)  \S.*", line) for line in slowest)
     assert "\x1b" not in text
@@ -301,7 +302,7 @@ def test_long_but_sane_durations_print_in_hours_and_days(tmp_path: Path) -> None
     assert show(path, html=page)[1] == 0
     axis = page.read_text(encoding="utf-8").split('class="axis">')[1].split("</div>")[0]
     assert "nan" not in axis
-    assert "3.0 d" in axis
+    assert "72 h" in axis, "ticks at round values, in hours"
 
 
 def test_a_report_missing_optional_fields_is_read_with_defaults(tmp_path: Path) -> None:
@@ -414,7 +415,7 @@ def test_the_page_escapes_every_name_and_embeds_its_data_safely(real_report: Pat
     assert "\x1b" not in text
     page = Page(text)
     data, script = page.scripts
-    rows = json.loads(data)
+    rows = json.loads(data)["jobs"]
     assert {row[0] for row in rows} == {
         ODD_NAME,
         "esc\\x1b[2Jname",
@@ -491,9 +492,9 @@ def test_the_page_of_100000_jobs_caps_its_rows_and_bars(tmp_path: Path) -> None:
     page = Page(text)
     assert len(page.rows) == TABLE_ROWS
     assert all(row[3] == "failed" for row in page.rows[:10])
-    assert len(page.bars) == TIMELINE_BARS
-    assert f"The first {TIMELINE_BARS:,} of 100,010 jobs to start are drawn." in text
-    assert len(json.loads(page.scripts[0])) == 100_010
+    assert page.bars == [], f"more than {TIMELINE_BARS:,} jobs: stretches of time, not bars"
+    assert "100,010 jobs over 1.0 min, one row per slot (14 slots), too many to draw" in text
+    assert len(json.loads(page.scripts[0])["jobs"]) == 100_010
 
 
 # --- writing the page -----------------------------------------------------------------------

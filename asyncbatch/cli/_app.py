@@ -10,6 +10,7 @@ options of ``each``. ``--help`` and shell completion ask for all of them.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Annotated, Any
 
@@ -85,6 +86,35 @@ class _Group(_Plain, TyperGroup):
                     f"it ({', '.join(SHELLS)})."
                 )
         return params
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """As Typer's, but a usage error (Typer's own: an unknown option, a missing
+        argument, a bad value) is one ``error:`` line on stderr and exit 2, as ours
+        are (:mod:`asyncbatch.cli._usage`), instead of a boxed excerpt of the help."""
+        given = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*given, **extra)
+        from asyncbatch.cli._usage import ClickException, usage_line
+
+        try:
+            code = super().main(*given, **extra)
+        except ClickException as exc:
+            if type(exc).__name__ != "NoArgsIsHelpError":  # the help was printed
+                from asyncbatch.cli._out import err
+
+                err(usage_line(exc))
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def list_commands(self, ctx: Any) -> list[str]:
         """In the order people need them, whatever order their modules load in."""

@@ -57,6 +57,16 @@ def _flag(flags: tuple[str, ...], text: str, panel: str = INPUTS) -> Any:
     return typer.Option(*flags, help=text, rich_help_panel=panel, show_default=False)
 
 
+def _action_names(incomplete: str) -> list[str]:
+    """What shell completion offers after --action: the actions' names (built-ins and
+    installed plugins)."""
+    from asyncbatch.session import default_registry
+
+    registry = default_registry()
+    registry.load_plugins()
+    return sorted(spec.name for spec in registry if spec.name.startswith(incomplete))
+
+
 @commands.command(
     cls=_EachCommand,
     epilog=EACH_EXAMPLES,
@@ -83,6 +93,7 @@ def each(
             help="Run this built-in or plugin action on each input (instead of -- PROGRAM).",
             show_default=False,
             rich_help_panel=PROGRAMS,
+            autocompletion=_action_names,
         ),
     ] = None,
     params: Annotated[

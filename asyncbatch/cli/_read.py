@@ -23,6 +23,8 @@ SHOW_EXAMPLES = """\
 
   asyncbatch show report.json
   asyncbatch show report.json --failed
+  asyncbatch show report.json --results
+  asyncbatch show report.json --results --tsv | sort -t$'\\t' -k4 -n
   asyncbatch show report.json --html report.html
   asyncbatch show report.json --json | jq .failed
 """
@@ -38,12 +40,27 @@ def show(
         Path,
         typer.Argument(metavar="REPORT", help="A report written by run -o.", show_default=False),
     ],
-    failed: Annotated[bool, typer.Option("--failed", help="List every failed job, whole.")] = False,
+    failed: Annotated[
+        bool,
+        typer.Option("--failed", help="List every failed job, whole, with its stderr's end."),
+    ] = False,
+    results: Annotated[
+        bool,
+        typer.Option(
+            "--results", help="The jobs' results: a table per action (--tsv, --json: for tools)."
+        ),
+    ] = False,
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print the summary object (with --failed: the failed jobs) as JSON."
+            "--json",
+            help="Print the summary object (with --failed: the failed jobs; with --results: "
+            "the results) as JSON.",
         ),
+    ] = False,
+    as_tsv: Annotated[
+        bool,
+        typer.Option("--tsv", help="With --results: a header line, then a line per job."),
     ] = False,
     html: Annotated[
         str | None,
@@ -56,10 +73,17 @@ def show(
     ] = None,
 ) -> None:
     """Print a saved report for a person: counts, failures by error type, skipped and
-    cancelled jobs by reason, the slowest jobs. Exit 2 if it is not a report."""
+    cancelled jobs by reason, the slowest jobs and those that used most CPU and
+    memory. Exit 2 if it is not a report."""
     from asyncbatch.errors import NotAReport
     from asyncbatch.output import show as shown
 
+    if failed and results:
+        exit_error("--failed and --results: give only one of them")
+    if as_tsv and not results:
+        exit_error("--tsv needs --results")
+    if as_tsv and as_json:
+        exit_error("--tsv and --json: give only one of them")
     try:
         saved = shown.load_report(report)
         if html is not None:
@@ -68,7 +92,13 @@ def show(
             write_page(saved, _file_path("--html", html))
     except (NotAReport, OutputError) as exc:
         exit_error(str(exc))
-    if as_json:
+    if results:
+        from asyncbatch.output import results as made
+
+        text = (
+            made.results_tsv if as_tsv else made.results_json if as_json else made.results_table
+        )(saved.jobs)
+    elif as_json:
         text = shown.failed_json(saved) if failed else shown.summary_json(saved)
     else:
         text = shown.failed_text(saved) if failed else shown.summary_text(saved)

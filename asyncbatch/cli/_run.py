@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -109,6 +110,7 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
             print_json({"valid": False, "errors": exc.problems})
             fail_config(exc)
         return EXIT_OK if print_json(dry_run_plan(batch), "the plan") else EXIT_USAGE
+    began = time.monotonic()  # a Dask cluster's start and stop are part of the run too
     try:
         outcome = run_session(batch, options, interruptions=interruptions)
     except (OutputError, ExecutorUnavailable) as exc:
@@ -125,7 +127,10 @@ def _run_loaded(batch: BatchConfig, options: RunOptions, interruptions: Interrup
         code = EXIT_USAGE
     if sys.stderr is not None:
         with contextlib.suppress(OSError, ValueError):  # a closed or full stderr
-            print_end_of_run(outcome.report, quiet=options.quiet, stream=sys.stderr)
+            took_ms = (time.monotonic() - began) * 1000 if options.executor != "local" else None
+            print_end_of_run(
+                outcome.report, quiet=options.quiet, stream=sys.stderr, took_ms=took_ms
+            )
     return code
 
 

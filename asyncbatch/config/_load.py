@@ -190,6 +190,7 @@ def _build(
     problems.extend(check_job_outputs(jobs, config_file, position, base_dir))
     if problems or header is None:
         raise ConfigError(problems, source=label)
+    warnings = [f"{label}: {warning}" for warning in warnings]  # located as errors are
     warnings.extend(registry.plugin_warnings)
     return BatchConfig(
         source=label,
@@ -296,7 +297,8 @@ def _resolve_action(
             problems.append(f"{where}.action: unknown action {job.action!r}{hint}")
         else:
             warnings.append(
-                f"{where} ({job.name}): unknown action {job.action!r}{hint}; the job is skipped"
+                f"{where}.action: unknown action {job.action!r}{hint}; job {job.name!r} is "
+                "skipped (--strict makes it an error)"
             )
         return None, None
     if context.confined.root is not None and spec.unconfined is not None:

@@ -31,12 +31,7 @@ def open_display(
     to a terminal is the display there: no live progress is drawn over it unless
     asked for."""
     from asyncbatch.output.blocks import prints_to_terminal
-    from asyncbatch.output.progress import (
-        ProgressListener,
-        ProgressState,
-        live_progress,
-        progress_wanted,
-    )
+    from asyncbatch.output.progress import ProgressListener, ProgressState, live_progress
 
     lines = stderr.line if options.verbose else None
     state = None
@@ -88,3 +83,34 @@ class Stderr:
         from asyncbatch.output.terminal import write_line
 
         write_line(self.stream(), text)
+
+
+_FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
+
+
+def running_under_ci(environ: Mapping[str, str]) -> bool:
+    """True when ``CI`` is set to anything but an empty or false-like value
+    (``0``, ``false``, ``no``, ``off``): GitHub Actions, GitLab CI, CircleCI, Travis,
+    Buildkite, Bitbucket, Drone and AppVeyor all set it (``true`` or ``1``)."""
+    return environ.get("CI", "").strip().lower() not in _FALSE_VALUES
+
+
+def progress_wanted(
+    option: bool | None, *, quiet: bool, stream: TextIO | None, environ: Mapping[str, str]
+) -> bool:
+    """Whether to show live progress on ``stream``.
+
+    ``--quiet`` wins over everything (its promise is a silent stderr); then an
+    explicit ``--progress``/``--no-progress``; otherwise progress shows when
+    ``stream`` is a terminal (not ``TERM=dumb``) and not under CI. Never without a
+    stream (a process started with its stderr closed)."""
+    if quiet or stream is None:
+        return False
+    if option is not None:
+        return option
+    if environ.get("TERM") == "dumb" or running_under_ci(environ):
+        return False
+    try:
+        return stream.isatty()
+    except ValueError:  # a closed stream
+        return False

@@ -16,6 +16,11 @@ cancelled  ``<error type="Cancelled" message="...">``
 skipped    ``<skipped message="ERROR_TYPE: message"/>``
 =========  ==========================================================
 
+The CPU time jobs used (where the report has it) is the suite's ``cpu_s`` property
+(the jobs that ran, in seconds) and, per job, `` [cpu 0.25 s]`` at the end of its
+line of ``<system-out>`` (a job that did not succeed gets a line for it too):
+neither schema lets a ``<testcase>`` carry more than its name, class and time.
+
 Text that XML 1.0 cannot carry (control characters such as NUL or ESC, lone
 surrogates from undecodable file names) is written as a visible ``\\xNN`` or
 ``\\uNNNN`` escape, so the file always parses.
@@ -65,8 +70,11 @@ def junit_xml(report: Report) -> str:
     results = []
     for job in report.jobs:
         _add_testcase(suite, job, classname)
+        cpu = "" if job.resources is None else _cpu_note(job.resources.cpu_s)
         if job.status == "succeeded":
-            results.append(f"{job.name}: {_result_text(job.result)}")
+            results.append(f"{job.name}: {_result_text(job.result)}{cpu}")
+        elif cpu:
+            results.append(f"{job.name}: {job.status}{cpu}")
     ET.SubElement(suite, "system-out").text = _clean("".join(f"{line}\n" for line in results))
     ET.SubElement(suite, "system-err").text = _clean(
         f"stopped: {report.halted}\n" if report.halted else ""
@@ -109,11 +117,20 @@ def _add_testcase(suite: ET.Element, job: JobResult, classname: str) -> None:
 def _properties(report: Report) -> list[tuple[str, str]]:
     from asyncbatch.model import __version__
 
-    return [
+    found = [
         ("asyncbatch_version", __version__),
         ("config", report.config),
         ("max_concurrency", str(report.max_concurrency)),
     ]
+    cpu = [job.resources.cpu_s for job in report.jobs if job.resources and not job.reused]
+    if any(seconds is not None for seconds in cpu):
+        found.append(("cpu_s", _seconds(sum(seconds or 0.0 for seconds in cpu) * 1000)))
+    return found
+
+
+def _cpu_note(seconds: float | None) -> str:
+    """`` [cpu 0.25 s]``: the CPU time a job used, in its line of ``<system-out>``."""
+    return "" if seconds is None else f" [cpu {_seconds(seconds * 1000)} s]"
 
 
 def _classname(config: str) -> str:

@@ -3,30 +3,44 @@
 It works offline: its style and script are inline, it loads nothing (its content
 security policy forbids it), and every string from the report is escaped (names can
 hold ``<``, ``&``, quotes and ``</script>``). The table is sortable and filterable,
-failures first; the timeline has one row per concurrent slot, from each job's
-``started_ms`` and ``duration_ms``. Opened with ``#selftest``, its script clicks its
-own headers and filters and writes what it saw into the page (the browser test reads it).
+failures first, with each job's result (or error) and, where the report has them,
+the resources it used; a click on a row opens what the job left (its whole result,
+its error, the ends of its output streams). The timeline (:mod:`._timeline`) has one
+row per concurrent slot, from each job's ``started_ms`` and ``duration_ms``. Opened
+with ``#selftest``, its script clicks its own headers, filters and rows and writes
+what it saw into the page (the browser test reads it).
 """
 
 from __future__ import annotations
 
-import heapq
-import html
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from asyncbatch.errors import OutputError
 from asyncbatch.model import JobResult, Summary
+from asyncbatch.output._html import escape
 from asyncbatch.output._page_assets import SCRIPT, STYLE
+from asyncbatch.output._timeline import TIMELINE_BARS, assign_slots, timeline_html
 from asyncbatch.output.destinations import check_page
+from asyncbatch.output.progress import format_bytes
 from asyncbatch.output.report import write_atomically
+from asyncbatch.output.results import (
+    format_cpu,
+    format_kb,
+    heaviest,
+    result_summary,
+    stream_tail,
+    tail_lines,
+)
 from asyncbatch.output.show import (
     ERROR_TYPES_SHOWN,
     SavedReport,
     format_ms,
-    headline,
+    human_time,
     jobs_phrase,
     slowest_jobs,
 )
@@ -39,13 +53,10 @@ from asyncbatch.output.terminal import (
     sanitize,
 )
 
+__all__ = ["TABLE_ROWS", "TIMELINE_BARS", "assign_slots", "escape", "html_page", "write_page"]
+
 TABLE_ROWS = 500
 """Rows of the page's table written into the page; its script shows the rest on demand."""
-TIMELINE_BARS = 10_000
-"""Jobs drawn on the page's timeline (the first to start); the others are counted."""
-_OVERLAP_MS = 0.002
-"""Times in a report are rounded to the microsecond: a job that starts within this of
-another's end can take its slot."""
 
 
 def write_page(report: SavedReport, destination: Path) -> None:
@@ -63,42 +74,14 @@ def write_page(report: SavedReport, destination: Path) -> None:
 
 def html_page(report: SavedReport) -> str:
     """One self-contained HTML page: the summary, failures by error type, skipped
-    and cancelled jobs by reason, the slowest jobs, a timeline with one row per
-    concurrent slot, and a table of every job, sortable and filterable, failures
-    first."""
+    and cancelled jobs by reason, the slowest jobs and those that used most CPU and
+    memory, a timeline with one row per concurrent slot, and a table of every job,
+    sortable and filterable, failures first."""
     return "".join(_page_parts(report))
-
-
-def assign_slots(jobs: Sequence[JobResult]) -> list[tuple[int, JobResult]]:
-    """(slot, job) for each job that started in this run (reused results did not),
-    by start time: each takes the lowest slot free when it starts (interval
-    partitioning: as few slots as jobs ever ran at once)."""
-    started = sorted(
-        (job for job in jobs if job.started_ms is not None and not job.reused),
-        key=lambda job: (job.started_ms, job.duration_ms or 0.0),
-    )
-    busy: list[tuple[float, int]] = []  # (end, slot)
-    free: list[int] = []
-    placed = []
-    for job in started:
-        start = job.started_ms or 0.0
-        while busy and busy[0][0] <= start + _OVERLAP_MS:
-            heapq.heappush(free, heapq.heappop(busy)[1])
-        slot = heapq.heappop(free) if free else len(busy)
-        heapq.heappush(busy, (start + (job.duration_ms or 0.0), slot))
-        placed.append((slot, job))
-    return placed
-
-
-def escape(text: str) -> str:
-    """``text`` for HTML text or a quoted attribute: controls made visible, then
-    ``<``, ``>``, ``&`` and quotes escaped."""
-    return html.escape(sanitize(text), quote=True)
 
 
 _RANK = {"failed": 0, "cancelled": 1, "skipped": 2, "succeeded": 3}
 """The page's default order: failures first, then cancelled, skipped, succeeded."""
-_COLUMNS = ("name", "action", "input", "status", "duration", "attempts", "error")
 
 
 def _page_parts(report: SavedReport) -> Iterable[str]:
@@ -109,16 +92,40 @@ def _page_parts(report: SavedReport) -> Iterable[str]:
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f'<h1>asyncbatch report</h1>\n<p class="meta">{escape(headline(report))}</p>\n'
+        f'<h1>asyncbatch report</h1>\n<p class="meta">{_meta(report)}</p>\n'
     )
     yield _summary_html(report)
     yield _failures_html(report)
     yield _not_run_html(report)
-    yield _slowest_html(report)
-    yield _timeline_html(report)
-    yield _table_html(report)
-    yield f'<script type="application/json" id="job-data">{_job_data(report)}</script>\n'
+    yield _ranked_html(report)
+    yield timeline_html(report.jobs, report.duration_ms, _started(report))
+    columns = _columns(report.jobs)
+    yield _table_html(report, columns)
+    data = {"columns": [[label, index, kind] for label, index, kind in columns]}
+    yield f'<script type="application/json" id="job-data">{_job_data(report, data)}</script>\n'
     yield f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+
+
+def _meta(report: SavedReport) -> str:
+    """The headline: what ran, and when, as a time the viewer's browser shows in its
+    own zone (UTC without a script)."""
+    head = f"{report.path}: {jobs_phrase(report.summary.total_jobs)}"
+    parts = [escape(f"{head} from {report.config}" if report.config else head)]
+    if report.started_at:
+        when = escape(human_time(report.started_at))
+        parts.append(f'started <time datetime="{escape(report.started_at)}">{when}</time>')
+    parts.append(f"took {format_ms(report.duration_ms) or '0 ms'}")
+    if report.max_concurrency is not None:
+        parts.append(f"at most {report.max_concurrency} at once")
+    return ", ".join(parts)
+
+
+def _started(report: SavedReport) -> datetime | None:
+    """When the run started, if the report says it as asyncbatch writes it."""
+    try:
+        return datetime.strptime(report.started_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _summary_html(report: SavedReport) -> str:
@@ -129,6 +136,10 @@ def _summary_html(report: SavedReport) -> str:
         extra = f" ({reused:,} reused)" if status == "succeeded" and reused else ""
         count = getattr(summary, status)
         items.append(f'<li class="s-{status}"><b>{count:,}</b> {status}{extra}</li>')
+    cpu = [job.resources.cpu_s for job in report.jobs if job.resources and not job.reused]
+    if any(seconds is not None for seconds in cpu):
+        total = sum(seconds or 0.0 for seconds in cpu)
+        items.append(f"<li><b>{format_cpu(total)}</b> of CPU time</li>")
     return f'<section id="summary"><ul class="counts">{"".join(items)}</ul></section>\n'
 
 
@@ -177,54 +188,60 @@ def _not_run_html(report: SavedReport) -> str:
     )
 
 
-def _slowest_html(report: SavedReport) -> str:
-    slowest = slowest_jobs(report.jobs)
-    if not slowest:
-        return ""
-    items = "".join(
-        f"<li>{format_ms(job.duration_ms)} <code>{escape(job.name)}</code></li>" for job in slowest
-    )
-    return f'<section id="slowest"><h2>Slowest jobs</h2><ol>{items}</ol></section>\n'
+def _ranked_html(report: SavedReport) -> str:
+    """The slowest jobs, and those that used most CPU time and memory, side by side."""
+    lists: list[tuple[str, str, list[JobResult], Callable[[JobResult], str]]] = [
+        ("slowest", "Slowest jobs", slowest_jobs(report.jobs), lambda j: format_ms(j.duration_ms)),
+        ("cpu", "Most CPU time", heaviest(report.jobs, "cpu_s"), lambda j: format_cpu(_cpu(j))),
+        ("memory", "Most memory", heaviest(report.jobs, "max_rss_kb"), lambda j: format_kb(_kb(j))),
+    ]
+    parts = [
+        f'<section id="{key}"><h2>{title}</h2><ol>'
+        + "".join(f"<li>{measure(job)} <code>{escape(job.name)}</code></li>" for job in jobs)
+        + "</ol></section>"
+        for key, title, jobs, measure in lists
+        if jobs
+    ]
+    return f'<div class="ranked">{"".join(parts)}</div>\n' if parts else ""
 
 
-def _timeline_html(report: SavedReport) -> str:
-    placed = assign_slots(report.jobs)
-    notes = []
-    absent = len(report.jobs) - len(placed)
-    if absent:
-        notes.append(
-            f"{jobs_phrase(absent)} did not run in this run (skipped, reused, or cancelled "
-            "before starting): not on the timeline."
-        )
-    if len(placed) > TIMELINE_BARS:
-        notes.append(f"The first {TIMELINE_BARS:,} of {len(placed):,} jobs to start are drawn.")
-        placed = placed[:TIMELINE_BARS]
-    ends = ((job.started_ms or 0.0) + (job.duration_ms or 0.0) for _, job in placed)
-    span = max(report.duration_ms, *ends, 0.001) if placed else max(report.duration_ms, 0.001)
-    lanes: list[list[str]] = [[] for _ in range(max((slot for slot, _ in placed), default=-1) + 1)]
-    for slot, job in placed:
-        start, took = job.started_ms or 0.0, job.duration_ms or 0.0
-        error = f", {error_of(job)[0]}" if job.error else ""
-        tip = f"{job.name}: {job.status}{error}, {format_ms(took)} from {format_ms(start)}"
-        lanes[slot].append(
-            f'<div class="bar s-{job.status}" style="left:{start / span * 100:.4f}%;'
-            f'width:{took / span * 100:.4f}%" title="{escape(tip)}"></div>'
-        )
-    ticks = "".join(
-        f'<span style="left:{share * 25}%">{format_ms(span * share / 4) or "0"}</span>'
-        for share in range(5)
-    )
-    rows = "".join(f'<div class="lane">{"".join(bars)}</div>' for bars in lanes)
-    slots = f"{len(lanes):,} slot" + ("" if len(lanes) == 1 else "s")
-    notes.insert(0, f"{len(placed):,} jobs over {format_ms(span)}, one row per slot ({slots}).")
-    text = "".join(f"<p>{note}</p>" for note in notes)
-    return (
-        f'<section id="timeline"><h2>Timeline</h2>{text}<div class="axis">{ticks}</div>'
-        f'<div class="lanes">{rows}</div></section>\n'
-    )
+def _cpu(job: JobResult) -> float | None:
+    return None if job.resources is None else job.resources.cpu_s
 
 
-def _table_html(report: SavedReport) -> str:
+def _kb(job: JobResult) -> int | None:
+    return None if job.resources is None else job.resources.max_rss_kb
+
+
+# --- the table --------------------------------------------------------------------------------
+
+Column = tuple[str, int, str]
+"""A column of the table: its label, the index of its value in a job's data row
+(:func:`_job_row`), and how the value shows (``text``, ``status``, ``ms``, ``int``,
+``outcome``, ``cpu``, ``kb``, ``bytes``)."""
+
+
+def _columns(jobs: Sequence[JobResult]) -> list[Column]:
+    """The table's columns: one for the job and its input when every job is named by
+    its input (as ``each`` names them), and the resources when the report has them."""
+    same = all(job.name == job.input for job in jobs)
+    columns: list[Column] = [("job (input)" if same else "job", 0, "text")]
+    if not same:
+        columns.append(("input", 2, "text"))
+    columns += [
+        ("action", 1, "text"),
+        ("status", 3, "status"),
+        ("duration", 4, "ms"),
+        ("attempts", 5, "int"),
+        ("result or error", 9, "outcome"),
+    ]
+    if any(job.resources is not None for job in jobs):
+        columns += [("CPU", 10, "cpu"), ("peak RSS", 11, "kb"), ("read", 12, "bytes")]
+        columns.append(("written", 13, "bytes"))
+    return columns
+
+
+def _table_html(report: SavedReport, columns: list[Column]) -> str:
     by_status = Summary.of(report.jobs)
     boxes = "".join(
         f'<label><input type="checkbox" class="status" value="{status}" checked> '
@@ -232,51 +249,110 @@ def _table_html(report: SavedReport) -> str:
         for status in _RANK
     )
     heads = "".join(
-        f'<th data-col="{index}" aria-sort="none" title="sort">{name}</th>'
-        for index, name in enumerate(_COLUMNS)
+        f'<th data-col="{place}" aria-sort="none" title="sort">{escape(label)}</th>'
+        for place, (label, _, _) in enumerate(columns)
     )
     ordered = sorted(range(len(report.jobs)), key=lambda i: _RANK[report.jobs[i].status])
-    rows = "".join(_table_row(report.jobs[index]) for index in ordered[:TABLE_ROWS])
+    rows = "".join(_table_row(report.jobs[i], columns) for i in ordered[:TABLE_ROWS])
     shown = min(TABLE_ROWS, len(report.jobs))
     return (
         '<section id="jobs"><h2>Jobs</h2><div class="controls">'
-        '<input type="search" id="filter" placeholder="filter: name, action, input, error" '
-        f'aria-label="filter">{boxes}<span id="shown">showing {shown:,} of '
+        '<input type="search" id="filter" placeholder="filter: name, action, input, result, '
+        f'error" aria-label="filter">{boxes}<span id="shown">showing {shown:,} of '
         f"{len(report.jobs):,} jobs</span></div>"
+        '<p class="hint">Click a row for its whole result or error and the end of its output.</p>'
         f'<table id="job-table"><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>'
         '<p><button type="button" id="more" hidden>show more</button></p></section>\n'
     )
 
 
-def _table_row(job: JobResult) -> str:
-    status = job.status + (" (reused)" if job.reused else "")
+def _table_row(job: JobResult, columns: list[Column]) -> str:
+    row = _job_row(job, 0)
+    cells = []
+    for _, index, kind in columns:
+        text = _shown(row[index], kind, job)
+        css = ' class="num"' if kind in ("ms", "int", "cpu", "kb", "bytes") else ""
+        cells.append(f"<td{css}>{escape(text)}</td>")
+    return f'<tr class="s-{job.status}">{"".join(cells)}</tr>'
+
+
+def _shown(value: Any, kind: str, job: JobResult) -> str:
+    """A cell's text as the page's script shows it (without a script)."""
+    if kind == "status":
+        return job.status + (" (reused)" if job.reused else "")
+    if kind == "ms":
+        return format_ms(value)
+    if kind == "cpu":
+        return format_cpu(value)
+    if kind == "kb":
+        return format_kb(value)
+    if kind == "bytes":
+        return "" if value is None else format_bytes(value)
+    return "" if value is None else str(value)
+
+
+def _job_row(job: JobResult, index: int) -> list[Any]:
+    """A job as the page's script reads it: ``[name, action, input, status,
+    duration_ms, attempts, error, index, reused, result or error, cpu_s, max_rss_kb,
+    read_bytes, write_bytes, details]``, every text made inert; ``details`` is what a
+    click on its row opens (None when there is nothing more to see)."""
     error = ": ".join(error_of(job)) if job.error else ""
-    cells = (job.name, job.action, job.input, status, format_ms(job.duration_ms))
-    tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
-    return (
-        f'<tr class="s-{job.status}">{tds}<td class="num">{job.attempts}</td>'
-        f"<td>{escape(error)}</td></tr>"
-    )
+    used = job.resources
+    return [
+        sanitize(job.name),
+        sanitize(job.action),
+        sanitize(job.input),
+        job.status,
+        job.duration_ms,
+        job.attempts,
+        sanitize(error),
+        index,
+        job.reused,
+        sanitize(error or result_summary(job.result)),
+        None if used is None else used.cpu_s,
+        None if used is None else used.max_rss_kb,
+        None if used is None else used.read_bytes,
+        None if used is None else used.write_bytes,
+        _details(job),
+    ]
 
 
-def _job_data(report: SavedReport) -> str:
-    """Every job as ``[name, action, input, status, duration_ms, attempts, error,
-    index, reused]``, as JSON that cannot end its ``<script>`` element."""
-    rows = []
-    for index, job in enumerate(report.jobs):
-        error = ": ".join(error_of(job)) if job.error else ""
-        rows.append(
-            [
-                sanitize(job.name),
-                sanitize(job.action),
-                sanitize(job.input),
-                job.status,
-                job.duration_ms,
-                job.attempts,
-                sanitize(error),
-                index,
-                job.reused,
-            ]
+def _details(job: JobResult) -> dict[str, str] | None:
+    """What a click on the job's row opens: its whole result and error, as JSON, and
+    the ends of its output streams (apart: not repeated inside the JSON)."""
+    found = {}
+    if job.result:
+        found["result"] = json.dumps(
+            _without_streams(job.result), indent=2, ensure_ascii=False, default=str
         )
-    text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    if job.error:
+        found["error"] = json.dumps(
+            _without_streams(job.error), indent=2, ensure_ascii=False, default=str
+        )
+    for stream in ("stdout", "stderr"):
+        tail = stream_tail(job, stream)
+        if tail:
+            found[stream] = "\n".join(tail_lines(tail))
+    return {key: sanitize_lines(text) for key, text in found.items()} or None
+
+
+def _without_streams(value: dict[str, Any]) -> dict[str, Any]:
+    """A result or an error without the output streams' text (shown on their own),
+    in ``details`` too; their byte counts stay."""
+    kept = {key: item for key, item in value.items() if key not in ("stdout", "stderr")}
+    if isinstance(kept.get("details"), dict):
+        kept["details"] = _without_streams(kept["details"])
+    return kept
+
+
+def sanitize_lines(text: str) -> str:
+    """``text`` made inert line by line, its line breaks kept."""
+    return "\n".join(sanitize(line) for line in text.split("\n"))
+
+
+def _job_data(report: SavedReport, data: dict[str, Any]) -> str:
+    """The columns and every job (:func:`_job_row`), as JSON that cannot end its
+    ``<script>`` element."""
+    data["jobs"] = [_job_row(job, index) for index, job in enumerate(report.jobs)]
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -17,14 +17,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from asyncbatch.output._cells import shorten
 from asyncbatch.output._eta import HistoryEta
 from asyncbatch.output.terminal import error_of, job_line, sanitize
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-
     from asyncbatch.model import JobResult
 
 REFRESH_PER_SECOND = 8
@@ -42,41 +41,8 @@ LONGEST_SHOWN_AFTER = 5.0
 
 BAR_WIDTH = 30
 """Columns of the live display's bar; the counts follow it, cut to the terminal."""
-MIN_BAR_WIDTH = 8
+MIN_BAR_WIDTH = 12
 """Narrower than this, the bar is left out to keep room for the counts."""
-
-_FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
-
-# --- when progress shows -----------------------------------------------------------------
-
-
-def running_under_ci(environ: Mapping[str, str]) -> bool:
-    """True when ``CI`` is set to anything but an empty or false-like value
-    (``0``, ``false``, ``no``, ``off``): GitHub Actions, GitLab CI, CircleCI, Travis,
-    Buildkite, Bitbucket, Drone and AppVeyor all set it (``true`` or ``1``)."""
-    return environ.get("CI", "").strip().lower() not in _FALSE_VALUES
-
-
-def progress_wanted(
-    option: bool | None, *, quiet: bool, stream: TextIO | None, environ: Mapping[str, str]
-) -> bool:
-    """Whether to show live progress on ``stream``.
-
-    ``--quiet`` wins over everything (its promise is a silent stderr); then an
-    explicit ``--progress``/``--no-progress``; otherwise progress shows when
-    ``stream`` is a terminal (not ``TERM=dumb``) and not under CI. Never without a
-    stream (a process started with its stderr closed)."""
-    if quiet or stream is None:
-        return False
-    if option is not None:
-        return option
-    if environ.get("TERM") == "dumb" or running_under_ci(environ):
-        return False
-    try:
-        return stream.isatty()
-    except ValueError:  # a closed stream
-        return False
-
 
 # --- what progress counts -----------------------------------------------------------------
 
@@ -282,38 +248,71 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def describe(state: ProgressState) -> list[tuple[str, str]]:
-    """The status line as (text, rich style) parts: done/total, running, failed,
-    skipped, cancelled and retried (when any), the rate (jobs, and bytes read where
-    known), elapsed and ETA, and the
-    job running longest once it has run :data:`LONGEST_SHOWN_AFTER` seconds (a
-    stuck job shows itself), and why starts are held back, while they are."""
+class Part(NamedTuple):
+    """A piece of the status line: its text, its rich style, and its rank (0 first):
+    on a narrow terminal the pieces of the highest ranks are left out first."""
+
+    text: str
+    style: str
+    rank: int
+
+
+BAR_RANK = 3
+"""The rank of the bar among the status line's :class:`Part` s: after the counts of
+jobs done, the ETA and the failures, before the rest."""
+
+
+def status_parts(state: ProgressState) -> list[Part]:
+    """The status line, in the order shown: done/total, running, failed, skipped,
+    cancelled and retried (when any), the rate (jobs, and bytes read where known),
+    elapsed and ETA. By rank, what a narrow terminal keeps: done/total, the ETA, the
+    failures (when any), the bar, cancelled, running, the rest."""
+    failed = state.failed
     parts = [
-        (f"{state.done:,}/{state.total:,} done", ""),
-        (f"{state.running} running", ""),
-        (f"{state.failed:,} failed", "red" if state.failed else ""),
+        Part(f"{state.done:,}/{state.total:,} done", "", 0),
+        Part(f"{state.running} running", "", 5),
+        Part(f"{failed:,} failed", "red" if failed else "", 2 if failed else 6),
     ]
     if state.skipped:
-        parts.append((f"{state.skipped:,} skipped", "yellow"))
+        parts.append(Part(f"{state.skipped:,} skipped", "yellow", 8))
     if state.cancelled:
-        parts.append((f"{state.cancelled:,} cancelled", "red"))
+        parts.append(Part(f"{state.cancelled:,} cancelled", "red", 4))
     if state.retries:
-        parts.append((f"{state.retries:,} retried", "yellow"))
+        parts.append(Part(f"{state.retries:,} retried", "yellow", 9))
     rate = state.rate()
     if rate is not None:
-        parts.append((f"{rate:,.1f} jobs/s" if rate < 100 else f"{rate:,.0f} jobs/s", ""))
+        text = f"{rate:,.1f} jobs/s" if rate < 100 else f"{rate:,.0f} jobs/s"
+        parts.append(Part(text, "", 10))
     byte_rate = state.byte_rate()
     if byte_rate:
-        parts.append((f"{format_bytes(byte_rate)}/s", ""))
-    parts.append((f"{format_seconds(state.elapsed())} elapsed", ""))
-    parts.append((f"ETA {format_seconds(state.eta())}", ""))
+        parts.append(Part(f"{format_bytes(byte_rate)}/s", "", 11))
+    parts.append(Part(f"{format_seconds(state.elapsed())} elapsed", "", 7))
+    parts.append(Part(f"ETA {format_seconds(state.eta())}", "", 1))
+    return parts
+
+
+def describe(state: ProgressState) -> list[tuple[str, str]]:
+    """The status line as (text, rich style) parts, in the order shown (see
+    :func:`status_parts`)."""
+    return [(part.text, part.style) for part in status_parts(state)]
+
+
+def notes(state: ProgressState, width: int = 1 << 16) -> list[tuple[str, str]]:
+    """The lines under the status line, as (text, rich style), for a terminal
+    ``width`` cells wide: why starts are held back, while they are; the job running
+    longest, once it has run :data:`LONGEST_SHOWN_AFTER` seconds (a stuck job shows
+    itself), its name cut in the middle to fit
+    (:func:`~asyncbatch.output.terminal.shorten`)."""
+    found = []
+    if state.held is not None:
+        found.append((shorten(f"held: {state.held}", width), "yellow"))
     longest = state.longest_running()
     if longest is not None and longest[1] >= LONGEST_SHOWN_AFTER:
         name, seconds = longest
-        parts.append((f"longest: {sanitize(name)} {format_seconds(seconds)}", "yellow"))
-    if state.held is not None:
-        parts.append((f"held: {state.held}", "yellow"))
-    return parts
+        head, tail = "running longest: ", f" {format_seconds(seconds)}"
+        name = shorten(sanitize(name), width - len(head) - len(tail))
+        found.append((f"{head}{name}{tail}", "yellow"))
+    return found
 
 
 # --- the live display ----------------------------------------------------------------------
@@ -330,10 +329,12 @@ def live_progress(state: ProgressState) -> Iterator[ProgressState]:
     from rich.console import Console
     from rich.live import Live
 
+    from asyncbatch.output._live import ProgressLine
+
     # Forced: the caller decided (a terminal, or --progress on a pipe).
     console = Console(stderr=True, force_terminal=True, highlight=False)
     live = Live(
-        _ProgressLine(state),
+        ProgressLine(state),
         console=console,
         refresh_per_second=REFRESH_PER_SECOND,
         transient=True,
@@ -349,35 +350,23 @@ def live_progress(state: ProgressState) -> Iterator[ProgressState]:
             live.stop()
 
 
-class _ProgressLine:
-    """The live display: a bar, then the counts. On a narrow terminal the bar
-    shrinks, down to nothing, before the counts are cut at the edge; it keeps
-    room for the counts to grow, so it does not jitter as they do."""
-
-    def __init__(self, state: ProgressState) -> None:
-        self.state = state
-        self._bar_width = (0, BAR_WIDTH)  # (terminal width, bar width)
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-        from rich.text import Text
-
-        state = self.state
-        parts = describe(state)
-        text = Text(", ").join(Text(part, style=style) for part, style in parts)
-        growth = len(f"{state.total:,}") - len(f"{state.done:,}") + 2
-        bar_width = min(BAR_WIDTH, options.max_width - text.cell_len - 1 - growth)
-        if self._bar_width[0] == options.max_width:
-            bar_width = min(bar_width, self._bar_width[1])
-        self._bar_width = (options.max_width, bar_width)
-        grid = Table.grid(padding=(0, 1, 0, 0))
-        cells: list[RenderableType] = []
-        if bar_width >= MIN_BAR_WIDTH:
-            grid.add_column(width=bar_width, no_wrap=True)
-            total = max(state.total, 1)
-            cells.append(ProgressBar(total=total, completed=state.done, width=bar_width))
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        cells.append(text)
-        grid.add_row(*cells)
-        yield grid
+def fit_parts(parts: list[Part], width: int) -> tuple[list[Part], int]:
+    """The parts that fit in ``width`` cells with the bar, and the bar's width (0:
+    none): the parts of the highest ranks, and the bar at its rank
+    (:data:`BAR_RANK`), are left out until the rest fit, the bar at least
+    :data:`MIN_BAR_WIDTH` wide. The parts keep their order."""
+    kept = sorted(parts, key=lambda part: part.rank)
+    with_bar = True
+    while True:
+        length = sum(len(part.text) for part in kept) + 2 * max(0, len(kept) - 1)
+        bar_room = width - length - 1
+        if (with_bar and bar_room >= MIN_BAR_WIDTH) or (not with_bar and length <= width):
+            break
+        if len(kept) <= 1 and not with_bar:
+            break
+        if with_bar and (not kept or kept[-1].rank < BAR_RANK):
+            with_bar = False  # the bar is the least needed of what is left
+        else:
+            kept.pop()
+    shown = [part for part in parts if part in kept]
+    return shown, min(BAR_WIDTH, bar_room) if with_bar else 0

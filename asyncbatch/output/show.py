@@ -13,13 +13,14 @@ import heapq
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from asyncbatch.errors import NotAReport
-from asyncbatch.model import STATUSES, JobResult, Summary
-from asyncbatch.output._journal_read import recorded_resources
+from asyncbatch.model import STATUSES, JobResult, Resources, Summary
+from asyncbatch.output.results import format_cpu, format_kb, heaviest, stream_tail, tail_lines
 from asyncbatch.output.terminal import (
     attempts_note,
     counts_line,
@@ -160,13 +161,29 @@ def _job(entry: object, index: int) -> JobResult:
         input=_optional(entry, "input", str, "", where),
         status=status,
         result=result if isinstance(result, dict) else None,
-        error=None if error is None else {k: v for k, v in error.items() if isinstance(v, str)},
+        # As the report holds it: a failed command's has its output in "details".
+        error=None if error is None else cast("dict[str, str]", error),
         duration_ms=_number(entry.get("duration_ms"), "duration_ms", where),
         attempts=_optional(entry, "attempts", int, 0, where),
         reused=_optional(entry, "reused", bool, False, where),
         started_ms=_number(entry.get("started_ms"), "started_ms", where),
-        resources=recorded_resources(entry),
+        resources=_resources(entry.get("resources"), where),
     )
+
+
+def _resources(value: object, where: str) -> Resources | None:
+    """What a job used: null or absent (a report written before jobs were measured)
+    is None; each measure is a number or null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Invalid(f'{where}: "resources" is neither null nor an object')
+    where = f"{where}.resources"
+    counts = {}
+    for key in ("max_rss_kb", "read_bytes", "write_bytes"):
+        count = _number(value.get(key), key, where)
+        counts[key] = None if count is None else max(0, min(int(count), 1 << 62))
+    return Resources(cpu_s=_number(value.get("cpu_s"), "cpu_s", where), **counts)
 
 
 def _required(entry: dict[str, Any], key: str, where: str) -> str:
@@ -230,21 +247,46 @@ def summary_text(report: SavedReport) -> str:
     if grouped:
         lines += ["", "Skipped and cancelled, by reason:", *(text for _, text in grouped)]
     slowest = slowest_jobs(report.jobs)
-    if slowest:
-        width = max(len(format_ms(job.duration_ms)) for job in slowest)
-        lines += ["", "Slowest:"]
-        lines += [f"  {format_ms(job.duration_ms):>{width}}  {job.name}" for job in slowest]
+    lines += _ranked("Slowest:", slowest, lambda job: format_ms(job.duration_ms))
+    cpu = heaviest(report.jobs, "cpu_s")
+    lines += _ranked("Most CPU time:", cpu, lambda job: format_cpu(_used(job).cpu_s))
+    memory = heaviest(report.jobs, "max_rss_kb")
+    lines += _ranked(
+        "Most memory (peak RSS):", memory, lambda job: format_kb(_used(job).max_rss_kb)
+    )
     return "\n".join(sanitize(line) for line in lines) + "\n"
+
+
+def _ranked(title: str, jobs: list[JobResult], measure: Callable[[JobResult], str]) -> list[str]:
+    """A titled list of ``jobs`` with their ``measure`` aligned: nothing for no job."""
+    if not jobs:
+        return []
+    width = max(len(measure(job)) for job in jobs)
+    return ["", title, *(f"  {measure(job):>{width}}  {job.name}" for job in jobs)]
+
+
+def _used(job: JobResult) -> Resources:
+    return job.resources or Resources()
 
 
 def headline(report: SavedReport) -> str:
     head = f"{report.path}: {jobs_phrase(report.summary.total_jobs)}"
     parts = [f"{head} from {report.config}" if report.config else head]
     if report.started_at:
-        parts.append(f"started {report.started_at}")
+        parts.append(f"started {human_time(report.started_at)}")
     if report.max_concurrency is not None:
         parts.append(f"at most {report.max_concurrency} at once")
     return ", ".join(parts)
+
+
+def human_time(timestamp: str) -> str:
+    """A report's timestamp for people: ``2026-11-28 19:00:00 UTC`` (as written, if
+    it is not one of ours)."""
+    try:
+        moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return timestamp
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _failure_lines(failed: list[JobResult]) -> list[str]:
@@ -267,8 +309,9 @@ def _failure_lines(failed: list[JobResult]) -> list[str]:
 
 
 def failed_text(report: SavedReport) -> str:
-    """Every failed job, one line each, in report order: ``name: Type: message``,
-    whole, then `` (after 4 attempts)`` for a retried job."""
+    """Every failed job, in report order: ``name: Type: message``, whole, then
+    `` (after 4 attempts)`` for a retried job; under it, indented, the end of its
+    standard error as the report keeps it (a command's), whole."""
     failed = failed_in_order(report.jobs)
     if not failed:
         return "no job failed\n"
@@ -278,6 +321,9 @@ def failed_text(report: SavedReport) -> str:
         error_type, message = error_of(job)
         line = f"{job.name + ':':<{width}} {error_type}: {message}{attempts_note(job)}"
         lines.append(sanitize(line))
+        stderr = stream_tail(job, "stderr")
+        if stderr:
+            lines += [f"    {line}" for line in tail_lines(stderr)]
     return "\n".join(lines) + "\n"
 
 

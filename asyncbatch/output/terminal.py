@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
 
+from asyncbatch.output._cells import shorten
+
 if TYPE_CHECKING:
     from asyncbatch.model import JobResult, Report, Summary
 
@@ -35,6 +37,12 @@ REASONS_SHOWN = 10
 """Lines of skipped (and of cancelled) jobs at the end of a run, one per reason;
 rarer reasons are counted on one more line."""
 _INDENT = 2
+_SAID_APART_MS = 500.0
+"""The end of a run says the jobs' own time apart from the whole when they differ by
+this much (a Dask cluster's start and stop)."""
+_WHOLE_ENOUGH = 72
+"""End-of-run table: the error type gets a column when this many cells (or the
+longest name and message, if less) are left for the name and the message."""
 
 K = TypeVar("K", bound=Hashable)
 
@@ -65,8 +73,13 @@ def write_line(stream: TextIO | None, message: str) -> None:
 
 
 def job_line(result: JobResult) -> str:
-    """The ``-v`` line of a finished job: status, name, time, result or error."""
-    took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
+    """The ``-v`` line of a finished job: status, name, time, result or error; a
+    result reused from an earlier run (``--resume``) is marked ``reused`` instead of
+    a time, which was that run's."""
+    if result.reused:
+        took = " (reused)"
+    else:
+        took = "" if result.duration_ms is None else f" in {result.duration_ms:.1f} ms"
     detail = (
         json.dumps(result.result)
         if result.error is None
@@ -118,15 +131,23 @@ def error_of(job: JobResult) -> tuple[str, str]:
     return error.get("type", "?"), error.get("message", "")
 
 
-def counts_line(summary: Summary, *, reused: int, duration_ms: float) -> str:
-    """``7 succeeded (5 reused), 1 failed, 0 skipped, 0 cancelled in 1.20 s``."""
+def counts_line(summary: Summary, *, reused: int, duration_ms: float, brief: bool = False) -> str:
+    """``7 succeeded (5 reused), 1 failed, 0 skipped, 0 cancelled in 1.20 s``;
+    ``brief``, without the counts that are 0 (but for succeeded)."""
     succeeded = f"{summary.succeeded:,} succeeded"
     if reused:
         succeeded += f" ({reused:,} reused)"
-    return (
-        f"{succeeded}, {summary.failed:,} failed, {summary.skipped:,} skipped, "
-        f"{summary.cancelled:,} cancelled in {duration_ms / 1000:.2f} s"
-    )
+    counts = [succeeded]
+    for status in ("failed", "skipped", "cancelled"):
+        count = getattr(summary, status)
+        if count or not brief:
+            counts.append(f"{count:,} {status}")
+    return f"{', '.join(counts)} in {format_duration(duration_ms)}"
+
+
+def format_duration(milliseconds: float) -> str:
+    """``1.20 s`` (to the hundredth of a second)."""
+    return f"{milliseconds / 1000:.2f} s"
 
 
 def group_lines(
@@ -175,15 +196,27 @@ def attempts_note(job: JobResult) -> str:
 # --- the end of a run ----------------------------------------------------------------------
 
 
-def print_end_of_run(report: Report, *, quiet: bool, stream: TextIO) -> None:
+def print_end_of_run(
+    report: Report, *, quiet: bool, stream: TextIO, took_ms: float | None = None
+) -> None:
     """Counts (results reused by ``--resume`` among them) and wall time, why the run
     halted, the skipped and cancelled jobs grouped by reason, then the failed jobs,
-    last (the first failure first, at most :data:`FAILED_SHOWN`)."""
+    last (the first failure first, at most :data:`FAILED_SHOWN`).
+
+    ``took_ms`` is the whole command's time when it was more than the run's (a Dask
+    cluster started and stopped around it): that is the time said, the run's after
+    it. On a terminal too narrow for the counts, those that are 0 are left out."""
     if quiet and report.ok:
         return
     terminal = _isatty(stream)
     reused = sum(1 for job in report.jobs if job.reused)
-    write_line(stream, counts_line(report.summary, reused=reused, duration_ms=report.duration_ms))
+    whole = report.duration_ms if took_ms is None else max(took_ms, report.duration_ms)
+    counts = counts_line(report.summary, reused=reused, duration_ms=whole)
+    if terminal and len(counts) > _width(stream):
+        counts = counts_line(report.summary, reused=reused, duration_ms=whole, brief=True)
+    if whole - report.duration_ms >= _SAID_APART_MS:
+        counts += f" (running the jobs: {format_duration(report.duration_ms)})"
+    write_line(stream, counts)
     if report.halted:
         write_line(stream, f"stopped: {report.halted}")
     not_run = (job for job in report.jobs if job.status in ("skipped", "cancelled"))
@@ -196,6 +229,13 @@ def print_end_of_run(report: Report, *, quiet: bool, stream: TextIO) -> None:
     hint = _where_inputs_resolve(report, failed)
     if hint is not None:
         write_line(stream, hint)
+
+
+def _width(stream: TextIO) -> int:
+    """The terminal's width, as rich finds it (``COLUMNS`` first)."""
+    from rich.console import Console
+
+    return Console(file=stream).width
 
 
 def _where_inputs_resolve(report: Report, failed: Sequence[JobResult]) -> str | None:
@@ -275,37 +315,54 @@ def print_problems(rows: Sequence[Problem], *, stream: TextIO, terminal: bool) -
 
 
 def _print_problem_table(rows: Sequence[Problem], stream: TextIO) -> None:
-    """Fixed column widths that add up to the terminal's width: status, error type
-    and attempts whole, the name up to :data:`NAME_WIDTH`, the message takes what
-    is left; anything longer is cut with an ellipsis."""
+    """Columns by importance, their widths adding up to the terminal's: the name, cut
+    in the middle (:func:`shorten`: the file name stays), then the message, cut at
+    its end; the attempts of a retried job; the error type last, left out where the
+    name and the message need its room. The status heads the name column when every
+    row shares it (the failures at the end of a run), else it has a column first."""
     from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console(file=stream, highlight=False)
-    retried = any(row[4] > 1 for row in rows)
-    status_width = max(len("status"), *(len(row[0]) for row in rows))
-    type_width = min(24, max(len("error"), *(cell_len(row[2]) for row in rows)))
-    attempts_width = len("attempts") + 1 if retried else 0
-    longest_name = max(cell_len(row[1]) for row in rows)
+    statuses = {row[0] for row in rows}
+    shared = statuses.pop() if len(statuses) == 1 else None
+    status_width = 0 if shared else max(len("status"), *(len(row[0]) for row in rows)) + 2
+    longest_name = max(len(shared or "job"), *(cell_len(row[1]) for row in rows))
     longest_message = max(len("message"), *(cell_len(row[3]) for row in rows))
-    # The line: indent, then the columns with a space after each but the last.
-    room = max(16, console.width - _INDENT - status_width - type_width - attempts_width - 3)
-    name_width = max(4, min(longest_name, max(room - longest_message, room * 2 // 5)))
+    wanted = min(longest_name + longest_message, _WHOLE_ENOUGH)
+    room = console.width - _INDENT - status_width - 2  # 2: after the name
+    attempts_width = len("attempts") + 2 if any(row[4] > 1 for row in rows) else 0
+    if room - attempts_width < wanted:
+        attempts_width = 0  # said before the message instead
+    room -= attempts_width
+    type_width = min(24, max(len("error"), *(cell_len(row[2]) for row in rows))) + 2
+    if room - type_width < wanted:
+        type_width = 0  # the name and the message first
+    room = max(8, room - type_width)
+    name_width = max(4, min(longest_name, max(room - longest_message, room // 2)))
     message_width = max(4, min(longest_message, room - name_width))
-    table = Table(box=None, header_style="bold", padding=(0, 1, 0, 0), pad_edge=False)
-    table.add_column("", width=_INDENT - 1)
-    table.add_column("status", no_wrap=True, width=status_width)
-    table.add_column("job", no_wrap=True, overflow="ellipsis", width=name_width)
-    table.add_column("error", no_wrap=True, overflow="ellipsis", width=type_width)
-    if retried:
-        table.add_column("attempts", no_wrap=True, width=attempts_width - 1, justify="right")
+    table = Table(box=None, header_style="bold", padding=(0, 2, 0, 0), pad_edge=False)
+    table.add_column("", width=_INDENT - 2)  # the indent, with the padding after it
+    if not shared:
+        table.add_column("status", no_wrap=True, width=status_width - 2)
+    head = Text(shared.upper(), style=_STATUS_STYLES.get(shared, "")) if shared else "job"
+    table.add_column(head, no_wrap=True, width=name_width)
     table.add_column("message", no_wrap=True, overflow="ellipsis", width=message_width)
+    if attempts_width:
+        table.add_column("attempts", no_wrap=True, width=attempts_width - 2, justify="right")
+    if type_width:
+        table.add_column("error", no_wrap=True, overflow="ellipsis", width=type_width - 2)
     for status, name, error_type, message, attempts in rows:
-        cells = [Text(status.upper(), style=_STATUS_STYLES.get(status, "")), Text(name)]
-        cells.append(Text(error_type))
-        if retried:
+        cells: list[Text | str] = [""]
+        if not shared:
+            cells.append(Text(status.upper(), style=_STATUS_STYLES.get(status, "")))
+        said = message if attempts_width or attempts < 2 else f"({attempts} attempts) {message}"
+        cells += [Text(shorten(name, name_width)), Text(said)]
+        if attempts_width:
             cells.append(Text(str(attempts) if attempts > 1 else ""))
-        table.add_row("", *cells, Text(message))
+        if type_width:
+            cells.append(Text(error_type))
+        table.add_row(*cells)
     console.print(table)
